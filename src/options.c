@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The option table. Each row: the variable's name, its parser, and the words the
+ * documentation shows (the man page's ENVIRONMENT section and `secretmem-run --help`
+ * are checked against these rows by the tests, so they cannot drift).
+ *
+ * Parsing is strict: exact lowercase words, decimal numbers checked for range and
+ * overflow, sizes with an optional K, M or G (powers of 1024), lists with no empty
+ * entries. An empty value is an error, not "unset": a user who sets a variable
+ * meant something by it, and silence would protect nothing.
+ */
+#include "config.h"
+#include "options.h"
+#include "log.h"
+#include "meta.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sm_options sm_opt = {
+	.mode = SM_MODE_EXCLUSIVE,
+	.fallback = SM_FALLBACK_NONE,
+	.fork = SM_FORK_COPY,
+	.log_level = SM_LOG_WARN,
+};
+
+typedef const char *(*parser_fn)(const char *value, struct sm_options *o);
+
+static const char *word(const char *value, const char *const *words, int *out)
+{
+	for (int i = 0; words[i]; i++) {
+		if (strcmp(value, words[i]) == 0) {
+			*out = i;
+			return NULL;
+		}
+	}
+	return "";
+}
+
+static const char *parse_mode(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "exclusive", "uncached", "off", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected exclusive, uncached or off";
+	o->mode = (enum sm_mode)i;
+	return NULL;
+}
+
+static const char *parse_fallback(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "none", "exclusive", "mlock", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected none, exclusive or mlock";
+	o->fallback = (enum sm_fallback)i;
+	return NULL;
+}
+
+static const char *parse_fork(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "copy", "drop", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected copy or drop";
+	o->fork = (enum sm_fork)i;
+	return NULL;
+}
+
+static const char *parse_log(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "error", "warn", "info", "debug", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected error, warn, info or debug";
+	o->log_level = i;
+	return NULL;
+}
+
+static const char *parse_depth(const char *v, struct sm_options *o)
+{
+	if (!isdigit((unsigned char)v[0]))
+		return "expected a whole number from 0 to 32";
+	errno = 0;
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || *end || n > SM_MAX_DEPTH)
+		return "expected a whole number from 0 to 32";
+	o->depth = (unsigned)n;
+	return NULL;
+}
+
+static const char *parse_max(const char *v, struct sm_options *o)
+{
+	static const char msg[] =
+		"expected a size in bytes with an optional K, M or G, at least 4K (e.g. 64M)";
+	if (!isdigit((unsigned char)v[0]))
+		return msg;
+	errno = 0;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno)
+		return msg;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0': break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	default: return msg;
+	}
+	if (*end || n > (SIZE_MAX >> shift) || (n << shift) < 4096)
+		return msg;
+	o->max = (size_t)(n << shift);
+	return NULL;
+}
+
+static const char *parse_stats(const char *v, struct sm_options *o)
+{
+	if (strcmp(v, "1") == 0) {
+		o->stats = SM_STATS_STDERR;
+	} else if (strcmp(v, "0") == 0) {
+		o->stats = SM_STATS_OFF;
+	} else {
+		o->stats = SM_STATS_FILE;
+		o->stats_path = sm_meta_strndup(v, strlen(v));
+		if (!o->stats_path)
+			return "out of memory";
+	}
+	return NULL;
+}
+
+static bool is_sep(char c, const char *seps)
+{
+	return strchr(seps, c) != NULL && c != '\0';
+}
+
+/* Splits v at any of seps; calls each(entry, len) for every entry. */
+static const char *split(const char *v, const char *seps,
+			 const char *(*each)(const char *, size_t, struct sm_options *),
+			 struct sm_options *o)
+{
+	const char *p = v;
+	for (;;) {
+		const char *q = p;
+		while (*q && !is_sep(*q, seps))
+			q++;
+		if (q == p)
+			return "an entry of the list is empty";
+		const char *err = each(p, (size_t)(q - p), o);
+		if (err)
+			return err;
+		if (!*q)
+			return NULL;
+		p = q + 1;
+	}
+}
+
+static size_t count_entries(const char *v, const char *seps)
+{
+	size_t n = 1;
+	for (; *v; v++)
+		n += is_sep(*v, seps);
+	return n;
+}
+
+static const char *add_lib(const char *s, size_t n, struct sm_options *o)
+{
+	char *g = sm_meta_strndup(s, n);
+	if (!g)
+		return "out of memory";
+	o->libs[o->nlibs++] = g;
+	return NULL;
+}
+
+static bool is_symbol_char(char c, bool first)
+{
+	return c == '_' || isalpha((unsigned char)c) ||
+	       (!first && (isdigit((unsigned char)c) || c == '.' || c == '$'));
+}
+
+static const char *parse_site(const char *s, size_t n, struct sm_site *site)
+{
+	const char *colon = memchr(s, ':', n);
+	const char *func = colon ? colon + 1 : s;
+	size_t flen = n - (size_t)(func - s);
+
+	if (colon && colon == s)
+		return "LIBGLOB:FUNCTION has an empty LIBGLOB";
+	if (flen == 0)
+		return "a FUNCTION name is empty";
+	for (size_t i = 0; i < flen; i++)
+		if (!is_symbol_char(func[i], i == 0))
+			return "a FUNCTION name must be a symbol name (letters, digits, _ . $)";
+	site->lib = colon ? sm_meta_strndup(s, (size_t)(colon - s)) : NULL;
+	site->func = sm_meta_strndup(func, flen);
+	if (!site->func || (colon && !site->lib))
+		return "out of memory";
+	return NULL;
+}
+
+static const char *add_site(const char *s, size_t n, struct sm_options *o)
+{
+	return parse_site(s, n, &o->sites[o->nsites++]);
+}
+
+static const char *add_wrapper(const char *s, size_t n, struct sm_options *o)
+{
+	return parse_site(s, n, &o->wrappers[o->nwrappers++]);
+}
+
+static const char *parse_libs(const char *v, struct sm_options *o)
+{
+	o->libs = sm_meta_alloc(count_entries(v, ":,") * sizeof(*o->libs));
+	o->nlibs = 0;
+	if (!o->libs)
+		return "out of memory";
+	return split(v, ":,", add_lib, o);
+}
+
+static const char *parse_sites(const char *v, struct sm_options *o)
+{
+	o->sites = sm_meta_alloc(count_entries(v, ",") * sizeof(*o->sites));
+	o->nsites = 0;
+	if (!o->sites)
+		return "out of memory";
+	return split(v, ",", add_site, o);
+}
+
+static const char *parse_wrappers(const char *v, struct sm_options *o)
+{
+	o->wrappers = sm_meta_alloc(count_entries(v, ",") * sizeof(*o->wrappers));
+	o->nwrappers = 0;
+	if (!o->wrappers)
+		return "out of memory";
+	return split(v, ",", add_wrapper, o);
+}
+
+struct row {
+	struct sm_option_doc doc;
+	parser_fn parse;
+};
+
+static const struct row table[] = {
+	{ { "SECRETMEM_MODE", "exclusive, uncached, off", "exclusive",
+	    "kind of secret memory; off disables the shim" }, parse_mode },
+	{ { "SECRETMEM_LIBS", "GLOB[:GLOB...]", "none",
+	    "objects whose allocations are secret; * matches all code" }, parse_libs },
+	{ { "SECRETMEM_SITES", "[LIBGLOB:]FUNCTION[,...]", "none",
+	    "functions whose allocations are secret" }, parse_sites },
+	{ { "SECRETMEM_WRAPPERS", "[LIBGLOB:]FUNCTION[,...]", "none",
+	    "allocation wrappers to look through when finding the call site" }, parse_wrappers },
+	{ { "SECRETMEM_DEPTH", "0-32", "0",
+	    "also match rules against this many frames above the call site" }, parse_depth },
+	{ { "SECRETMEM_FALLBACK", "none, exclusive, mlock", "none",
+	    "what to use when the kernel cannot give the requested mode" }, parse_fallback },
+	{ { "SECRETMEM_FORK", "copy, drop", "copy",
+	    "whether a forked child gets a private copy of the secret blocks" }, parse_fork },
+	{ { "SECRETMEM_MAX", "SIZE[K|M|G]", "RLIMIT_MEMLOCK",
+	    "cap on mapped secret memory" }, parse_max },
+	{ { "SECRETMEM_STATS", "1, 0, FILE", "unset",
+	    "report at exit on stderr (1) or into FILE (%p = pid)" }, parse_stats },
+	{ { "SECRETMEM_LOG", "error, warn, info, debug", "warn",
+	    "how much the library says on stderr" }, parse_log },
+};
+
+#define NROWS (sizeof(table) / sizeof(table[0]))
+
+const struct sm_option_doc *sm_option_doc(size_t i)
+{
+	return i < NROWS ? &table[i].doc : NULL;
+}
+
+const char *sm_option_parse(const char *name, const char *value, struct sm_options *o)
+{
+	for (size_t i = 0; i < NROWS; i++) {
+		if (strcmp(table[i].doc.name, name) == 0) {
+			if (!*value)
+				return "is set but empty; unset it or give a value";
+			const char *err = table[i].parse(value, o);
+			/* Words and numbers refuse control characters by themselves, with
+			 * the message that says what they accept; free text (globs, names,
+			 * paths) gets this check. */
+			for (const char *c = value; !err && *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					err = "contains a control character";
+			return err;
+		}
+	}
+	return "is not a known variable";
+}
+
+/* The value as it can be shown on one line: at most 60 characters, controls as '?'. */
+static const char *shown(const char *v, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (; *v && n + 4 < size && n < 60; v++)
+		buf[n++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+	if (*v) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+void sm_options_read(void)
+{
+	for (size_t i = 0; i < NROWS; i++) {
+		const char *name = table[i].doc.name;
+		const char *v = secure_getenv(name);
+		if (!v)
+			continue;
+		const char *err = sm_option_parse(name, v, &sm_opt);
+		if (err) {
+			char buf[72];
+			if (!*v)
+				sm_die("%s %s", name, err);
+			sm_die("%s=\"%s\" is not valid: %s", name, shown(v, buf, sizeof(buf)), err);
+		}
+	}
+	sm_log_level = sm_opt.log_level;
+}
+
+bool sm_options_have_rules(const struct sm_options *o)
+{
+	return o->nlibs || o->nsites;
+}

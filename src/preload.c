@@ -1,0 +1,616 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
+ * free_sized and free_aligned_sized, plus the secretmem.h entry points.
+ *
+ * Each call either goes to the secret arena (arena.c) or to the next allocator in
+ * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
+ * free() decides by address alone: one range check.
+ *
+ * Start-up: programs allocate before any constructor runs, so the first call
+ * initialises (options, next allocator, arena probe, routing rules). The
+ * allocations dlsym makes while we look the next allocator up are served from a
+ * static buffer and recognised on free. A thread-local guard keeps the shim from
+ * re-entering itself: whatever the routing code's helpers (libunwind, the loader)
+ * allocate goes straight to the next allocator.
+ *
+ * With no rule (or SECRETMEM_MODE=off) the fast path is one load and compare in
+ * front of the next allocator's function; nothing here may slow that down.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <malloc.h>
+
+#include "arena.h"
+#include "log.h"
+#include "options.h"
+#include "route.h"
+#include "stats.h"
+
+#define SM_EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#ifndef HAVE_FREE_SIZED
+void free_sized(void *p, size_t size);
+#endif
+#ifndef HAVE_FREE_ALIGNED_SIZED
+void free_aligned_sized(void *p, size_t align, size_t size);
+#endif
+#ifndef HAVE_PVALLOC
+void *pvalloc(size_t size);
+#endif
+
+/* The public entry points of secretmem.h (the header reaches them weakly). */
+SM_EXPORT void secretmem_impl_scope_begin(void);
+SM_EXPORT void secretmem_impl_scope_end(void);
+SM_EXPORT int secretmem_impl_is_secret(const void *p);
+SM_EXPORT int secretmem_impl_active(void);
+SM_EXPORT void secretmem_impl_annotated(void);
+
+enum state { ST_UNINIT, ST_INIT, ST_PASS, ST_ROUTE };
+
+/* Read on every call: ST_PASS is the fast path. */
+static int state = ST_UNINIT;
+
+static inline bool pass(void)
+{
+	return __atomic_load_n(&state, __ATOMIC_RELAXED) == ST_PASS;
+}
+
+/* free() and realloc() look closer only at pointers in [special_lo, +special_span):
+ * everything until start-up is done, then the bootstrap buffer, and once the arena
+ * exists the smallest range covering both. One subtraction and compare. */
+static uintptr_t special_lo;
+static uintptr_t special_span = UINTPTR_MAX;
+
+static inline bool special(const void *p)
+{
+	return (uintptr_t)p - __atomic_load_n(&special_lo, __ATOMIC_RELAXED) <
+	       __atomic_load_n(&special_span, __ATOMIC_RELAXED);
+}
+
+static struct {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	size_t (*malloc_usable_size)(void *);
+	void (*free_sized)(void *, size_t);
+	void (*free_aligned_sized)(void *, size_t, size_t);
+} next;
+
+#define in_shim sm_thread.in_shim
+static pthread_t init_thread;
+static size_t page_size = 4096;
+
+/* ---- bootstrap buffer: what dlsym allocates while we look the allocator up ---- */
+
+#define BOOT_SIZE (64 * 1024)
+static char boot_buf[BOOT_SIZE] __attribute__((aligned(64)));
+static size_t boot_used;
+
+struct boot_hdr { size_t size; size_t pad; };
+
+static bool is_boot(const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)boot_buf < BOOT_SIZE;
+}
+
+static void *boot_alloc(size_t align, size_t size)
+{
+	if (align < 16)
+		align = 16;
+	uintptr_t base = (uintptr_t)boot_buf;
+	uintptr_t p = (base + boot_used + sizeof(struct boot_hdr) + align - 1) & ~(align - 1);
+	if (size > BOOT_SIZE || p + size > base + BOOT_SIZE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	((struct boot_hdr *)p)[-1].size = size;
+	boot_used = p + size - base;
+	return (void *)p; /* static storage: already zero */
+}
+
+static size_t boot_size(const void *p)
+{
+	return ((const struct boot_hdr *)p)[-1].size;
+}
+
+/* ---- start-up ---- */
+
+static void *need(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+	if (!f)
+		sm_die("cannot find the next allocator's %s (is the shim first in LD_PRELOAD?)", name);
+	return f;
+}
+
+/* An optional function counts only if it comes from the same object as the next
+ * malloc: jemalloc without pvalloc must not send us to glibc's pvalloc. */
+static void *same_object(const char *name, const void *anchor_obj)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+	Dl_info info;
+	if (!f || !dladdr(f, &info) || info.dli_fbase != anchor_obj)
+		return NULL;
+	return f;
+}
+
+static void resolve_next(void)
+{
+	next.malloc = need("malloc");
+	next.free = need("free");
+	next.calloc = need("calloc");
+	next.realloc = need("realloc");
+	Dl_info info;
+	const void *obj = dladdr((void *)next.malloc, &info) ? info.dli_fbase : NULL;
+	next.reallocarray = same_object("reallocarray", obj);
+	next.posix_memalign = same_object("posix_memalign", obj);
+	next.aligned_alloc = same_object("aligned_alloc", obj);
+	next.memalign = same_object("memalign", obj);
+	next.valloc = same_object("valloc", obj);
+	next.pvalloc = same_object("pvalloc", obj);
+	next.malloc_usable_size = same_object("malloc_usable_size", obj);
+	next.free_sized = same_object("free_sized", obj);
+	next.free_aligned_sized = same_object("free_aligned_sized", obj);
+	if (!next.posix_memalign)
+		sm_die("the next allocator has no posix_memalign");
+	if (!next.malloc_usable_size)
+		sm_die("the next allocator has no malloc_usable_size");
+}
+
+static void set_special(uintptr_t lo, uintptr_t hi)
+{
+	/* Widen first, then move: a concurrent free() may see a range too wide (and
+	 * take the slow path), never one that misses a special pointer. */
+	__atomic_store_n(&special_span, UINTPTR_MAX, __ATOMIC_RELEASE);
+	__atomic_store_n(&special_lo, lo, __ATOMIC_RELEASE);
+	__atomic_store_n(&special_span, hi - lo, __ATOMIC_RELEASE);
+}
+
+static void routing_on(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&lock);
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
+		sm_arena_init();
+		uintptr_t lo = (uintptr_t)boot_buf, hi = lo + BOOT_SIZE;
+		if (sm_arena_base < lo)
+			lo = sm_arena_base;
+		if (sm_arena_base + sm_arena_span > hi)
+			hi = sm_arena_base + sm_arena_span;
+		set_special(lo, hi);
+		__atomic_store_n(&state, ST_ROUTE, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void init(void)
+{
+	int expected = ST_UNINIT;
+	if (!__atomic_compare_exchange_n(&state, &expected, ST_INIT, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* Another thread initialises: wait for it (our own nested calls never get
+		 * here, they are served from the bootstrap buffer). */
+		while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_INIT)
+			sched_yield();
+		return;
+	}
+	init_thread = pthread_self();
+	in_shim = 1;
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps > 0)
+		page_size = (size_t)ps;
+	sm_options_read();
+	sm_stats_init();
+	resolve_next();
+	bool route = sm_opt.mode != SM_MODE_OFF && sm_route_init();
+	if (sm_opt.mode != SM_MODE_OFF &&
+	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
+		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
+	in_shim = 0;
+	if (route) {
+		routing_on();
+	} else {
+		set_special((uintptr_t)boot_buf, (uintptr_t)boot_buf + BOOT_SIZE);
+		__atomic_store_n(&state, ST_PASS, __ATOMIC_RELEASE);
+	}
+}
+
+/* Run before main even if the program never allocates, so that a bad variable
+ * stops every program before it starts. */
+__attribute__((constructor)) static void sm_ctor(void)
+{
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_UNINIT)
+		init();
+}
+
+/* During our own start-up (same thread) the bootstrap buffer serves; otherwise the
+ * state is settled when this returns. */
+static bool starting(void)
+{
+	int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+	if (s == ST_UNINIT) {
+		init();
+		s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+	}
+	return s == ST_INIT && (in_shim || pthread_equal(init_thread, pthread_self()));
+}
+
+/* The routed fast path: while rules are active, the cached class of the caller
+ * settles most calls with one TLS test and one cache probe. -1: ask secret(). */
+static inline int routed_in(int st, void *ra)
+{
+	if (st != ST_ROUTE || sm_thread.any)
+		return -1;
+	return sm_route_fast((uintptr_t)ra);
+}
+
+static inline int routed(void *ra)
+{
+	return routed_in(__atomic_load_n(&state, __ATOMIC_RELAXED), ra);
+}
+
+/* Whether an allocation whose immediate caller returns to ra is secret: the full
+ * decision, under the re-entry guard. */
+static bool secret(void *ra)
+{
+	int c = routed(ra);
+	if (c >= 0)
+		return c == SM_SECRET;
+	if (__atomic_load_n(&state, __ATOMIC_RELAXED) != ST_ROUTE || in_shim)
+		return false;
+	in_shim = 1;
+	bool s = sm_route_decide(ra);
+	in_shim = 0;
+	return s;
+}
+
+/* ---- the API ---- */
+
+static inline void *secret_memalign(size_t align, size_t size, void *ra)
+{
+	void *p = align <= 16 ? sm_arena_malloc(size) : sm_arena_memalign(align, size);
+	if (unlikely(sm_stats_on) && p)
+		sm_stats_site(ra, size);
+	return p;
+}
+
+static inline void *secret_malloc(size_t size, void *ra)
+{
+	return secret_memalign(16, size, ra);
+}
+
+static __attribute__((noinline)) void *malloc_slow(size_t size, void *ra)
+{
+	if (starting()) /* our own start-up: the next allocator once it is known */
+		return next.malloc ? next.malloc(size) : boot_alloc(16, size);
+	if (secret(ra))
+		return secret_malloc(size, ra);
+	return next.malloc(size);
+}
+
+SM_EXPORT void *malloc(size_t size)
+{
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (likely(st == ST_PASS))
+		return next.malloc(size);
+	void *ra = __builtin_return_address(0);
+	int c = routed_in(st, ra);
+	if (likely(c == SM_ORDINARY))
+		return next.malloc(size);
+	if (c == SM_SECRET)
+		return secret_malloc(size, ra);
+	return malloc_slow(size, ra);
+}
+
+static __attribute__((noinline)) void free_special(void *p)
+{
+	if (sm_arena_owns(p))
+		sm_arena_free(p);
+	else if (!is_boot(p) && next.free)
+		next.free(p);
+}
+
+SM_EXPORT void free(void *p)
+{
+	if (unlikely(special(p)))
+		free_special(p);
+	else
+		next.free(p);
+}
+
+static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, void *ra)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (starting())
+		return next.calloc ? next.calloc(n, size) : boot_alloc(16, total);
+	if (secret(ra))
+		return secret_malloc(total, ra); /* fresh secret blocks are zero */
+	return next.calloc(n, size);
+}
+
+SM_EXPORT void *calloc(size_t n, size_t size)
+{
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (likely(st == ST_PASS))
+		return next.calloc(n, size);
+	void *ra = __builtin_return_address(0);
+	if (likely(routed_in(st, ra) == SM_ORDINARY))
+		return next.calloc(n, size);
+	return calloc_slow(n, size, ra);
+}
+
+/* An ordinary block moves into secret memory: copy, wipe the old copy, release it. */
+static void *move_to_secret(void *p, size_t size, void *ra)
+{
+	void *q = secret_malloc(size, ra);
+	if (!q)
+		return NULL;
+	size_t old = next.malloc_usable_size(p);
+	memcpy(q, p, old < size ? old : size);
+	explicit_bzero(p, old);
+	next.free(p);
+	return q;
+}
+
+static void *realloc_impl(void *p, size_t size, void *ra)
+{
+	if (!p)
+		return malloc_slow(size, ra);
+	if (sm_arena_owns(p)) {
+		if (size == 0) { /* glibc frees and returns NULL */
+			sm_arena_free(p);
+			return NULL;
+		}
+		return sm_arena_realloc(p, size);
+	}
+	if (is_boot(p)) {
+		void *q = malloc_slow(size, ra);
+		if (q) {
+			size_t old = boot_size(p);
+			memcpy(q, p, old < size ? old : size);
+		}
+		return q;
+	}
+	if (starting()) /* only the loader's own reallocs during start-up get here */
+		return next.realloc(p, size);
+	if (size && secret(ra))
+		return move_to_secret(p, size, ra);
+	return next.realloc(p, size);
+}
+
+SM_EXPORT void *realloc(void *p, size_t size)
+{
+	if (likely(pass() && !special(p)))
+		return next.realloc(p, size);
+	return realloc_impl(p, size, __builtin_return_address(0));
+}
+
+SM_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (likely(pass() && !special(p)))
+		return next.reallocarray ? next.reallocarray(p, n, size) : next.realloc(p, total);
+	return realloc_impl(p, total, __builtin_return_address(0));
+}
+
+/* The aligned family. glibc's memalign, valloc and pvalloc round a non-power-of-two
+ * alignment up; posix_memalign insists on a power of two and a multiple of
+ * sizeof(void *); aligned_alloc (glibc 2.36) accepts what memalign accepts. */
+static void *aligned_impl(size_t align, size_t size, void *ra, bool *handled)
+{
+	*handled = true;
+	if (starting() && !next.malloc)
+		return boot_alloc(align, size);
+	if (secret(ra))
+		return secret_memalign(align, size, ra);
+	*handled = false;
+	return NULL;
+}
+
+static size_t round_align(size_t align)
+{
+	if (align <= 16)
+		return 16;
+	if (align > SIZE_MAX / 2 + 1)
+		return 0;
+	return (align & (align - 1)) ? (size_t)1 << (64 - __builtin_clzl(align)) : align;
+}
+
+SM_EXPORT int posix_memalign(void **pp, size_t align, size_t size)
+{
+	if (likely(pass()))
+		return next.posix_memalign(pp, align, size);
+	if (align < sizeof(void *) || (align & (align - 1)))
+		return EINVAL;
+	bool handled;
+	int saved = errno;
+	void *p = aligned_impl(align, size, __builtin_return_address(0), &handled);
+	if (!handled)
+		return next.posix_memalign(pp, align, size);
+	if (!p)
+		return ENOMEM;
+	errno = saved;
+	*pp = p;
+	return 0;
+}
+
+static void *memalign_next(size_t align, size_t size)
+{
+	if (next.memalign)
+		return next.memalign(align, size);
+	if (next.aligned_alloc)
+		return next.aligned_alloc(align, size);
+	void *p;
+	size_t a = round_align(align);
+	if (!a) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int e = next.posix_memalign(&p, a, size);
+	if (e) {
+		errno = e;
+		return NULL;
+	}
+	return p;
+}
+
+static void *memalign_impl(size_t align, size_t size, void *ra)
+{
+	size_t a = round_align(align);
+	if (!a) {
+		errno = EINVAL;
+		return NULL;
+	}
+	bool handled;
+	void *p = aligned_impl(a, size, ra, &handled);
+	return handled ? p : memalign_next(align, size);
+}
+
+SM_EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+	if (likely(pass()))
+		return next.aligned_alloc ? next.aligned_alloc(align, size) : memalign_next(align, size);
+	return memalign_impl(align, size, __builtin_return_address(0));
+}
+
+SM_EXPORT void *memalign(size_t align, size_t size)
+{
+	if (likely(pass()))
+		return memalign_next(align, size);
+	return memalign_impl(align, size, __builtin_return_address(0));
+}
+
+SM_EXPORT void *valloc(size_t size)
+{
+	if (likely(pass()) && next.valloc)
+		return next.valloc(size);
+	return memalign_impl(page_size, size, __builtin_return_address(0));
+}
+
+SM_EXPORT void *pvalloc(size_t size)
+{
+	if (likely(pass()) && next.pvalloc)
+		return next.pvalloc(size);
+	size_t rounded;
+	if (__builtin_add_overflow(size, page_size - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rounded &= ~(page_size - 1);
+	return memalign_impl(page_size, rounded ? rounded : page_size, __builtin_return_address(0));
+}
+
+SM_EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (sm_arena_owns(p))
+		return sm_arena_usable_size(p);
+	if (is_boot(p))
+		return boot_size(p);
+	return next.malloc_usable_size(p);
+}
+
+SM_EXPORT void free_sized(void *p, size_t size)
+{
+	if (sm_arena_owns(p) || is_boot(p) || !next.free_sized)
+		free(p);
+	else
+		next.free_sized(p, size);
+}
+
+SM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	if (sm_arena_owns(p) || is_boot(p) || !next.free_aligned_sized)
+		free(p);
+	else
+		next.free_aligned_sized(p, align, size);
+}
+
+/* ---- dlclose: code addresses of the unloaded object may be reused ---- */
+
+SM_EXPORT int dlclose(void *handle)
+{
+	static int (*next_dlclose)(void *);
+	if (!next_dlclose)
+		next_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+	int r = next_dlclose(handle);
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
+		in_shim++;
+		sm_route_objects_changed();
+		in_shim--;
+	}
+	return r;
+}
+
+/* ---- secretmem.h ---- */
+
+void secretmem_impl_scope_begin(void)
+{
+	starting();
+	if (sm_opt.mode == SM_MODE_OFF)
+		return;
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE)
+		routing_on(); /* the first scope of a program that set no rule */
+	sm_thread.scope++;
+}
+
+void secretmem_impl_scope_end(void)
+{
+	if (sm_thread.scope)
+		sm_thread.scope--;
+	else if (sm_opt.mode != SM_MODE_OFF)
+		sm_warn("secretmem_scope_end() without a matching secretmem_scope_begin()");
+}
+
+/* Called by the constructor SECRETMEM_ANNOTATE_LIBRARY places in an annotated
+ * object, when it is loaded at start-up or by dlopen: routing starts (if no rule
+ * had started it) and the object table learns the new object now. */
+void secretmem_impl_annotated(void)
+{
+	starting();
+	if (sm_opt.mode == SM_MODE_OFF)
+		return;
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE)
+		routing_on();
+	in_shim++;
+	sm_route_objects_changed();
+	in_shim--;
+}
+
+int secretmem_impl_is_secret(const void *p)
+{
+	return p && sm_arena_owns(p);
+}
+
+int secretmem_impl_active(void)
+{
+	starting();
+	return sm_opt.mode != SM_MODE_OFF;
+}
