@@ -1,0 +1,1364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The secret arena: a page allocator over secret chunks, small size classes in
+ * slabs on top of it, and per-thread caches in front of those.
+ *
+ * Layout. One PROT_NONE range is reserved at start-up; chunks (one memfd_secret
+ * file each, 256 KiB doubling to 8 MiB, or bigger for a big request) are mapped
+ * into it in address order with an unmapped guard page between them. Every page
+ * of the range has an entry in the page map (ordinary memory, committed only for
+ * the part that chunks cover) pointing to the span that holds it: a FREE run, a
+ * SLAB of one size class, or a LARGE block. Span descriptors, the page map and all
+ * other metadata live in ordinary memory and never hold a secret byte.
+ *
+ * Layers and their locks (taken in this order, never the reverse):
+ *   thread cache (TLS, no lock) -> per-class central lists -> pages (one lock).
+ * The fast path of malloc and free touches only the calling thread's cache and
+ * read-only metadata: no lock, no atomic read-modify-write.
+ *
+ * Invariants:
+ *  - every free page is zero (untouched, or wiped before it was freed), so a block
+ *    is zero when handed out: a small one's two link words are cleared then;
+ *  - a block is wiped (explicit_bzero, its usable size) when freed and when
+ *    realloc moves it;
+ *  - a free small block holds, in its first word, the next link mangled with its
+ *    own address and a random cookie (glibc's safe-linking) and, in its second,
+ *    the per-process random key: a free() that finds the key is a double free;
+ *  - freed pages are reused before untouched ones are carved (a first touch of a
+ *    secret page costs ~25 us and is never given back short of unmapping);
+ *  - mapped bytes never exceed the limit (SECRETMEM_MAX, RLIMIT_MEMLOCK).
+ * Never calls malloc, free or stdio; never reads an untouched page; never falls
+ * back to ordinary memory when secret memory runs out.
+ */
+#include "config.h"
+#include "arena.h"
+#include "log.h"
+#include "options.h"
+#include "pages.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+/* The page size is fixed at build time: the page map and the fast path index by
+ * it. Init refuses to run on a kernel with another one. */
+#define PAGE_SHIFT 12
+#define PAGE ((size_t)1 << PAGE_SHIFT)
+
+#define RESERVE_MAX ((size_t)64 << 30)
+#define RESERVE_MIN ((size_t)1 << 30)
+#define CHUNK_MIN ((size_t)64 << 10)   /* below this the probe calls the limit too small */
+#define CHUNK_FIRST ((size_t)256 << 10)
+#define CHUNK_MAX ((size_t)8 << 20)    /* geometric growth stops here */
+
+/* Size classes: 16..128 by 16, then four per doubling up to 8 KiB. */
+#define NCLASS 32
+#define SMALL_MAX 8192
+#define SLAB_PAGES_MAX 16
+#define CACHE_BYTES 16384           /* a thread keeps about this much per class */
+
+enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE };
+
+/* A free block's link words (the block is in secret memory). */
+struct blk {
+	uintptr_t next;             /* mangled */
+	uint64_t key;
+};
+
+struct span {
+	uintptr_t start;
+	size_t npages;
+	uint8_t kind;
+	uint8_t cls;                /* SLAB */
+	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero) */
+	uint8_t on_list;            /* SLAB: on its class's partial list */
+	uint32_t used;              /* SLAB: slots out of the slab (cached or live) */
+	uint32_t bump;              /* SLAB: slots ever carved, from the start */
+	uintptr_t bump_end;         /* SLAB: start + bump * size; read by free unlocked */
+	uintptr_t free;             /* SLAB: head of its freed slots (plain pointer) */
+	struct span *next, *prev;   /* free bin, or partial list */
+};
+
+struct chunk {
+	uintptr_t start;
+	size_t len;
+	int copy_fd;                /* fork copy in flight, else -1 */
+	struct chunk *next;
+};
+
+struct central {
+	pthread_mutex_t lock;
+	struct span *partial;       /* slabs with freed slots */
+	struct span *cur;           /* the slab fresh slots are carved from */
+	struct span *spare;         /* one empty slab kept back against thrashing */
+} __attribute__((aligned(64)));
+
+struct tbin {
+	uintptr_t head;             /* plain pointer; the links inside blocks are mangled */
+	uint32_t count;
+};
+
+struct tcache {
+	struct tbin bin[NCLASS];
+	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
+	int64_t delta;              /* live bytes not yet published to g_live */
+	bool registered;
+	struct tcache *next, *prev;
+};
+
+uintptr_t sm_arena_base;
+uintptr_t sm_arena_span;
+
+/* ---- state ---- */
+
+static bool ready;
+static enum sm_backend backend;
+static const char *backend_name = "none";
+static uint64_t blk_key, link_cookie;
+
+static uint32_t class_size[NCLASS];
+static uint32_t class_magic[NCLASS];   /* ceil(2^32 / size): exact division for slab offsets */
+static uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
+static uint8_t class_of[SMALL_MAX / 16 + 1];
+
+static struct central central[NCLASS];
+
+/* Everything below up to the stats is guarded by page_lock. */
+static pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct span **pagemap;          /* one entry per page of the reservation */
+static size_t pagemap_len, pagemap_rw; /* bytes reserved, bytes committed */
+#define NBINS 64
+static struct span *bins[2][NBINS];    /* [touched][bin] */
+static struct span *desc_free;
+static char *meta_cur, *meta_end;
+static struct chunk *chunks, *chunks_tail;
+static uintptr_t next_addr;            /* where the next chunk goes */
+static size_t next_chunk = CHUNK_FIRST;
+static uintptr_t drop_top;             /* below: the parent's dropped chunks (fork drop) */
+static int fork_copy_err;
+
+/* Budget. */
+static size_t limit;
+static const char *limit_src;          /* "SECRETMEM_MAX", "RLIMIT_MEMLOCK" or NULL */
+static size_t limit_shown, limit_room; /* for messages: the cap as the user set it, and
+				        * what the fork copy keeps back from RLIMIT_MEMLOCK */
+
+/* Stats: slow paths only. */
+static uint64_t g_mapped, g_touched, g_chunks, g_enomem;
+static int64_t g_live, g_peak;
+static uint64_t g_retired_allocs, g_retired_frees;
+
+/* Thread caches. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tcache *reg_head;
+static pthread_key_t tc_key;
+static __thread struct tcache tc TLS_IE;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ADD(x, v) __atomic_add_fetch(&(x), (v), __ATOMIC_RELAXED)
+
+/* ---- small helpers ---- */
+
+static inline size_t page_index(uintptr_t a)
+{
+	return (a - sm_arena_base) >> PAGE_SHIFT;
+}
+
+static inline struct span *span_at(uintptr_t a)
+{
+	return __atomic_load_n(&pagemap[page_index(a)], __ATOMIC_RELAXED);
+}
+
+static void set_pages(struct span *s, uintptr_t start, size_t npages)
+{
+	size_t i = page_index(start);
+	for (size_t k = 0; k < npages; k++)
+		__atomic_store_n(&pagemap[i + k], s, __ATOMIC_RELAXED);
+}
+
+static inline uintptr_t mangle(const struct blk *at, uintptr_t p)
+{
+	return p ^ ((uintptr_t)at >> PAGE_SHIFT) ^ link_cookie;
+}
+
+__attribute__((noreturn, cold, noinline)) static void corrupt(const void *at)
+{
+	sm_abort("malloc(): corrupted free list of secret blocks (at %p)", at);
+}
+
+/* The next link of a free block, checked: 0 or a 16-aligned address in the arena. */
+static inline uintptr_t link_next(const struct blk *b)
+{
+	uintptr_t n = mangle(b, b->next);
+	if (unlikely(n && ((n & 15) || !sm_arena_owns((void *)n))))
+		corrupt(b);
+	return n;
+}
+
+static inline size_t round_up(size_t n, size_t a)
+{
+	return (n + a - 1) & ~(a - 1);
+}
+
+static void lock(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+}
+
+static void unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+}
+
+/* ---- size classes ---- */
+
+static void classes_init(void)
+{
+	unsigned c = 0;
+	for (uint32_t s = 16; s <= 128; s += 16)
+		class_size[c++] = s;
+	for (uint32_t base = 128; base < SMALL_MAX; base *= 2)
+		for (uint32_t k = 1; k <= 4; k++)
+			class_size[c++] = base + k * base / 4;
+
+	unsigned idx = 0;
+	for (c = 0; c < NCLASS; c++) {
+		uint32_t sz = class_size[c];
+		class_magic[c] = (uint32_t)((((uint64_t)1 << 32) + sz - 1) / sz);
+		/* The smallest slab that holds 8 slots (4 above 2 KiB) and wastes at most
+		 * 1/16 of itself; failing that, the least wasteful one. */
+		unsigned min_slots = sz > 2048 ? 4 : 8, best = 0;
+		size_t best_waste = SIZE_MAX;
+		for (unsigned np = 1; np <= SLAB_PAGES_MAX; np++) {
+			size_t bytes = np * PAGE, slots = bytes / sz, waste = bytes - slots * sz;
+			if (slots < min_slots)
+				continue;
+			if (waste * 16 <= bytes) {
+				best = np;
+				break;
+			}
+			if (waste * 4096 / bytes < best_waste) {
+				best_waste = waste * 4096 / bytes;
+				best = np;
+			}
+		}
+		class_pages[c] = (uint16_t)best;
+		class_slots[c] = (uint16_t)(best * PAGE / sz);
+		uint32_t cap = CACHE_BYTES / sz;
+		class_cap[c] = (uint16_t)(cap < 4 ? 4 : cap > 128 ? 128 : cap);
+		for (; idx <= sz / 16; idx++)
+			class_of[idx] = (uint8_t)c;
+	}
+}
+
+/* ---- metadata memory (ordinary pages, our own so that fork needs no other lock) ---- */
+
+static void *meta_alloc(size_t size)
+{
+	size = round_up(size, 16);
+	if ((size_t)(meta_end - meta_cur) < size) {
+		char *b = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (b == MAP_FAILED)
+			return NULL;
+		meta_cur = b;
+		meta_end = b + (64 << 10);
+	}
+	void *p = meta_cur;
+	meta_cur += size;
+	return p;
+}
+
+static struct span *desc_new(void)
+{
+	struct span *s = desc_free;
+	if (s)
+		desc_free = s->next;
+	else if (!(s = meta_alloc(sizeof(*s))))
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void desc_put(struct span *s)
+{
+	s->kind = 0;
+	s->next = desc_free;
+	desc_free = s;
+}
+
+/* ---- page allocator (page_lock held) ---- */
+
+static unsigned bin_of(size_t n)
+{
+	if (n <= 32)
+		return (unsigned)n - 1;
+	unsigned b = 32 + (63 - (unsigned)__builtin_clzl(n)) - 5;
+	return b < NBINS ? b : NBINS - 1;
+}
+
+static void list_push(struct span **head, struct span *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void list_remove(struct span **head, struct span *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+}
+
+static void bin_insert(struct span *s)
+{
+	list_push(&bins[s->touched][bin_of(s->npages)], s);
+}
+
+static void bin_remove(struct span *s)
+{
+	list_remove(&bins[s->touched][bin_of(s->npages)], s);
+}
+
+/* Moves the first k pages of s (not on a list) into a new span; O(k). */
+static struct span *split_head(struct span *s, size_t k)
+{
+	struct span *h = desc_new();
+	if (!h)
+		return NULL;
+	h->start = s->start;
+	h->npages = k;
+	h->kind = s->kind;
+	h->touched = s->touched;
+	s->start += k * PAGE;
+	s->npages -= k;
+	set_pages(h, h->start, k);
+	return h;
+}
+
+/* Moves the pages of s from k on into a new span; O(npages - k). */
+static struct span *split_tail(struct span *s, size_t k)
+{
+	struct span *t = desc_new();
+	if (!t)
+		return NULL;
+	t->start = s->start + k * PAGE;
+	t->npages = s->npages - k;
+	t->kind = s->kind;
+	s->npages = k;
+	set_pages(t, t->start, t->npages);
+	return t;
+}
+
+/* Merges free span b (right after a) into one of them, repointing the smaller. */
+static struct span *merge(struct span *a, struct span *b)
+{
+	if (a->npages >= b->npages) {
+		set_pages(a, b->start, b->npages);
+		a->npages += b->npages;
+		desc_put(b);
+		return a;
+	}
+	set_pages(b, a->start, a->npages);
+	b->start = a->start;
+	b->npages += a->npages;
+	desc_put(a);
+	return b;
+}
+
+/* Returns s (all zero now) to the free bins, coalescing with free neighbours of the
+ * same touched state. Guard pages between chunks have no span, so runs never
+ * coalesce across chunks. */
+static void span_free(struct span *s, bool touched)
+{
+	s->kind = SPAN_FREE;
+	s->touched = touched;
+	struct span *l = span_at(s->start - PAGE);
+	if (l && l->kind == SPAN_FREE && l->touched == s->touched) {
+		bin_remove(l);
+		s = merge(l, s);
+	}
+	uintptr_t end = s->start + s->npages * PAGE;
+	if (end - sm_arena_base < sm_arena_span) {
+		struct span *r = span_at(end);
+		if (r && r->kind == SPAN_FREE && r->touched == s->touched) {
+			bin_remove(r);
+			s = merge(s, r);
+		}
+	}
+	bin_insert(s);
+}
+
+/* Takes n pages at an address aligned to align (bytes, a power of two >= PAGE) out
+ * of free span s (on its bin), giving the rest back. */
+static struct span *span_take(struct span *s, size_t n, size_t align)
+{
+	bin_remove(s);
+	size_t head = ((round_up(s->start, align) - s->start) >> PAGE_SHIFT);
+	if (head) {
+		struct span *h = split_head(s, head);
+		if (!h) {
+			bin_insert(s);
+			return NULL;
+		}
+		bin_insert(h);
+	}
+	if (s->npages == n)
+		return s;
+	struct span *r = split_head(s, n);
+	bin_insert(s);
+	return r;
+}
+
+static bool fits(const struct span *s, size_t n, size_t align)
+{
+	uintptr_t a = round_up(s->start, align);
+	return a + n * PAGE <= s->start + s->npages * PAGE;
+}
+
+static struct span *find_free(size_t n, size_t align)
+{
+	/* Touched runs first: their pages are already paid for. */
+	for (int t = 1; t >= 0; t--)
+		for (unsigned b = bin_of(n); b < NBINS; b++)
+			for (struct span *s = bins[t][b]; s; s = s->next)
+				if (fits(s, n, align))
+					return s;
+	return NULL;
+}
+
+static size_t budget_left(void)
+{
+	return g_mapped < limit ? limit - g_mapped : 0;
+}
+
+static const char *errname(int err);
+
+/* Once per process: the first refusal says which limit and how to raise it. */
+static void warn_oom(size_t want, int err)
+{
+	static bool warned;
+	if (warned)
+		return;
+	warned = true;
+	if (err == -EAGAIN)
+		sm_warn("out of secret memory: RLIMIT_MEMLOCK reached while mapping %zu more bytes "
+			"(memory locked elsewhere in the process counts too); raise it with "
+			"`ulimit -l` or systemd LimitMEMLOCK=", want);
+	else if (err == -ENOMEM && limit_src && g_mapped + want > limit)
+		sm_warn("out of secret memory: the limit is %zu bytes (%s); raise it with %s",
+			limit_shown, limit_src,
+			limit_src[0] == 'S' ? "SECRETMEM_MAX" :
+			"`ulimit -l`, systemd LimitMEMLOCK=, or SECRETMEM_MAX (at most the limit)");
+	else
+		sm_warn("out of secret memory: mapping %zu more bytes failed (%s; %zu bytes mapped, "
+			"address range %zu bytes)", want, errname(-err), (size_t)g_mapped,
+			(size_t)sm_arena_span);
+}
+
+/* Maps a chunk big enough for n pages at alignment align; its pages become one
+ * untouched free span. 0 or -errno (-ENOMEM: over the budget or the reservation). */
+static int grow(size_t n, size_t align)
+{
+	size_t need = n * PAGE + (align > PAGE ? align - PAGE : 0);
+	size_t len = next_chunk > need ? next_chunk : round_up(need, CHUNK_MIN);
+	size_t left = budget_left();
+	if (len > left)
+		len = left & ~(PAGE - 1);
+	uintptr_t end = sm_arena_base + sm_arena_span;
+	if (len < need || next_addr + len + PAGE > end || next_addr + len < next_addr)
+		return -ENOMEM;
+
+	/* The page map entries for the chunk must be writable first. */
+	size_t pm_end = round_up((page_index(next_addr + len) + 1) * sizeof(*pagemap), PAGE);
+	if (pm_end > pagemap_rw) {
+		if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
+			     PROT_READ | PROT_WRITE) != 0)
+			return -errno;
+		pagemap_rw = pm_end;
+	}
+	struct span *s = desc_new();
+	struct chunk *c = meta_alloc(sizeof(*c));
+	if (!s || !c) {
+		if (s)
+			desc_put(s);
+		return -ENOMEM;
+	}
+	int err = sm_pages_map_chunk(backend, (void *)next_addr, len, sm_opt.fork == SM_FORK_DROP);
+	if (err) {
+		desc_put(s); /* c stays in the bump pool: a few bytes, once per failure */
+		return err;
+	}
+	*c = (struct chunk){ next_addr, len, -1, NULL };
+	if (chunks_tail)
+		chunks_tail->next = c;
+	else
+		chunks = c;
+	chunks_tail = c;
+	s->start = next_addr;
+	s->npages = len >> PAGE_SHIFT;
+	set_pages(s, s->start, s->npages);
+	span_free(s, false);
+	next_addr += len + PAGE; /* one unmapped guard page */
+	if (len == next_chunk && next_chunk < CHUNK_MAX)
+		next_chunk *= 2;
+	STORE(g_mapped, g_mapped + len);
+	STORE(g_chunks, g_chunks + 1);
+	return 0;
+}
+
+/* n pages aligned to align, all zero, or NULL (page_lock held). */
+static struct span *pages_alloc(size_t n, size_t align)
+{
+	struct span *s = find_free(n, align);
+	if (!s) {
+		int err = grow(n, align);
+		if (err) {
+			warn_oom(n * PAGE, err);
+			return NULL;
+		}
+		s = find_free(n, align);
+		if (!s)
+			return NULL;
+	}
+	bool was_touched = s->touched;
+	s = span_take(s, n, align);
+	if (s && !was_touched)
+		STORE(g_touched, g_touched + n * PAGE);
+	return s;
+}
+
+/* ---- wiping ---- */
+
+/* explicit_bzero of the resident pages of [p, p+len) only: a large block the
+ * program never filled must not be faulted in just to be cleared. */
+static void wipe_resident(void *p, size_t len)
+{
+	enum { W = 256 };
+	unsigned char vec[W];
+	char *a = p;
+	if (len <= 16 * PAGE) {
+		explicit_bzero(p, len);
+		return;
+	}
+	for (size_t off = 0; off < len; off += W * PAGE) {
+		size_t n = len - off < W * PAGE ? len - off : W * PAGE;
+		if (sm_pages_resident(a + off, n, (unsigned char *)vec) != 0) {
+			explicit_bzero(a + off, n);
+			continue;
+		}
+		for (size_t i = 0; i < n / PAGE; i++)
+			if (vec[i] & 1)
+				explicit_bzero(a + off + i * PAGE, PAGE);
+	}
+}
+
+/* ---- stats ---- */
+
+static void peak_update(int64_t live)
+{
+	int64_t p = LOAD(g_peak);
+	while (live > p && !__atomic_compare_exchange_n(&g_peak, &p, live, true,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+static void publish_live(void)
+{
+	if (tc.delta) {
+		int64_t live = ADD(g_live, tc.delta);
+		STORE(tc.delta, 0);
+		peak_update(live);
+	}
+}
+
+static void count_oom(void)
+{
+	ADD(g_enomem, 1);
+	errno = ENOMEM;
+}
+
+/* ---- thread caches ---- */
+
+static void tc_exit(void *arg);
+
+static void tc_register(void)
+{
+	lock(&reg_lock);
+	tc.prev = NULL;
+	tc.next = reg_head;
+	if (reg_head)
+		reg_head->prev = &tc;
+	reg_head = &tc;
+	tc.registered = true;
+	unlock(&reg_lock);
+	/* A non-NULL value makes the destructor run at thread exit. */
+	pthread_setspecific(tc_key, &tc);
+}
+
+static inline void tc_push(struct tbin *b, struct blk *x)
+{
+	x->next = mangle(x, b->head);
+	x->key = blk_key;
+	b->head = (uintptr_t)x;
+	b->count++;
+}
+
+/* Moves up to want blocks of class c into this thread's cache: freed slots first,
+ * then fresh ones carved from the current slab, then a new slab. */
+static unsigned central_take(unsigned c, unsigned want)
+{
+	struct central *ce = &central[c];
+	struct tbin *b = &tc.bin[c];
+	const uint32_t sz = class_size[c];
+	unsigned got = 0;
+
+	lock(&ce->lock);
+	while (got < want) {
+		struct span *s = ce->partial;
+		if (s) {
+			while (got < want && s->free) {
+				struct blk *x = (struct blk *)s->free;
+				s->free = link_next(x);
+				tc_push(b, x);
+				s->used++;
+				got++;
+			}
+			if (!s->free) {
+				list_remove(&ce->partial, s);
+				s->on_list = 0;
+			}
+			continue;
+		}
+		s = ce->cur;
+		if (s && s->bump < class_slots[c]) {
+			while (got < want && s->bump < class_slots[c]) {
+				tc_push(b, (struct blk *)(s->start + (uintptr_t)s->bump * sz));
+				s->bump++;
+				s->used++;
+				got++;
+			}
+			STORE(s->bump_end, s->start + (uintptr_t)s->bump * sz);
+			continue;
+		}
+		if (ce->spare) {
+			s = ce->spare;
+			ce->spare = NULL;
+		} else {
+			lock(&page_lock);
+			s = pages_alloc(class_pages[c], PAGE);
+			if (s) {
+				s->kind = SPAN_SLAB;
+				s->cls = (uint8_t)c;
+				s->used = s->bump = 0;
+				s->free = 0;
+				s->on_list = 0;
+				STORE(s->bump_end, s->start);
+			}
+			unlock(&page_lock);
+			if (!s)
+				break;
+		}
+		ce->cur = s;
+	}
+	unlock(&ce->lock);
+	return got;
+}
+
+/* An empty slab (class lock held): kept as the spare, or its pages go back. Its
+ * slots are zero but for the two link words of each: clear them (the pages beyond
+ * bump_end were never touched and stay so). */
+static void slab_release(struct central *ce, struct span *s)
+{
+	if (s->on_list) {
+		list_remove(&ce->partial, s);
+		s->on_list = 0;
+	}
+	memset((void *)s->start, 0, s->bump_end - s->start);
+	s->bump = 0;
+	s->free = 0;
+	STORE(s->bump_end, s->start);
+	if (!ce->spare) {
+		ce->spare = s;
+		return;
+	}
+	lock(&page_lock);
+	span_free(s, true);
+	unlock(&page_lock);
+}
+
+/* Returns the n blocks at the head of this thread's bin c to their slabs. */
+static void central_put(unsigned c, unsigned n)
+{
+	struct central *ce = &central[c];
+	struct tbin *b = &tc.bin[c];
+
+	lock(&ce->lock);
+	while (n-- && b->head) {
+		struct blk *x = (struct blk *)b->head;
+		b->head = link_next(x);
+		b->count--;
+		struct span *s = span_at((uintptr_t)x);
+		x->next = mangle(x, s->free);
+		s->free = (uintptr_t)x;
+		if (!s->on_list) {
+			list_push(&ce->partial, s);
+			s->on_list = 1;
+		}
+		if (--s->used == 0 && s != ce->cur)
+			slab_release(ce, s);
+	}
+	unlock(&ce->lock);
+}
+
+static void tc_exit(void *arg)
+{
+	(void)arg;
+	for (unsigned c = 0; c < NCLASS; c++)
+		central_put(c, tc.bin[c].count);
+	publish_live();
+	lock(&reg_lock);
+	g_retired_allocs += tc.nalloc;
+	g_retired_frees += tc.nfree;
+	if (tc.prev)
+		tc.prev->next = tc.next;
+	else
+		reg_head = tc.next;
+	if (tc.next)
+		tc.next->prev = tc.prev;
+	STORE(tc.nalloc, 0);
+	STORE(tc.nfree, 0);
+	tc.registered = false;
+	unlock(&reg_lock);
+}
+
+/* ---- small blocks ---- */
+
+static inline void *small_pop(unsigned c)
+{
+	struct tbin *b = &tc.bin[c];
+	struct blk *x = (struct blk *)b->head;
+	if (unlikely(!x))
+		return NULL;
+	b->head = link_next(x);
+	b->count--;
+	x->next = 0;
+	x->key = 0;
+	STORE(tc.nalloc, tc.nalloc + 1);
+	STORE(tc.delta, tc.delta + class_size[c]);
+	return x;
+}
+
+static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
+{
+	if (!ready) {
+		count_oom();
+		return NULL;
+	}
+	if (!tc.registered)
+		tc_register();
+	publish_live();
+	if (!central_take(c, class_cap[c] / 2 ? class_cap[c] / 2 : 1)) {
+		count_oom();
+		return NULL;
+	}
+	return small_pop(c);
+}
+
+static inline void *small_alloc(unsigned c)
+{
+	void *p = small_pop(c);
+	return likely(p) ? p : small_alloc_slow(c);
+}
+
+/* ---- large blocks ---- */
+
+static void *large_alloc(size_t size, size_t align)
+{
+	if (!ready || size > sm_arena_span) {
+		count_oom();
+		return NULL;
+	}
+	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
+	lock(&page_lock);
+	struct span *s = pages_alloc(n, align);
+	if (s)
+		s->kind = SPAN_LARGE;
+	unlock(&page_lock);
+	if (!s) {
+		count_oom();
+		return NULL;
+	}
+	if (!tc.registered)
+		tc_register();
+	STORE(tc.nalloc, tc.nalloc + 1);
+	STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
+	publish_live();
+	return (void *)s->start;
+}
+
+static void large_free(struct span *s)
+{
+	size_t len = s->npages * PAGE;
+	wipe_resident((void *)s->start, len);
+	lock(&page_lock);
+	span_free(s, true);
+	unlock(&page_lock);
+	if (!tc.registered)
+		tc_register();
+	STORE(tc.nfree, tc.nfree + 1);
+	STORE(tc.delta, tc.delta - (int64_t)len);
+	publish_live();
+}
+
+/* ---- misuse ---- */
+
+/* The span of p, a live block, for fn ("free", "realloc", ...); aborts on misuse.
+ * NULL: p lies in a chunk the parent had and SECRETMEM_FORK=drop took away. */
+static struct span *checked_span(const void *p, const char *fn)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct span *s = span_at(a);
+	if (!s) {
+		if (a < drop_top)
+			return NULL;
+		sm_abort("%s(): invalid pointer %p (not a secret block)", fn, p);
+	}
+	if (s->kind == SPAN_SLAB) {
+		uint32_t sz = class_size[s->cls];
+		uintptr_t rel = a - s->start;
+		if (rel % sz)
+			sm_abort("%s(): invalid pointer %p (inside a secret block, not at its start)", fn, p);
+		if (a >= LOAD(s->bump_end))
+			sm_abort("%s(): invalid pointer %p (not a secret block)", fn, p);
+		if (((const struct blk *)p)->key == blk_key) {
+			if (fn[0] == 'f')
+				sm_abort("free(): double free of secret block %p", p);
+			sm_abort("%s(): invalid pointer %p (secret block already freed)", fn, p);
+		}
+		return s;
+	}
+	if (s->kind == SPAN_LARGE) {
+		if (a != s->start)
+			sm_abort("%s(): invalid pointer %p (inside a secret block, not at its start)", fn, p);
+		return s;
+	}
+	/* A free run: a page-aligned pointer there is most likely a freed large block. */
+	if (a & (PAGE - 1))
+		sm_abort("%s(): invalid pointer %p (not a secret block)", fn, p);
+	if (fn[0] == 'f')
+		sm_abort("free(): double free of secret block %p", p);
+	sm_abort("%s(): invalid pointer %p (secret block already freed)", fn, p);
+}
+
+static __attribute__((noinline)) void free_slow(void *p)
+{
+	int saved = errno;
+	struct span *s = checked_span(p, "free");
+	if (!s) /* the parent's block, dropped at fork: the child has nothing to free */
+		return;
+	if (s->kind == SPAN_LARGE) {
+		large_free(s);
+	} else {
+		/* A valid small block from a thread with no registered cache yet. */
+		tc_register();
+		sm_arena_free(p);
+	}
+	errno = saved;
+}
+
+/* The thread's bin c went over its bound: give half of it back. */
+static __attribute__((noinline)) void cache_overflow(unsigned c)
+{
+	int saved = errno;
+	publish_live();
+	central_put(c, tc.bin[c].count - class_cap[c] / 2);
+	errno = saved;
+}
+
+/* ---- the interface ---- */
+
+void *sm_arena_malloc(size_t size)
+{
+	if (likely(size <= SMALL_MAX))
+		return small_alloc(class_of[(size + 15) >> 4]);
+	return large_alloc(size, PAGE);
+}
+
+void *sm_arena_memalign(size_t align, size_t size)
+{
+	if (align <= 16)
+		return sm_arena_malloc(size);
+	if (size <= SMALL_MAX && align <= PAGE) {
+		/* Slabs are page-aligned, so a class whose size is a multiple of align
+		 * (every power of two above it does) gives aligned slots. */
+		for (unsigned c = class_of[(size + 15) >> 4]; c < NCLASS; c++)
+			if (class_size[c] % align == 0)
+				return small_alloc(c);
+	}
+	if (align > sm_arena_span) {
+		count_oom();
+		return NULL;
+	}
+	return large_alloc(size, align < PAGE ? PAGE : align);
+}
+
+void sm_arena_free(void *p)
+{
+	struct span *s = span_at((uintptr_t)p);
+	if (likely(s && s->kind == SPAN_SLAB)) {
+		unsigned c = s->cls;
+		uint32_t sz = class_size[c];
+		uintptr_t rel = (uintptr_t)p - s->start;
+		uint32_t q = (uint32_t)((rel * class_magic[c]) >> 32);
+		struct blk *x = p;
+		if (likely(rel == (uintptr_t)q * sz && (uintptr_t)p < LOAD(s->bump_end) &&
+			   x->key != blk_key && tc.registered)) {
+			struct tbin *b = &tc.bin[c];
+			explicit_bzero(p, sz);
+			x->next = mangle(x, b->head);
+			x->key = blk_key;
+			b->head = (uintptr_t)x;
+			STORE(tc.nfree, tc.nfree + 1);
+			STORE(tc.delta, tc.delta - sz);
+			if (unlikely(++b->count > class_cap[c]))
+				cache_overflow(c);
+			return;
+		}
+	}
+	free_slow(p);
+}
+
+size_t sm_arena_usable_size(const void *p)
+{
+	struct span *s = checked_span(p, "malloc_usable_size");
+	if (!s)
+		return 0;
+	return s->kind == SPAN_SLAB ? class_size[s->cls] : s->npages * PAGE;
+}
+
+/* Moves p (usable bytes) to a new block of size bytes. */
+static void *move(void *p, size_t usable, size_t size)
+{
+	void *q = sm_arena_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, usable < size ? usable : size);
+	sm_arena_free(p); /* wipes it */
+	return q;
+}
+
+/* Grows large block s to n pages with the free pages right after it. */
+static bool grow_in_place(struct span *s, size_t n)
+{
+	bool ok = false;
+	size_t more = n - s->npages;
+	lock(&page_lock);
+	uintptr_t end = s->start + s->npages * PAGE;
+	struct span *r = end - sm_arena_base < sm_arena_span ? span_at(end) : NULL;
+	if (r && r->kind == SPAN_FREE && r->npages >= more) {
+		bool was_touched = r->touched;
+		bin_remove(r);
+		struct span *h = r->npages == more ? r : split_head(r, more);
+		if (h) {
+			if (h != r)
+				bin_insert(r);
+			set_pages(s, h->start, more);
+			desc_put(h);
+			s->npages = n;
+			if (!was_touched)
+				STORE(g_touched, g_touched + more * PAGE);
+			ok = true;
+		} else {
+			bin_insert(r);
+		}
+	}
+	unlock(&page_lock);
+	return ok;
+}
+
+/* Gives the pages of large block s from n on back, wiped. */
+static void shrink_in_place(struct span *s, size_t n)
+{
+	wipe_resident((void *)(s->start + n * PAGE), (s->npages - n) * PAGE);
+	lock(&page_lock);
+	struct span *t = split_tail(s, n);
+	if (t)
+		span_free(t, true);
+	unlock(&page_lock);
+	/* Without a descriptor the tail simply stays with the block (wiped). */
+}
+
+void *sm_arena_realloc(void *p, size_t size)
+{
+	struct span *s = checked_span(p, "realloc");
+	if (!s)
+		sm_abort("realloc(): invalid pointer %p (a secret block of the parent process, "
+			 "dropped at fork by SECRETMEM_FORK=drop)", p);
+	if (s->kind == SPAN_SLAB) {
+		size_t usable = class_size[s->cls];
+		return size <= usable ? p : move(p, usable, size);
+	}
+	if (size > sm_arena_span) {
+		count_oom();
+		return NULL;
+	}
+	size_t n = round_up(size, PAGE) >> PAGE_SHIFT, old = s->npages;
+	if (n == 0)
+		n = 1;
+	if (n < old) {
+		shrink_in_place(s, n);
+	} else if (n > old && !grow_in_place(s, n)) {
+		return move(p, old * PAGE, size);
+	}
+	STORE(tc.delta, tc.delta + ((int64_t)s->npages - (int64_t)old) * (int64_t)PAGE);
+	publish_live();
+	return p;
+}
+
+/* ---- initialisation ---- */
+
+static const char *errname(int err)
+{
+	switch (err) {
+	case EPERM: return "EPERM";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EMFILE: return "EMFILE";
+	case ENFILE: return "ENFILE";
+	case EINVAL: return "EINVAL";
+	case ENOSYS: return "ENOSYS";
+	case EACCES: return "EACCES";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
+	case ENODEV: return "ENODEV";
+	default: return "unexpected error"; /* strerror may allocate */
+	}
+}
+
+/* Opens (and closes) one secret file to learn what the kernel offers. */
+static void probe_backend(void)
+{
+	int fd;
+	if (sm_opt.mode == SM_MODE_UNCACHED) {
+		fd = sm_pages_secret_fd(SM_SECRETMEM_UNCACHED);
+		if (fd >= 0) {
+			backend = SM_BACKEND_SECRET_UNCACHED;
+			backend_name = "memfd_secret (uncached)";
+			close(fd);
+			return;
+		}
+		if (fd == -EINVAL) {
+			if (sm_opt.fallback == SM_FALLBACK_NONE)
+				sm_die("SECRETMEM_MODE=uncached: this kernel offers exclusive secret memory "
+				       "only (uncached mode was dropped before memfd_secret was merged); "
+				       "set SECRETMEM_MODE=exclusive or SECRETMEM_FALLBACK=exclusive");
+			sm_warn("SECRETMEM_MODE=uncached: this kernel offers exclusive secret memory "
+				"only; using exclusive mode (SECRETMEM_FALLBACK allows it)");
+		}
+	}
+	fd = sm_pages_secret_fd(0);
+	if (fd >= 0) {
+		backend = SM_BACKEND_SECRET;
+		backend_name = "memfd_secret";
+		close(fd);
+		return;
+	}
+	if (fd == -ENOSYS) {
+		if (sm_opt.fallback != SM_FALLBACK_MLOCK)
+			sm_die("memfd_secret(2) is not available (ENOSYS): the kernel is older than 5.14, "
+			       "or built without CONFIG_SECRETMEM, or (5.14 to 6.4) booted without "
+			       "secretmem.enable=1, or a seccomp filter blocks it; fix that, or set "
+			       "SECRETMEM_FALLBACK=mlock to accept locked, undumpable ordinary memory");
+		sm_warn("memfd_secret(2) is not available (ENOSYS); SECRETMEM_FALLBACK=mlock: secret "
+			"blocks are locked and left out of core dumps, but stay in the kernel's direct "
+			"map (root can still read them, e.g. through /proc/PID/mem)");
+		backend = SM_BACKEND_MLOCK;
+		backend_name = "mlock";
+		return;
+	}
+	sm_die("memfd_secret(2) failed (%s): %s", errname(-fd),
+	       fd == -EPERM ? "refused by a seccomp filter or security module; allow syscall "
+			      "memfd_secret for this program" :
+	       fd == -EMFILE || fd == -ENFILE ? "too many open files; raise `ulimit -n`" :
+	       "cannot create secret memory");
+}
+
+/* The budget: SECRETMEM_MAX if set, and RLIMIT_MEMLOCK where the kernel enforces it.
+ * It does not with CAP_IPC_LOCK in the effective set or an infinite limit (mmap of
+ * a secretmem file then never fails with EAGAIN), so neither caps us then; the
+ * reservation does. A fork copy maps a window of the child's new file in the
+ * parent for a moment, which RLIMIT_MEMLOCK charges too: keep room for it. */
+static void budget_init(void)
+{
+	struct rlimit rl;
+	bool enforced = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+			!sm_pages_cap_ipc_lock();
+	size_t kern = SIZE_MAX;
+	if (enforced) {
+		size_t room = backend != SM_BACKEND_MLOCK && sm_opt.fork == SM_FORK_COPY ?
+			      SM_PAGES_COPY_WINDOW : 0;
+		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
+	}
+	limit = sm_arena_span;
+	limit_src = NULL;
+	if (sm_opt.max && sm_opt.max <= kern) {
+		limit = sm_opt.max;
+		limit_src = "SECRETMEM_MAX";
+		limit_shown = sm_opt.max;
+	} else if (enforced) {
+		limit = kern;
+		limit_src = "RLIMIT_MEMLOCK";
+		limit_shown = (size_t)rl.rlim_cur;
+		limit_room = (size_t)rl.rlim_cur - kern;
+	}
+	limit &= ~(PAGE - 1);
+}
+
+static void init(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps != (long)PAGE)
+		sm_die("page size %ld is not supported (built for %zu)", ps, PAGE);
+	classes_init();
+	if (getrandom(&blk_key, sizeof(blk_key), 0) != sizeof(blk_key) ||
+	    getrandom(&link_cookie, sizeof(link_cookie), 0) != sizeof(link_cookie))
+		sm_die("getrandom failed: cannot seed the secret heap's integrity checks");
+	blk_key |= 1; /* never zero: fresh blocks are zero */
+
+	size_t span = RESERVE_MAX;
+	void *base = sm_pages_reserve(&span, RESERVE_MIN);
+	if (!base)
+		sm_die("cannot reserve address space for secret memory (at least %zu bytes); "
+		       "check `ulimit -v`", RESERVE_MIN);
+	pagemap_len = round_up((span >> PAGE_SHIFT) * sizeof(*pagemap), PAGE);
+	/* Read-only until chunks need it: reads of the rest see zero (no span), and
+	 * only the committed part counts against overcommit. */
+	pagemap = mmap(NULL, pagemap_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pagemap == MAP_FAILED)
+		sm_die("cannot reserve the secret memory page map (%zu bytes)", pagemap_len);
+
+	probe_backend();
+	sm_arena_span = span;
+	sm_arena_base = (uintptr_t)base;
+	next_addr = sm_arena_base + PAGE; /* page 0 is a guard: coalescing looks left */
+	budget_init();
+
+	for (unsigned c = 0; c < NCLASS; c++)
+		pthread_mutex_init(&central[c].lock, NULL);
+	if (pthread_key_create(&tc_key, tc_exit) != 0)
+		sm_die("pthread_key_create failed: out of thread-specific keys");
+
+	/* The probe: map the first chunk now, so that a zero or tiny memlock limit
+	 * stops the program at start-up rather than at its first secret. */
+	if (limit < CHUNK_MIN)
+		sm_die("the secret memory limit is %zu bytes (%s), less than the %zu needed; raise "
+		       "it with `ulimit -l` (KiB), systemd LimitMEMLOCK=, or SECRETMEM_MAX",
+		       limit_shown, limit_src ? limit_src : "reservation", CHUNK_MIN + limit_room);
+	lock(&page_lock);
+	int err = grow(1, PAGE); /* clipped to the limit */
+	unlock(&page_lock);
+	if (err == -EAGAIN)
+		sm_die("cannot map secret memory: RLIMIT_MEMLOCK is exhausted (memory locked "
+		       "elsewhere in the process counts too); raise it with `ulimit -l` or systemd "
+		       "LimitMEMLOCK=");
+	if (err)
+		sm_die("cannot map secret memory (%s)%s", errname(-err),
+		       err == -EPERM ? ": refused by a security module or seccomp filter" :
+		       err == -ENOMEM ? ": out of memory or address space" : "");
+	sm_info("secret arena: %s, limit %zu bytes (%s)", backend_name, limit,
+		limit_src ? limit_src : "unlimited");
+
+	if (pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
+		sm_die("pthread_atfork failed: cannot protect secret memory across fork()");
+	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+}
+
+void sm_arena_init(void)
+{
+	if (sm_opt.mode != SM_MODE_OFF)
+		pthread_once(&init_once, init);
+}
+
+/* ---- fork ---- */
+
+/* Makes a new file per chunk holding the chunk's live pages: in-use slabs up to
+ * their bump point and large blocks, only where resident. Free runs are zero, and
+ * so is the new file. All locks are held. */
+static int copy_chunks(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		int fd = sm_pages_new_file(backend, c->len);
+		if (fd < 0)
+			return fd;
+		c->copy_fd = fd;
+		for (uintptr_t a = c->start; a < c->start + c->len;) {
+			struct span *s = span_at(a);
+			size_t len = 0;
+			if (s->kind == SPAN_SLAB)
+				len = round_up(s->bump_end - s->start, PAGE);
+			else if (s->kind == SPAN_LARGE)
+				len = s->npages * PAGE;
+			if (len) {
+				int err = sm_pages_copy_in(fd, s->start - c->start, (void *)s->start, len);
+				if (err)
+					return err;
+			}
+			a = s->start + s->npages * PAGE;
+		}
+	}
+	return 0;
+}
+
+static void close_copies(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		if (c->copy_fd >= 0)
+			close(c->copy_fd);
+		c->copy_fd = -1;
+	}
+}
+
+void sm_arena_fork_prepare(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	lock(&reg_lock);
+	for (unsigned c = 0; c < NCLASS; c++)
+		lock(&central[c].lock);
+	lock(&page_lock);
+	fork_copy_err = 0;
+	if (sm_opt.fork == SM_FORK_COPY && backend != SM_BACKEND_MLOCK) {
+		int saved = errno;
+		fork_copy_err = copy_chunks();
+		if (fork_copy_err) {
+			close_copies();
+			sm_error("fork(): cannot give the child its own copy of secret memory (%s); "
+				 "the child starts with none, as with SECRETMEM_FORK=drop",
+				 errname(-fork_copy_err));
+		}
+		errno = saved;
+	}
+}
+
+void sm_arena_fork_parent(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	close_copies();
+	unlock(&page_lock);
+	for (unsigned c = NCLASS; c-- > 0;)
+		unlock(&central[c].lock);
+	unlock(&reg_lock);
+}
+
+/* The child's arena starts empty; the parent's chunks become reserved holes, and
+ * new chunks go above them, so a stale pointer faults and free() knows it. */
+static void drop_all(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		sm_pages_unmap_to_reserved((void *)c->start, c->len);
+		if (c->copy_fd >= 0)
+			close(c->copy_fd);
+	}
+	chunks = chunks_tail = NULL;
+	/* The page map is private anonymous memory: DONTNEED makes it read zero. */
+	madvise(pagemap, pagemap_rw, MADV_DONTNEED);
+	memset(bins, 0, sizeof(bins));
+	desc_free = NULL; /* the old descriptors are abandoned: a few KiB */
+	for (unsigned c = 0; c < NCLASS; c++) {
+		central[c].partial = central[c].cur = central[c].spare = NULL;
+		tc.bin[c].head = 0;
+		tc.bin[c].count = 0;
+	}
+	drop_top = next_addr;
+	next_chunk = CHUNK_FIRST;
+	g_mapped = g_touched = g_chunks = 0;
+	g_live = g_peak = 0;
+	tc.delta = 0;
+}
+
+void sm_arena_fork_child(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	int saved = errno;
+	pthread_mutex_init(&reg_lock, NULL);
+	pthread_mutex_init(&page_lock, NULL);
+	for (unsigned c = 0; c < NCLASS; c++)
+		pthread_mutex_init(&central[c].lock, NULL);
+	/* Only this thread lives on; the others' caches are abandoned (bounded). */
+	reg_head = NULL;
+	if (tc.registered) {
+		tc.next = tc.prev = NULL;
+		reg_head = &tc;
+	}
+
+	if (sm_opt.fork == SM_FORK_DROP || fork_copy_err) {
+		drop_all();
+	} else if (backend == SM_BACKEND_MLOCK) {
+		/* Copy-on-write already gives the child its own pages; mlock is not
+		 * inherited, so lock them again. */
+		for (struct chunk *c = chunks; c; c = c->next)
+			sm_pages_relock((void *)c->start, c->len);
+	} else {
+		int err = 0;
+		for (struct chunk *c = chunks; c && !err; c = c->next)
+			err = sm_pages_map_fd((void *)c->start, c->len, c->copy_fd);
+		if (err) {
+			sm_error("fork(): the child cannot map its copy of secret memory (%s); "
+				 "it starts with none", errname(-err));
+			drop_all();
+		}
+		close_copies();
+	}
+	fork_copy_err = 0;
+	errno = saved;
+}
+
+/* ---- stats ---- */
+
+void sm_arena_get_stats(struct sm_arena_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->backend = backend_name;
+	int64_t live = LOAD(g_live);
+	lock(&reg_lock);
+	st->allocs = g_retired_allocs;
+	st->frees = g_retired_frees;
+	for (struct tcache *t = reg_head; t; t = t->next) {
+		st->allocs += LOAD(t->nalloc);
+		st->frees += LOAD(t->nfree);
+		live += LOAD(t->delta);
+	}
+	unlock(&reg_lock);
+	if (live < 0)
+		live = 0;
+	peak_update(live);
+	st->live_bytes = (uint64_t)live;
+	st->peak_bytes = (uint64_t)LOAD(g_peak);
+	st->mapped_bytes = LOAD(g_mapped);
+	st->touched_bytes = LOAD(g_touched);
+	st->chunks = LOAD(g_chunks);
+	st->enomem = LOAD(g_enomem);
+	st->limit = limit;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The secret arena: every secret block lives here, in pages that pages.c obtains
+ * from memfd_secret (or, where the user allows it, from locked anonymous memory).
+ *
+ * One large address range is reserved at start-up (PROT_NONE, costs no memlock);
+ * secret chunks are mapped into it as needed, so "is this pointer secret?" is the
+ * one range check of sm_arena_owns(). Unmapped holes between chunks are guard pages.
+ *
+ * Invariants:
+ *  - a block is zero when handed out (calloc needs no second clear) and is wiped
+ *    with explicit_bzero when freed and when realloc moves it;
+ *  - metadata outside secret memory holds no secret byte;
+ *  - misuse of a secret block (double free, interior pointer, realloc of a freed
+ *    block) aborts with a message naming it;
+ *  - out of secret memory: NULL with errno = ENOMEM, never ordinary memory;
+ *  - never calls malloc.
+ */
+#ifndef SM_ARENA_H
+#define SM_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The reserved range; both zero until sm_arena_init succeeds. */
+extern uintptr_t sm_arena_base;
+extern uintptr_t sm_arena_span;
+
+static inline bool sm_arena_owns(const void *p)
+{
+	return (uintptr_t)p - sm_arena_base < sm_arena_span;
+}
+
+/* Reserves the range and probes the backend chosen by sm_opt (mode, fallback, max):
+ * maps the first chunk so that a missing kernel feature or a memlock limit of zero
+ * is found now. On a failure that the options do not allow to fall back from,
+ * prints one line naming the cause and what to do, and ends the process (sm_die).
+ * Idempotent and thread-safe. */
+void sm_arena_init(void);
+
+/* Allocation. size 0 gives a unique minimal block. align is a power of two
+ * (the caller checks); any alignment up to at least 64 KiB works. */
+void *sm_arena_malloc(size_t size);
+void *sm_arena_memalign(size_t align, size_t size);
+
+/* p must be owned (sm_arena_owns). */
+void sm_arena_free(void *p);
+/* Grows or shrinks in place where possible, else moves within the arena (wiping the
+ * old block). size 0 is not passed here (the caller frees). NULL + ENOMEM on failure,
+ * p untouched. */
+void *sm_arena_realloc(void *p, size_t size);
+size_t sm_arena_usable_size(const void *p);
+
+/* fork (registered with pthread_atfork by sm_arena_init). */
+void sm_arena_fork_prepare(void);
+void sm_arena_fork_parent(void);
+void sm_arena_fork_child(void);
+
+struct sm_arena_stats {
+	const char *backend;        /* "memfd_secret", "memfd_secret (uncached)", "mlock" */
+	uint64_t allocs, frees;
+	uint64_t live_bytes, peak_bytes; /* usable sizes (class or page-rounded); the peak is
+	                                  * sampled when threads publish, every few dozen calls */
+	uint64_t mapped_bytes;      /* chunks mapped (what memlock is charged) */
+	uint64_t touched_bytes;     /* pages ever handed out, hence faulted in */
+	uint64_t chunks;
+	uint64_t enomem;            /* secret allocations refused for lack of memory */
+	uint64_t limit;             /* the cap in force, bytes */
+};
+void sm_arena_get_stats(struct sm_arena_stats *st);
+
+#endif

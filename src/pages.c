@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel interface under the arena: memfd_secret(2) files and their mappings,
+ * the anonymous mlock fallback, the fork copies, and the capability check.
+ *
+ * Facts this relies on (see KERNEL-FACTS.md): a secretmem file's size can be set
+ * once; mappings must be MAP_SHARED; the whole mapping is charged to
+ * RLIMIT_MEMLOCK at mmap time (EAGAIN over it); a page is faulted in (and taken out
+ * of the direct map) on first access, read or write; MAP_FIXED into a PROT_NONE
+ * reservation works. Never calls malloc; never touches a page it was not asked to.
+ */
+#include "config.h"
+#include "pages.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+
+#define RW (PROT_READ | PROT_WRITE)
+
+static size_t page(void)
+{
+	static size_t ps;
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+int sm_pages_secret_fd(unsigned flags)
+{
+	long fd = syscall(SM_SYS_MEMFD_SECRET, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+void *sm_pages_reserve(size_t *len, size_t min)
+{
+	for (size_t l = *len; l >= min; l /= 2) {
+		void *p = mmap(NULL, l, PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			*len = l;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+int sm_pages_unmap_to_reserved(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/* A failed MAP_FIXED may or may not have removed the old mapping (the kernel
+ * unmaps before some of its checks): put the reservation back either way, and
+ * report the original error. */
+static int fail_restore(void *addr, size_t len, int err)
+{
+	sm_pages_unmap_to_reserved(addr, len);
+	return err;
+}
+
+int sm_pages_new_file(enum sm_backend b, size_t len)
+{
+	int fd = sm_pages_secret_fd(b == SM_BACKEND_SECRET_UNCACHED ? SM_SECRETMEM_UNCACHED : 0);
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, (off_t)len) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int sm_pages_map_fd(void *addr, size_t len, int fd)
+{
+	void *p = mmap(addr, len, RW, MAP_SHARED | MAP_FIXED, fd, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork)
+{
+	int err;
+	if (b == SM_BACKEND_MLOCK) {
+		void *p = mmap(addr, len, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p == MAP_FAILED)
+			return fail_restore(addr, len, -errno);
+		if (sm_pages_relock(addr, len) != 0 || madvise(addr, len, MADV_DONTDUMP) != 0)
+			return fail_restore(addr, len, -errno);
+	} else {
+		int fd = sm_pages_new_file(b, len);
+		if (fd < 0)
+			return fail_restore(addr, len, fd);
+		err = sm_pages_map_fd(addr, len, fd);
+		close(fd); /* the mapping keeps the file */
+		if (err)
+			return fail_restore(addr, len, err);
+	}
+	if (dontfork && madvise(addr, len, MADV_DONTFORK) != 0)
+		return fail_restore(addr, len, -errno);
+	return 0;
+}
+
+int sm_pages_resident(const void *addr, size_t len, unsigned char *vec)
+{
+	return mincore((void *)addr, len, vec) == 0 ? 0 : -errno;
+}
+
+#if defined(__SANITIZE_THREAD__)
+/* The fork snapshot reads memory other threads may be writing, as the kernel's own
+ * copy-on-write snapshot of ordinary memory does: racy by nature (a write that
+ * races with fork() may or may not reach the child), so hidden from TSan. The
+ * attribute keeps the loop uninstrumented and the option keeps GCC from turning
+ * it back into a (intercepted) memcpy call. */
+__attribute__((no_sanitize_thread, optimize("no-tree-loop-distribute-patterns")))
+static void snapshot(char *dst, const char *src, size_t len)
+{
+	for (size_t i = 0; i < len / sizeof(long); i++)
+		((long *)dst)[i] = ((const long *)src)[i];
+}
+#else
+#define snapshot memcpy
+#endif
+
+/* Copies [src, src+len) into the file at off through one temporary mapping. */
+static int copy_window(int fd, size_t off, const char *src, size_t len)
+{
+	char *w = mmap(NULL, len, RW, MAP_SHARED, fd, (off_t)off);
+	if (w == MAP_FAILED)
+		return -errno;
+	snapshot(w, src, len);
+	munmap(w, len);
+	return 0;
+}
+
+int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len)
+{
+	const size_t ps = page(), win = SM_PAGES_COPY_WINDOW;
+	unsigned char vec[SM_PAGES_COPY_WINDOW / 4096];
+	const char *s = src;
+
+	for (size_t done = 0; done < len; done += win) {
+		size_t n = len - done < win ? len - done : win;
+		size_t np = n / ps;
+		if (np > sizeof(vec))
+			return -EINVAL; /* pages smaller than 4 KiB: not on Linux */
+		int err = sm_pages_resident(s + done, n, vec);
+		if (err)
+			return err;
+		/* Copy each run of resident pages through one mapping. */
+		for (size_t i = 0; i < np;) {
+			if (!(vec[i] & 1)) {
+				i++;
+				continue;
+			}
+			size_t j = i;
+			while (j < np && (vec[j] & 1))
+				j++;
+			err = copy_window(fd, off + done + i * ps, s + done + i * ps, (j - i) * ps);
+			if (err)
+				return err;
+			i = j;
+		}
+	}
+	return 0;
+}
+
+/* ONFAULT: lock pages as they are touched rather than populate the whole chunk.
+ * Kernels before 4.4 (which have no memfd_secret either, hence this backend) lack
+ * mlock2: plain mlock populates, which costs ~1.5 us per page of the chunk, once. */
+int sm_pages_relock(void *addr, size_t len)
+{
+	if (syscall(SYS_mlock2, addr, len, MLOCK_ONFAULT) == 0)
+		return 0;
+	if (errno == ENOSYS && mlock(addr, len) == 0)
+		return 0;
+	return -errno;
+}
+
+bool sm_pages_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return false;
+	return data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32));
+}

@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the secret arena (arena.c, pages.c), linked directly, no preload.
+ * Prints TAP; exit status 0 when every test passed.
+ *
+ * What is checked is what the arena promises, observed from outside where
+ * possible: blocks lie in a /secretmem mapping (/proc/self/maps), are zero when
+ * handed out and zero again after free (peeked, it is our own memory), keep their
+ * contents across realloc, honour every alignment up to 64 KiB; the limit gives
+ * NULL + ENOMEM; after fork each side sees only its own writes (copy), or the
+ * child faults on the parent's blocks (drop); misuse aborts with the exact message.
+ * Tests that need other options (limits, modes, the mlock fallback under a seccomp
+ * filter that hides memfd_secret) run in children forked before the main process
+ * initialises the arena.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "log.h"
+#include "options.h"
+
+static int ntest, nfail;
+
+static void ok(bool cond, const char *name)
+{
+	ntest++;
+	if (!cond)
+		nfail++;
+	printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
+	fflush(stdout);
+}
+
+/* ---- helpers ---- */
+
+/* Runs fn in a child with stderr captured; returns the wait status. */
+static int run_child(void (*fn)(void *), void *arg, char *err, size_t errlen)
+{
+	int pfd[2];
+	if (pipe(pfd) != 0)
+		abort();
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		dup2(pfd[1], 2);
+		fn(arg);
+		_exit(0);
+	}
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < errlen && (r = read(pfd[0], err + n, errlen - 1 - n)) > 0)
+		n += (size_t)r;
+	err[n] = '\0';
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+static bool exited(int st, int code)
+{
+	return WIFEXITED(st) && WEXITSTATUS(st) == code;
+}
+
+static bool signalled(int st, int sig)
+{
+	return WIFSIGNALED(st) && WTERMSIG(st) == sig;
+}
+
+/* The /proc/self/maps line holding p contains word. */
+static bool mapping_has(const void *p, const char *word)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool found = false;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+			found = strstr(line, word) != NULL;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		if (c[i])
+			return false;
+	return true;
+}
+
+static void fill(void *p, size_t n, unsigned seed)
+{
+	unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		c[i] = (unsigned char)(seed + i * 7);
+}
+
+static bool check(const void *p, size_t n, unsigned seed)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		if (c[i] != (unsigned char)(seed + i * 7))
+			return false;
+	return true;
+}
+
+/* ---- tests in children, before the main initialisation ---- */
+
+static void child_enomem(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 1 << 20;
+	sm_arena_init();
+	void *last = NULL;
+	size_t n = 0;
+	for (;;) {
+		errno = 0;
+		void *p = sm_arena_malloc(4000);
+		if (!p) {
+			if (errno != ENOMEM)
+				_exit(2);
+			break;
+		}
+		if (!sm_arena_owns(p))
+			_exit(3); /* ordinary memory: never */
+		last = p;
+		n++;
+	}
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	if (!last || n < 100 || st.mapped_bytes > (1 << 20) || st.enomem != 1 ||
+	    st.limit != (1 << 20))
+		_exit(4);
+	/* Small classes run dry too, and freeing makes room again. */
+	while (sm_arena_malloc(100))
+		;
+	if (errno != ENOMEM)
+		_exit(5);
+	sm_arena_free(last);
+	if (!sm_arena_malloc(4000))
+		_exit(6);
+	_exit(0);
+}
+
+static void child_tiny_limit(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 16 << 10;
+	sm_arena_init();
+	_exit(0);
+}
+
+static void child_uncached(void *arg)
+{
+	sm_opt.mode = SM_MODE_UNCACHED;
+	sm_opt.fallback = (enum sm_fallback)(intptr_t)arg;
+	sm_arena_init();
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	void *p = sm_arena_malloc(10);
+	_exit(p && strcmp(st.backend, "memfd_secret") == 0 ? 0 : 1);
+}
+
+/* A seccomp filter that answers ENOSYS to memfd_secret, as an old kernel would. */
+static void hide_memfd_secret(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 447, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		_exit(9);
+}
+
+static void child_enosys(void *arg)
+{
+	hide_memfd_secret();
+	sm_opt.fallback = (enum sm_fallback)(intptr_t)arg;
+	sm_arena_init();
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	char *p = sm_arena_malloc(100);
+	if (!p || strcmp(st.backend, "mlock") != 0 || mapping_has(p, "secretmem"))
+		_exit(1);
+	strcpy(p, "parent");
+	/* Copy-on-write gives the child its own copy. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		strcpy(p, "child");
+		_exit(0);
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	_exit(exited(ws, 0) && strcmp(p, "parent") == 0 ? 0 : 2);
+}
+
+static void grandchild_touch(void *p)
+{
+	signal(SIGSEGV, SIG_DFL); /* ASan's handler would turn the fault into exit(1) */
+	*(volatile char *)p = 1;
+	_exit(0);
+}
+
+static void grandchild_free(void *p)
+{
+	sm_arena_free(p); /* the parent's block: silently nothing */
+	char *q = sm_arena_malloc(64);
+	if (!q || (uintptr_t)q <= (uintptr_t)p || !all_zero(q, 64) || !mapping_has(q, "secretmem"))
+		_exit(1);
+	strcpy(q, "fresh");
+	sm_arena_free(q);
+	_exit(0);
+}
+
+static void grandchild_realloc(void *p)
+{
+	sm_arena_realloc(p, 100);
+	_exit(0);
+}
+
+static void child_drop(void *arg)
+{
+	(void)arg;
+	sm_opt.fork = SM_FORK_DROP;
+	sm_arena_init();
+	char *p = sm_arena_malloc(64), *big = sm_arena_malloc(100000);
+	strcpy(p, "secret");
+	strcpy(big, "big secret");
+	char err[512];
+	if (!signalled(run_child(grandchild_touch, p, err, sizeof(err)), SIGSEGV) ||
+	    !signalled(run_child(grandchild_touch, big, err, sizeof(err)), SIGSEGV))
+		_exit(1);
+	if (!exited(run_child(grandchild_free, p, err, sizeof(err)), 0) ||
+	    !exited(run_child(grandchild_free, big, err, sizeof(err)), 0))
+		_exit(2);
+	int st = run_child(grandchild_realloc, p, err, sizeof(err));
+	if (!signalled(st, SIGABRT) || !strstr(err, "dropped at fork by SECRETMEM_FORK=drop"))
+		_exit(3);
+	/* The parent's blocks are intact. */
+	_exit(strcmp(p, "secret") == 0 && strcmp(big, "big secret") == 0 ? 0 : 4);
+}
+
+static void pre_init_tests(void)
+{
+	char err[2048];
+	int st;
+
+	st = run_child(child_enomem, NULL, err, sizeof(err));
+	ok(exited(st, 0), "SECRETMEM_MAX reached: NULL, ENOMEM, never ordinary memory");
+	ok(strstr(err, "out of secret memory: the limit is 1048576 bytes (SECRETMEM_MAX)") &&
+	   strstr(err, "raise it with SECRETMEM_MAX") && !strstr(strstr(err, "SECRETMEM_MAX)") + 1, "out of"),
+	   "out of secret memory: one warning naming the limit");
+
+	st = run_child(child_tiny_limit, NULL, err, sizeof(err));
+	ok(exited(st, SM_EXIT_CONFIG) && strstr(err, "16384 bytes (SECRETMEM_MAX)") &&
+	   strstr(err, "ulimit -l"), "a limit below one chunk stops at start-up");
+
+	st = run_child(child_uncached, (void *)(intptr_t)SM_FALLBACK_NONE, err, sizeof(err));
+	ok(exited(st, SM_EXIT_CONFIG) && strstr(err, "SECRETMEM_MODE=uncached") &&
+	   strstr(err, "SECRETMEM_FALLBACK=exclusive"), "uncached without fallback: refused");
+	st = run_child(child_uncached, (void *)(intptr_t)SM_FALLBACK_EXCLUSIVE, err, sizeof(err));
+	ok(exited(st, 0) && strstr(err, "using exclusive mode"), "uncached, fallback exclusive: warns, runs");
+
+	st = run_child(child_enosys, (void *)(intptr_t)SM_FALLBACK_EXCLUSIVE, err, sizeof(err));
+	ok(exited(st, SM_EXIT_CONFIG) && strstr(err, "ENOSYS") && strstr(err, "secretmem.enable=1") &&
+	   strstr(err, "SECRETMEM_FALLBACK=mlock"), "no memfd_secret, no mlock fallback: refused");
+	st = run_child(child_enosys, (void *)(intptr_t)SM_FALLBACK_MLOCK, err, sizeof(err));
+	ok(exited(st, 0) && strstr(err, "direct map"), "no memfd_secret, fallback mlock: warns, runs, fork copies");
+
+	st = run_child(child_drop, NULL, err, sizeof(err));
+	ok(exited(st, 0), "fork drop: child faults on, frees silently, cannot realloc parent blocks");
+}
+
+/* ---- tests in the main process ---- */
+
+static void test_sizes(void)
+{
+	enum { N = 4097 + 40 };
+	static void *blk[N];
+	static size_t len[N];
+	size_t n = 0;
+	bool good = true;
+
+	for (size_t s = 0; s <= 4096; s++)
+		len[n++] = s;
+	for (size_t s = 4097; s <= (1 << 20) && n < N; s = s * 3 / 2 + 1)
+		len[n++] = s;
+	len[n++] = 1 << 20;
+	for (size_t i = 0; i < n; i++) {
+		blk[i] = sm_arena_malloc(len[i]);
+		good = good && blk[i] && ((uintptr_t)blk[i] & 15) == 0 && sm_arena_owns(blk[i]) &&
+		       all_zero(blk[i], len[i]) && sm_arena_usable_size(blk[i]) >= len[i];
+		if (blk[i])
+			fill(blk[i], len[i], (unsigned)i);
+	}
+	ok(good, "sizes 0..1 MiB: 16-aligned, zero, usable_size >= size");
+	good = true;
+	for (size_t i = 0; i < n; i++)
+		good = good && check(blk[i], len[i], (unsigned)i);
+	ok(good, "sizes 0..1 MiB: contents kept");
+	ok(mapping_has(blk[0], "secretmem") && mapping_has(blk[n - 1], "secretmem"),
+	   "blocks lie in a /secretmem mapping");
+	for (size_t i = 0; i < n; i++)
+		sm_arena_free(blk[i]);
+	/* Everything handed out again is zero, whatever it held before. */
+	good = true;
+	for (size_t i = 0; i < n; i++) {
+		blk[i] = sm_arena_malloc(len[i]);
+		good = good && blk[i] && all_zero(blk[i], len[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		sm_arena_free(blk[i]);
+	ok(good, "reused blocks are zero");
+}
+
+static void test_align(void)
+{
+	static const size_t sizes[] = { 0, 1, 17, 100, 1000, 4096, 5000, 9000, 70000 };
+	bool good = true;
+	for (size_t a = 16; a <= 65536; a *= 2) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			void *p = sm_arena_memalign(a, sizes[i]), *q = sm_arena_memalign(a, sizes[i]);
+			good = good && p && q && ((uintptr_t)p & (a - 1)) == 0 && ((uintptr_t)q & (a - 1)) == 0 &&
+			       all_zero(p, sizes[i]) && sm_arena_usable_size(p) >= sizes[i];
+			if (p && q) {
+				fill(p, sizes[i], 1);
+				fill(q, sizes[i], 2);
+				good = good && check(p, sizes[i], 1);
+			}
+			sm_arena_free(p);
+			sm_arena_free(q);
+		}
+	}
+	ok(good, "every alignment 16..64 KiB, sizes 0..70000");
+}
+
+static void test_realloc(void)
+{
+	char *p = sm_arena_malloc(20);
+	fill(p, 20, 3);
+	char *q = sm_arena_realloc(p, 30);
+	ok(q == p && check(q, 20, 3), "realloc within the usable size: same pointer");
+	char *r = sm_arena_realloc(q, 3000);
+	ok(r && r != q && check(r, 20, 3) && all_zero(q + 16, 16),
+	   "realloc small grow: moved, contents kept, old block wiped");
+	char *s = sm_arena_realloc(r, 100000);
+	ok(s && check(s, 20, 3), "realloc small to large: contents kept");
+	fill(s, 100000, 4);
+	/* Large: shrink in place, then grow back into the pages it gave up. */
+	char *t = sm_arena_realloc(s, 50000);
+	const size_t kept = 13 * 4096; /* 50000 rounded up to pages */
+	ok(t == s && check(t, 50000, 4) && sm_arena_usable_size(t) == kept &&
+	   all_zero(t + kept, 100000 - kept), "realloc large shrink: in place, tail wiped");
+	char *u = sm_arena_realloc(t, 60000);
+	ok(u == t && check(u, 50000, 4) && sm_arena_usable_size(u) >= 60000 &&
+	   all_zero(u + kept, 60000 - kept), "realloc large grow: in place, new part zero");
+	char *blocker = sm_arena_malloc(20000); /* maybe right after u */
+	char *v = sm_arena_realloc(u, 400000);
+	ok(v && check(v, 50000, 4), "realloc large grow: contents kept when moved");
+	sm_arena_free(blocker);
+	sm_arena_free(v);
+}
+
+static void test_wipe(void)
+{
+	bool good = true;
+	static const size_t sizes[] = { 16, 48, 256, 2000, 8192, 12345, 300000 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned char *p = sm_arena_malloc(sizes[i]);
+		size_t u = sm_arena_usable_size(p);
+		memset(p, 0xAA, u);
+		sm_arena_free(p);
+		/* A small block keeps its two link words while free. */
+		size_t skip = sizes[i] <= 8192 ? 16 : 0;
+		good = good && all_zero(p + skip, u - skip);
+	}
+	ok(good, "free wipes the block");
+
+	int e = 12345;
+	errno = e;
+	sm_arena_free(sm_arena_malloc(10));
+	sm_arena_free(sm_arena_malloc(100000));
+	ok(errno == e, "free preserves errno");
+}
+
+static void test_fork_copy(void)
+{
+	char *p = sm_arena_malloc(64), *big = sm_arena_malloc(200000);
+	strcpy(p, "before");
+	strcpy(big + 150000, "big before");
+	int to_child[2], to_parent[2];
+	if (pipe(to_child) || pipe(to_parent))
+		abort();
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		int bad = strcmp(p, "before") || strcmp(big + 150000, "big before");
+		strcpy(p, "child");
+		strcpy(big + 150000, "big child");
+		/* Let the parent write now, then look again. */
+		if (write(to_parent[1], "x", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(3);
+		bad |= strcmp(p, "child") || strcmp(big + 150000, "big child");
+		char *q = sm_arena_malloc(64); /* the child's arena works */
+		bad |= !q || !all_zero(q, 64) || !mapping_has(q, "secretmem");
+		_exit(bad);
+	}
+	char c;
+	if (read(to_parent[0], &c, 1) != 1)
+		abort();
+	bool parent_ok = strcmp(p, "before") == 0 && strcmp(big + 150000, "big before") == 0;
+	strcpy(p, "parent");
+	strcpy(big + 150000, "big parent");
+	if (write(to_child[1], "x", 1) != 1)
+		abort();
+	int st;
+	waitpid(pid, &st, 0);
+	ok(exited(st, 0), "fork copy: the child sees the parent's data and only its own writes");
+	ok(parent_ok && strcmp(p, "parent") == 0, "fork copy: the child's writes never reach the parent");
+	close(to_child[0]); close(to_child[1]); close(to_parent[0]); close(to_parent[1]);
+	sm_arena_free(p);
+	sm_arena_free(big);
+}
+
+/* ---- misuse, each in a child ---- */
+
+/* The child writes the message it expects (its addresses) to this pipe just
+ * before the bad call; the parent compares it with what stderr got. */
+static int expect_fd = -1;
+
+__attribute__((format(printf, 1, 2))) static void expect(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (write(expect_fd, buf, (size_t)n) != n)
+		_exit(7);
+}
+
+struct misuse {
+	const char *name;
+	void (*act)(void);
+};
+
+static void m_double_small(void)
+{
+	void *p = sm_arena_malloc(40);
+	sm_arena_free(p);
+	expect("libsecretmem-preload: free(): double free of secret block %p\n", p);
+	sm_arena_free(p);
+}
+
+static void m_double_large(void)
+{
+	void *p = sm_arena_malloc(50000);
+	sm_arena_free(p);
+	expect("libsecretmem-preload: free(): double free of secret block %p\n", p);
+	sm_arena_free(p);
+}
+
+static void m_interior_small(void)
+{
+	char *p = sm_arena_malloc(100);
+	expect("libsecretmem-preload: free(): invalid pointer %p (inside a secret block, not at its start)\n", p + 16);
+	sm_arena_free(p + 16);
+}
+
+static void m_interior_large(void)
+{
+	char *p = sm_arena_malloc(50000);
+	expect("libsecretmem-preload: free(): invalid pointer %p (inside a secret block, not at its start)\n", p + 4096);
+	sm_arena_free(p + 4096);
+}
+
+static void m_realloc_freed(void)
+{
+	void *p = sm_arena_malloc(24);
+	sm_arena_free(p);
+	expect("libsecretmem-preload: realloc(): invalid pointer %p (secret block already freed)\n", p);
+	sm_arena_realloc(p, 200);
+}
+
+static void m_realloc_freed_large(void)
+{
+	void *p = sm_arena_malloc(80000);
+	sm_arena_free(p);
+	expect("libsecretmem-preload: realloc(): invalid pointer %p (secret block already freed)\n", p);
+	sm_arena_realloc(p, 200);
+}
+
+static void m_realloc_interior(void)
+{
+	char *p = sm_arena_malloc(64);
+	expect("libsecretmem-preload: realloc(): invalid pointer %p (inside a secret block, not at its start)\n", p + 8);
+	sm_arena_realloc(p + 8, 200);
+}
+
+static void m_not_block(void)
+{
+	void *p = (void *)(sm_arena_base + sm_arena_span - 4096 + 48);
+	expect("libsecretmem-preload: free(): invalid pointer %p (not a secret block)\n", p);
+	sm_arena_free(p);
+}
+
+static void m_corrupt_link(void)
+{
+	void **p = sm_arena_malloc(32), **q = sm_arena_malloc(32);
+	sm_arena_free(q);
+	sm_arena_free(p);
+	p[0] = (void *)0x4141414141414141; /* a use-after-free write over the link */
+	expect("libsecretmem-preload: malloc(): corrupted free list of secret blocks (at %p)\n", (void *)p);
+	sm_arena_malloc(32);
+}
+
+static const struct misuse misuses[] = {
+	{ "double free (small)", m_double_small },
+	{ "double free (large)", m_double_large },
+	{ "free of an interior pointer (small)", m_interior_small },
+	{ "free of an interior pointer (large)", m_interior_large },
+	{ "realloc of a freed block (small)", m_realloc_freed },
+	{ "realloc of a freed block (large)", m_realloc_freed_large },
+	{ "realloc of an interior pointer", m_realloc_interior },
+	{ "free of an address that is no block", m_not_block },
+	{ "use-after-free write over a free-list link", m_corrupt_link },
+};
+
+static const struct misuse *cur_misuse;
+
+static void misuse_child(void *arg)
+{
+	(void)arg;
+	cur_misuse->act();
+	_exit(0); /* not reached if the arena aborts */
+}
+
+static void test_misuse(void)
+{
+	for (size_t i = 0; i < sizeof(misuses) / sizeof(misuses[0]); i++) {
+		int pfd[2];
+		if (pipe(pfd))
+			abort();
+		cur_misuse = &misuses[i];
+		expect_fd = pfd[1];
+		char err[1024], want[256], name[128];
+		int st = run_child(misuse_child, NULL, err, sizeof(err));
+		close(pfd[1]);
+		ssize_t n = read(pfd[0], want, sizeof(want) - 1);
+		want[n > 0 ? n : 0] = '\0';
+		close(pfd[0]);
+		snprintf(name, sizeof(name), "misuse: %s: SIGABRT and its message", misuses[i].name);
+		bool good = signalled(st, SIGABRT) && n > 0 && strcmp(err, want) == 0;
+		ok(good, name);
+		if (!good)
+			printf("# want: %s# got (status %#x): %s", want, st, err);
+	}
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	pre_init_tests();
+
+	sm_arena_init();
+	sm_arena_init(); /* idempotent */
+	ok(sm_arena_base && sm_arena_span >= (1ul << 30), "init reserves the range");
+
+	test_sizes();
+	test_align();
+	test_realloc();
+	test_wipe();
+	test_fork_copy();
+	test_misuse();
+
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	ok(strcmp(st.backend, "memfd_secret") == 0 && st.allocs >= st.frees && st.chunks >= 1 &&
+	   st.touched_bytes <= st.mapped_bytes && st.mapped_bytes <= st.limit,
+	   "stats are consistent");
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}
