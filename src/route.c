@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Routing (see route.h): the object table, symbol resolution of sites and wrappers,
+ * the code-address cache and the stack walk.
+ *
+ * The object table is built from dl_iterate_phdr at start-up and extended when an
+ * address falls in no known object (a dlopen since the last look). For each object
+ * it keeps its address range, whether it is machinery, whether SECRETMEM_LIBS or
+ * an annotation note makes all of it secret, and the address ranges of the
+ * SECRETMEM_SITES and SECRETMEM_WRAPPERS functions it defines, read once from its
+ * .dynsym and .symtab on disk. Only cache misses take the table's lock.
+ *
+ * Never calls malloc itself; anything fnmatch, dl_iterate_phdr or libunwind
+ * allocate goes to the next allocator because preload.c holds the re-entry guard.
+ */
+#include "config.h"
+#include "route.h"
+#include "log.h"
+#include "meta.h"
+#include "options.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#ifndef SECRETMEM_NOTE_TYPE
+#define SECRETMEM_NOTE_TYPE 0x534d
+#endif
+
+__thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
+
+uint64_t *sm_route_cache;
+uint64_t sm_route_tag;
+uint64_t sm_route_fast_tag = UINT64_MAX;
+static bool route_all; /* SECRETMEM_LIBS contains "*" */
+
+static unsigned generation = 1; /* 1..32767, in bits 49-63 of a cache entry */
+
+struct range {
+	uintptr_t lo, hi;
+	enum sm_class cls;      /* SM_SECRET (a site) or SM_MACHINERY (a wrapper) */
+	const struct sm_site *rule;
+};
+
+struct object {
+	uintptr_t lo, hi;       /* lowest and highest address of its PT_LOAD segments */
+	uintptr_t bias;         /* dlpi_addr */
+	const char *path;
+	enum sm_class cls;      /* of every address outside its ranges */
+	struct range *ranges;
+	size_t nranges;
+	bool present;           /* seen by the latest dl_iterate_phdr */
+};
+
+#define MAX_OBJECTS 4096
+static struct object *objects;
+static size_t nobjects;
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Objects whose every address is allocation machinery, by load bias. */
+static uintptr_t libc_bias, ldso_bias, self_bias;
+
+static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
+
+/* ---- rules ---- */
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static bool glob_matches(const char *glob, const char *path)
+{
+	return fnmatch(glob, path, 0) == 0 || fnmatch(glob, base_name(path), 0) == 0;
+}
+
+/* Whether the function named sym is the rule's function: the name itself, or a
+ * part the compiler split off it (load_key.cold, load_key.part.0, .constprop.N). */
+static bool func_matches(const char *func, const char *sym)
+{
+	size_t n = strlen(func);
+	return strncmp(func, sym, n) == 0 && (sym[n] == '\0' || sym[n] == '.');
+}
+
+/* ---- symbols ---- */
+
+struct rangebuf {
+	struct range *r;
+	size_t n, cap;
+};
+
+static void add_range(struct rangebuf *b, uintptr_t lo, uintptr_t hi, enum sm_class cls,
+		      const struct sm_site *rule)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct range *r = sm_meta_alloc(cap * sizeof(*r));
+		if (!r)
+			return;
+		if (b->n)
+			memcpy(r, b->r, b->n * sizeof(*r));
+		b->r = r; /* the old array stays in metadata memory, unused */
+		b->cap = cap;
+	}
+	b->r[b->n++] = (struct range){ lo, hi, cls, rule };
+}
+
+/* C++ standard library code instantiated into the object itself (std::vector's
+ * _M_fill_assign, std::string's _M_construct): allocation machinery, like
+ * libstdc++, so that a container filled in a tagged function counts as allocated
+ * there. Mangled names in namespaces std and __gnu_cxx. */
+static bool is_std_code(const char *sym)
+{
+	static const char *const prefixes[] = {
+		"_ZNSt", "_ZNKSt", "_ZSt", "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx", "_ZNSa", "_ZNKSa",
+	};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(sym, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr_t hi,
+			struct rangebuf *b)
+{
+	if (sym[0] == '_' && sym[1] == 'Z' && is_std_code(sym)) {
+		add_range(b, lo, hi, SM_MACHINERY, NULL);
+		return;
+	}
+	for (size_t i = 0; i < sm_opt.nsites; i++) {
+		const struct sm_site *s = &sm_opt.sites[i];
+		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+			add_range(b, lo, hi, SM_SECRET, s);
+			sm_debug("SECRETMEM_SITES %s%s%s: %s at %p (%zu bytes) in %s",
+				 s->lib ? s->lib : "", s->lib ? ":" : "", s->func, sym,
+				 (void *)lo, (size_t)(hi - lo), o->path);
+		}
+	}
+	for (size_t i = 0; i < sm_opt.nwrappers; i++) {
+		const struct sm_site *s = &sm_opt.wrappers[i];
+		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+			add_range(b, lo, hi, SM_MACHINERY, s);
+			sm_debug("SECRETMEM_WRAPPERS %s: %s at %p in %s, looked through",
+				 s->func, sym, (void *)lo, o->path);
+		}
+	}
+}
+
+/* Reads the FUNC symbols of the object's file (.symtab and .dynsym) and records the
+ * ranges of the functions named by SECRETMEM_SITES and SECRETMEM_WRAPPERS, and of
+ * C++ standard library code compiled into it. */
+static void read_symbols(struct object *o, const char *file)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(Elf64_Ehdr)) {
+		close(fd);
+		return;
+	}
+	size_t size = (size_t)st.st_size;
+	const unsigned char *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED)
+		return;
+
+	const Elf64_Ehdr *eh = (const void *)img;
+	struct rangebuf b = { 0 };
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
+		goto out;
+
+	const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff);
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM)
+			continue;
+		if (sh[i].sh_link >= eh->e_shnum)
+			continue;
+		const Elf64_Shdr *str = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset + sh[i].sh_size > size || str->sh_offset + str->sh_size > size)
+			continue;
+		const Elf64_Sym *sym = (const void *)(img + sh[i].sh_offset);
+		const char *names = (const char *)img + str->sh_offset;
+		size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+		for (size_t k = 0; k < n; k++) {
+			unsigned t = ELF64_ST_TYPE(sym[k].st_info);
+			if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
+			    sym[k].st_name >= str->sh_size || sym[k].st_size == 0)
+				continue;
+			const char *name = names + sym[k].st_name;
+			if (!memchr(name, '\0', str->sh_size - sym[k].st_name))
+				continue;
+			uintptr_t lo = o->bias + sym[k].st_value;
+			match_rules(o, name, lo, lo + sym[k].st_size, &b);
+		}
+	}
+out:
+	munmap((void *)img, size);
+	o->ranges = b.r;
+	o->nranges = b.n;
+}
+
+/* An object built with SECRETMEM_ANNOTATE_LIBRARY has our note in a PT_NOTE segment. */
+static bool annotated(const struct dl_phdr_info *info)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const unsigned char *p = (const void *)(info->dlpi_addr + ph->p_vaddr);
+		const unsigned char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const void *)p;
+			const char *name = (const char *)(nh + 1);
+			size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
+			if (nh->n_type == SECRETMEM_NOTE_TYPE && nh->n_namesz == 10 &&
+			    name + nsz <= (const char *)end && memcmp(name, "secretmem", 10) == 0)
+				return true;
+			p += sizeof(*nh) + nsz + dsz;
+		}
+	}
+	return false;
+}
+
+/* ---- the object table ---- */
+
+static char exe_path[4096];
+static bool adding; /* second pass of scan_objects */
+
+static struct object *find_object(uintptr_t pc)
+{
+	for (size_t i = 0; i < nobjects; i++)
+		if (objects[i].present && pc - objects[i].lo < objects[i].hi - objects[i].lo)
+			return &objects[i];
+	return NULL;
+}
+
+static void describe(const struct object *o, bool note)
+{
+	if (sm_log_level < SM_LOG_DEBUG)
+		return;
+	if (o->cls == SM_MACHINERY)
+		sm_debug("object %s: allocation machinery, looked through", o->path);
+	else if (note)
+		sm_debug("object %s: annotated with SECRETMEM_ANNOTATE_LIBRARY, all its allocations are secret", o->path);
+	else if (o->cls == SM_SECRET)
+		sm_debug("object %s: matches SECRETMEM_LIBS, all its allocations are secret", o->path);
+}
+
+static int add_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	(void)data;
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t s = info->dlpi_addr + ph->p_vaddr;
+		if (s < lo)
+			lo = s;
+		if (s + ph->p_memsz > hi)
+			hi = s + ph->p_memsz;
+	}
+	if (lo >= hi)
+		return 0;
+
+	const char *name = info->dlpi_name;
+	bool main_program = !name || !*name;
+	if (main_program)
+		name = exe_path;
+
+	for (size_t i = 0; i < nobjects; i++) {
+		struct object *o = &objects[i];
+		if (o->lo == lo && o->hi == hi && strcmp(o->path, name) == 0) {
+			o->present = true;
+			return 0;
+		}
+	}
+	if (!adding)
+		return 0;
+	/* A slot of an unloaded object is reused, else a new one. */
+	size_t slot = 0;
+	while (slot < nobjects && objects[slot].present)
+		slot++;
+	if (slot == MAX_OBJECTS) {
+		sm_warn("more than %d objects loaded: %s is not routed", MAX_OBJECTS, name);
+		return 0;
+	}
+	struct object *o = &objects[slot];
+	*o = (struct object){ .lo = lo, .hi = hi, .bias = info->dlpi_addr, .present = true };
+	o->path = sm_meta_strndup(name, strlen(name));
+	if (!o->path)
+		return 0;
+
+	bool note = false;
+	if (info->dlpi_addr == libc_bias || info->dlpi_addr == ldso_bias ||
+	    info->dlpi_addr == self_bias || strncmp(base_name(name), "libstdc++.so", 12) == 0) {
+		o->cls = SM_MACHINERY;
+	} else {
+		note = annotated(info);
+		bool lib = false;
+		for (size_t i = 0; i < sm_opt.nlibs && !lib; i++)
+			lib = glob_matches(sm_opt.libs[i], name);
+		o->cls = note || lib ? SM_SECRET : SM_ORDINARY;
+		read_symbols(o, main_program ? "/proc/self/exe" : name);
+	}
+	have_rules |= o->cls == SM_SECRET;
+	for (size_t i = 0; i < o->nranges; i++)
+		have_rules |= o->ranges[i].cls == SM_SECRET;
+	describe(o, note);
+	if (slot == nobjects)
+		nobjects++;
+	return 0;
+}
+
+/* Brings the table up to date with the loaded objects, in two passes so that the
+ * slots of unloaded objects are known before new objects take them; returns whether
+ * a known object was unloaded. Called with table_lock held. */
+static bool scan_objects(void)
+{
+	for (size_t i = 0; i < nobjects; i++)
+		objects[i].present = false;
+	adding = false;
+	dl_iterate_phdr(add_object, NULL);
+	bool unloaded = false;
+	for (size_t i = 0; i < nobjects; i++)
+		unloaded |= !objects[i].present;
+	adding = true;
+	dl_iterate_phdr(add_object, NULL);
+	return unloaded;
+}
+
+/* ---- the code-address cache ---- */
+
+static void set_generation(unsigned g)
+{
+	generation = g;
+	uint64_t tag = (uint64_t)g << (SM_PC_BITS + 2);
+	__atomic_store_n(&sm_route_tag, tag, __ATOMIC_RELAXED);
+	if (!route_all && !sm_opt.depth)
+		__atomic_store_n(&sm_route_fast_tag, tag, __ATOMIC_RELAXED);
+}
+
+/* Called with table_lock held. */
+static void flush_cache(void)
+{
+	if (generation + 1 >= (1u << (64 - SM_PC_BITS - 2))) {
+		for (size_t i = 0; i < (1u << SM_CACHE_BITS); i++)
+			__atomic_store_n(&sm_route_cache[i], 0, __ATOMIC_RELAXED);
+		set_generation(1);
+	} else {
+		set_generation(generation + 1);
+	}
+}
+
+/* Called with table_lock held, so entries always carry the current generation. */
+static void cache_store(uintptr_t pc, enum sm_class cls)
+{
+	if (pc >> SM_PC_BITS)
+		return; /* not representable: such addresses are always classified afresh */
+	uint64_t e = pc | ((uint64_t)cls << SM_PC_BITS) | sm_route_tag;
+	unsigned i = sm_route_slot(pc), victim = i;
+	for (unsigned k = 0; k < SM_CACHE_PROBE; k++) {
+		unsigned j = (i + k) & ((1u << SM_CACHE_BITS) - 1);
+		uint64_t old = __atomic_load_n(&sm_route_cache[j], __ATOMIC_RELAXED);
+		/* an empty slot, or one of an older generation, or our own */
+		if (!old || (old & ~((1ull << (SM_PC_BITS + 2)) - 1)) != sm_route_tag ||
+		    (old & ((1ull << SM_PC_BITS) - 1)) == pc) {
+			victim = j;
+			break;
+		}
+	}
+	__atomic_store_n(&sm_route_cache[victim], e, __ATOMIC_RELAXED);
+}
+
+/* Called with table_lock held. */
+static enum sm_class classify_locked(uintptr_t pc)
+{
+	/* A return address may lie just past the end of a function that ends in a
+	 * call; the call itself is at pc - 1. */
+	uintptr_t a = pc - 1;
+	struct object *o = find_object(a);
+	if (!o) {
+		if (scan_objects())
+			flush_cache();
+		o = find_object(a);
+		if (!o)
+			return SM_ORDINARY; /* generated code outside any object */
+	}
+	enum sm_class cls = o->cls;
+	for (size_t i = 0; i < o->nranges; i++) {
+		const struct range *r = &o->ranges[i];
+		if (a - r->lo < r->hi - r->lo) {
+			cls = r->cls;
+			if (cls == SM_MACHINERY)
+				break; /* a wrapper is looked through even if also named a site */
+		}
+	}
+	return cls;
+}
+
+static enum sm_class classify(uintptr_t pc)
+{
+	int c = sm_route_lookup(pc);
+	if (c >= 0)
+		return (enum sm_class)c;
+	pthread_mutex_lock(&table_lock);
+	enum sm_class cls = classify_locked(pc);
+	cache_store(pc, cls);
+	pthread_mutex_unlock(&table_lock);
+	return cls;
+}
+
+void sm_route_objects_changed(void)
+{
+	if (!sm_route_cache)
+		return;
+	pthread_mutex_lock(&table_lock);
+	scan_objects();
+	flush_cache();
+	pthread_mutex_unlock(&table_lock);
+}
+
+void sm_route_fork_prepare(void)
+{
+	pthread_mutex_lock(&table_lock);
+	sm_meta_fork_prepare();
+}
+
+void sm_route_fork_parent(void)
+{
+	sm_meta_fork_parent();
+	pthread_mutex_unlock(&table_lock);
+}
+
+void sm_route_fork_child(void)
+{
+	sm_meta_fork_child();
+	pthread_mutex_init(&table_lock, NULL);
+}
+
+/* ---- the decision ---- */
+
+/* Frames of the shim itself above the caller's (decide, walk, the API function),
+ * with room to spare, plus look-through frames. */
+#define WALK_OWN 6
+#define WALK_MACHINERY 24
+
+/* Finds the call site (the first frame at or above ra that is not machinery) and
+ * checks it and the SECRETMEM_DEPTH frames above it. */
+static bool walk(uintptr_t ra)
+{
+	void *frames[WALK_OWN + WALK_MACHINERY + SM_MAX_DEPTH + 1];
+	int n = unw_backtrace(frames, WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1);
+	int i = 0;
+	while (i < n && (uintptr_t)frames[i] != ra)
+		i++;
+	if (i == n)
+		return false; /* the unwinder lost us: ra alone was not secret */
+	while (i < n && classify((uintptr_t)frames[i]) == SM_MACHINERY)
+		i++;
+	for (int j = i; j < n && j <= i + (int)sm_opt.depth; j++)
+		if (classify((uintptr_t)frames[j]) == SM_SECRET)
+			return true;
+	return false;
+}
+
+bool sm_route_decide(void *ra)
+{
+	if (sm_thread.scope || route_all)
+		return true;
+	enum sm_class c = classify((uintptr_t)ra);
+	if (c == SM_SECRET)
+		return true;
+	if (c == SM_ORDINARY && !sm_opt.depth)
+		return false;
+	return walk((uintptr_t)ra);
+}
+
+/* ---- start-up ---- */
+
+static uintptr_t bias_of(const void *addr)
+{
+	Dl_info info;
+	return dladdr(addr, &info) ? (uintptr_t)info.dli_fbase : 0;
+}
+
+/* At log level info, a rule that matches nothing loaded now is worth a line: a typo
+ * would otherwise protect nothing without a word. */
+static void report_unmatched(void)
+{
+	for (size_t i = 0; i < sm_opt.nlibs; i++) {
+		bool hit = strcmp(sm_opt.libs[i], "*") == 0;
+		for (size_t k = 0; k < nobjects && !hit; k++)
+			hit = objects[k].cls != SM_MACHINERY && glob_matches(sm_opt.libs[i], objects[k].path);
+		if (!hit)
+			sm_info("SECRETMEM_LIBS pattern %s matches no object loaded now (an object loaded later may match)",
+				sm_opt.libs[i]);
+	}
+	for (size_t i = 0; i < sm_opt.nsites; i++) {
+		bool hit = false;
+		for (size_t k = 0; k < nobjects && !hit; k++)
+			for (size_t r = 0; r < objects[k].nranges && !hit; r++)
+				hit = objects[k].ranges[r].rule == &sm_opt.sites[i];
+		if (!hit)
+			sm_info("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now",
+				sm_opt.sites[i].lib ? sm_opt.sites[i].lib : "",
+				sm_opt.sites[i].lib ? ":" : "", sm_opt.sites[i].func);
+	}
+}
+
+bool sm_route_init(void)
+{
+	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
+	exe_path[n > 0 ? n : 0] = '\0';
+
+	libc_bias = bias_of((const void *)strdup);
+	ldso_bias = (uintptr_t)getauxval(AT_BASE);
+	self_bias = bias_of((const void *)sm_route_init);
+
+	for (size_t i = 0; i < sm_opt.nlibs; i++)
+		route_all |= strcmp(sm_opt.libs[i], "*") == 0;
+
+	objects = sm_meta_alloc(MAX_OBJECTS * sizeof(*objects));
+	sm_route_cache = sm_meta_alloc(sizeof(uint64_t) << SM_CACHE_BITS);
+	if (!objects || !sm_route_cache)
+		sm_die("cannot map memory for the routing tables");
+	set_generation(1);
+
+	pthread_mutex_lock(&table_lock);
+	scan_objects();
+	pthread_mutex_unlock(&table_lock);
+	if (sm_options_have_rules(&sm_opt))
+		report_unmatched();
+	return have_rules || sm_options_have_rules(&sm_opt);
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Routing: is this allocation secret? Decided from the call site (the first frame
+ * outside the allocation machinery: libc, the loader, libstdc++, this shim and the
+ * SECRETMEM_WRAPPERS functions), the rules of SECRETMEM_LIBS / SECRETMEM_SITES /
+ * SECRETMEM_DEPTH, annotated objects (SECRETMEM_ANNOTATE_LIBRARY) and the calling
+ * thread's secretmem scopes.
+ *
+ * It runs on every allocation while rules are active, so what a code address means
+ * is cached: one 64-bit word per address, read without locks, holding the address,
+ * its class and the generation of the object table. Loading an object needs no
+ * flush (its addresses were unmapped before); dlclose bumps the generation, so
+ * nothing stale survives. The caller holds the re-entry guard, so what libunwind or
+ * the loader allocate while we look goes to the next allocator.
+ */
+#ifndef SM_ROUTE_H
+#define SM_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Per-thread state, tested as one word on the fast path: any non-zero field sends
+ * the call to the slow path. */
+union sm_thread {
+	struct {
+		unsigned in_shim;   /* re-entry guard of preload.c */
+		unsigned scope;     /* nesting depth of secretmem_scope_begin() */
+	};
+	uint64_t any;
+};
+extern __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
+
+/* What a code address is. */
+enum sm_class { SM_ORDINARY = 0, SM_SECRET = 1, SM_MACHINERY = 2 };
+
+#define SM_CACHE_BITS 14
+#define SM_CACHE_PROBE 4
+#define SM_PC_BITS 47
+extern uint64_t *sm_route_cache;   /* 1 << SM_CACHE_BITS entries */
+extern uint64_t sm_route_tag;      /* generation, in the bits above the class */
+/* sm_route_tag when a cached class settles a call, else all ones (never matches):
+ * with SECRETMEM_LIBS=* or SECRETMEM_DEPTH > 0 every call takes sm_route_decide. */
+extern uint64_t sm_route_fast_tag;
+
+static inline unsigned sm_route_slot(uintptr_t pc)
+{
+	uint64_t h = (uint64_t)pc * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> (64 - SM_CACHE_BITS));
+}
+
+/* The fast path's answer for an allocation whose caller returns to pc:
+ * SM_ORDINARY or SM_SECRET when the cache settles it, else -1. One probe. */
+static inline int sm_route_fast(uintptr_t pc)
+{
+	uint64_t want = pc | __atomic_load_n(&sm_route_fast_tag, __ATOMIC_RELAXED);
+	uint64_t e = __atomic_load_n(&sm_route_cache[sm_route_slot(pc)], __ATOMIC_RELAXED);
+	if (e == want)
+		return SM_ORDINARY;
+	if (e == (want | ((uint64_t)SM_SECRET << SM_PC_BITS)))
+		return SM_SECRET;
+	return -1;
+}
+
+/* The cached class of a code address, or -1 when it is not cached yet. */
+static inline int sm_route_lookup(uintptr_t pc)
+{
+	uint64_t want = pc | sm_route_tag;
+	unsigned i = sm_route_slot(pc);
+	for (unsigned k = 0; k < SM_CACHE_PROBE; k++) {
+		uint64_t e = __atomic_load_n(&sm_route_cache[(i + k) & ((1u << SM_CACHE_BITS) - 1)],
+					     __ATOMIC_RELAXED);
+		if ((e & ~(3ull << SM_PC_BITS)) == want)
+			return (int)((e >> SM_PC_BITS) & 3);
+		if (!e)
+			break;
+	}
+	return -1;
+}
+
+/* Resolves the rules against the objects loaded now; returns whether any rule or
+ * annotation exists (then the arena is needed). Called once at start-up. */
+bool sm_route_init(void);
+
+/* The full decision for an allocation whose immediate caller returns to ra: classifies
+ * what is not cached and walks the stack when the caller is machinery or
+ * SECRETMEM_DEPTH asks for it. */
+bool sm_route_decide(void *ra);
+
+/* Objects were unloaded: forget everything cached about code addresses. */
+void sm_route_objects_changed(void);
+
+/* fork: the object table's lock is held across fork() (then the metadata lock,
+ * which the table allocates under). */
+void sm_route_fork_prepare(void);
+void sm_route_fork_parent(void);
+void sm_route_fork_child(void);
+
+#endif

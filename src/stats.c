@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Statistics: a fixed table of call sites (code address, allocations, bytes)
+ * updated with relaxed atomics, claimed slot by slot with compare-and-swap, and a
+ * report at exit built with the log module's formatter into a static buffer.
+ * Symbol names come from dladdr at report time. Never calls malloc.
+ */
+#include "config.h"
+#include "stats.h"
+#include "arena.h"
+#include "log.h"
+#include "options.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+bool sm_stats_on;
+
+#define SITES 1024
+#define TOP 10
+
+struct site {
+	uintptr_t pc;
+	uint64_t count, bytes;
+};
+
+static struct site sites[SITES];
+static uint64_t sites_dropped;
+
+void sm_stats_site(const void *ra, size_t size)
+{
+	uintptr_t pc = (uintptr_t)ra;
+	unsigned i = (unsigned)((pc * 0x9e3779b97f4a7c15ull) >> 54) % SITES;
+	for (unsigned k = 0; k < 16; k++, i = (i + 1) % SITES) {
+		uintptr_t cur = __atomic_load_n(&sites[i].pc, __ATOMIC_RELAXED);
+		if (cur != pc) {
+			if (cur)
+				continue;
+			uintptr_t zero = 0;
+			if (!__atomic_compare_exchange_n(&sites[i].pc, &zero, pc, false,
+							 __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+			    zero != pc)
+				continue;
+		}
+		__atomic_fetch_add(&sites[i].count, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&sites[i].bytes, size, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_fetch_add(&sites_dropped, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- the report ---- */
+
+struct buf {
+	char data[16384];
+	size_t len;
+};
+
+static void add(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	b->len += sm_vformat(b->data + b->len, sizeof(b->data) - b->len, fmt, ap);
+	va_end(ap);
+}
+
+/* JSON string contents: quotes, backslashes and controls escaped. */
+static void add_json_str(struct buf *b, const char *s)
+{
+	for (; s && *s && b->len + 8 < sizeof(b->data); s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			add(b, "\\%c", c);
+		else if (c < 0x20)
+			add(b, "\\u00%c%c", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
+		else
+			add(b, "%c", c);
+	}
+}
+
+static const char *mode_name(void)
+{
+	static const char *const names[] = { "exclusive", "uncached", "off" };
+	return names[sm_opt.mode];
+}
+
+/* The sites sorted by bytes, largest first (a selection of the TOP largest). */
+static size_t top_sites(struct site *out)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < SITES; i++) {
+		struct site s = sites[i];
+		if (!s.pc)
+			continue;
+		size_t j = n < TOP ? n++ : TOP;
+		if (j == TOP && s.bytes <= out[TOP - 1].bytes)
+			continue;
+		if (j == TOP)
+			j = TOP - 1;
+		while (j > 0 && out[j - 1].bytes < s.bytes) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = s;
+	}
+	return n;
+}
+
+static void site_name(const struct site *s, const char **func, const char **obj, uintptr_t *off)
+{
+	Dl_info info;
+	*func = NULL;
+	*obj = "?";
+	*off = 0;
+	/* The return address, minus one: the call itself. */
+	if (dladdr((void *)(s->pc - 1), &info)) {
+		*obj = info.dli_fname ? info.dli_fname : "?";
+		*func = info.dli_sname;
+		*off = info.dli_saddr ? s->pc - (uintptr_t)info.dli_saddr : s->pc - (uintptr_t)info.dli_fbase;
+	}
+}
+
+void sm_stats_write(int fd, bool json)
+{
+	static struct buf b;
+	struct sm_arena_stats st = { 0 };
+	if (sm_arena_span)
+		sm_arena_get_stats(&st);
+	struct site top[TOP];
+	size_t ntop = top_sites(top);
+
+	b.len = 0;
+	if (json) {
+		add(&b, "{\"pid\": %d, \"mode\": \"%s\", \"backend\": \"%s\", ", (int)getpid(), mode_name(),
+		    st.backend ? st.backend : "none");
+		add(&b, "\"allocs\": %llu, \"frees\": %llu, \"live_bytes\": %llu, \"peak_bytes\": %llu, ",
+		    (unsigned long long)st.allocs, (unsigned long long)st.frees,
+		    (unsigned long long)st.live_bytes, (unsigned long long)st.peak_bytes);
+		add(&b, "\"touched_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
+			"\"enomem\": %llu, \"limit\": %llu, \"sites\": [",
+		    (unsigned long long)st.touched_bytes, (unsigned long long)st.mapped_bytes,
+		    (unsigned long long)st.chunks, (unsigned long long)st.enomem,
+		    (unsigned long long)st.limit);
+		for (size_t i = 0; i < ntop; i++) {
+			const char *func, *obj;
+			uintptr_t off;
+			site_name(&top[i], &func, &obj, &off);
+			add(&b, "%s{\"function\": \"", i ? ", " : "");
+			add_json_str(&b, func ? func : "?");
+			add(&b, "\", \"offset\": %lu, \"object\": \"", (unsigned long)off);
+			add_json_str(&b, obj);
+			add(&b, "\", \"allocs\": %llu, \"bytes\": %llu}", (unsigned long long)top[i].count,
+			    (unsigned long long)top[i].bytes);
+		}
+		add(&b, "]}\n");
+	} else {
+		add(&b, "libsecretmem-preload: statistics of process %d\n", (int)getpid());
+		add(&b, "  mode %s, backend %s\n", mode_name(), st.backend ? st.backend : "none (no secret memory used)");
+		add(&b, "  secret allocations %llu, frees %llu\n", (unsigned long long)st.allocs,
+		    (unsigned long long)st.frees);
+		add(&b, "  live %llu bytes, peak %llu bytes\n", (unsigned long long)st.live_bytes,
+		    (unsigned long long)st.peak_bytes);
+		add(&b, "  pages touched %llu bytes, mapped %llu bytes in %llu chunks, limit %llu bytes\n",
+		    (unsigned long long)st.touched_bytes, (unsigned long long)st.mapped_bytes,
+		    (unsigned long long)st.chunks, (unsigned long long)st.limit);
+		add(&b, "  allocations refused for lack of secret memory (ENOMEM): %llu\n",
+		    (unsigned long long)st.enomem);
+		if (ntop)
+			add(&b, "  top call sites by secret bytes:\n");
+		for (size_t i = 0; i < ntop; i++) {
+			const char *func, *obj;
+			uintptr_t off;
+			site_name(&top[i], &func, &obj, &off);
+			add(&b, "    %10llu bytes %8llu allocs  %s+0x%lx (%s)\n",
+			    (unsigned long long)top[i].bytes, (unsigned long long)top[i].count,
+			    func ? func : "?", (unsigned long)off, obj);
+		}
+	}
+	for (size_t off = 0; off < b.len;) {
+		ssize_t w = write(fd, b.data + off, b.len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+/* The file name with %p replaced by the process ID. */
+static void expand(const char *pattern, char *out, size_t size)
+{
+	size_t n = 0;
+	for (const char *p = pattern; *p && n + 24 < size; p++) {
+		if (p[0] == '%' && p[1] == 'p') {
+			n += sm_format(out + n, size - n, "%d", (int)getpid());
+			p++;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+__attribute__((destructor)) static void report(void)
+{
+	if (!sm_stats_on)
+		return;
+	if (sm_opt.stats == SM_STATS_STDERR) {
+		sm_stats_write(STDERR_FILENO, false);
+		return;
+	}
+	char path[4096];
+	expand(sm_opt.stats_path, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		sm_warn("SECRETMEM_STATS: cannot write %s", path);
+		return;
+	}
+	sm_stats_write(fd, ends_with(path, ".json"));
+	close(fd);
+}
+
+void sm_stats_init(void)
+{
+	sm_stats_on = sm_opt.stats != SM_STATS_OFF && sm_opt.mode != SM_MODE_OFF;
+}

@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: MIT
+# Helpers of routing.bats and tls_keyscan.bats (loaded after helpers.bash): build
+# the C test programs and libraries, run them under the shim, and check where a block
+# really lives (its /proc/PID/maps line and what another process can read of it), not
+# only what the program says.
+#
+# The programs are built here, from the sources, into $BATS_FILE_TMPDIR rather than
+# by automake: the tests need exact flags (-fno-optimize-sibling-calls, symbols kept)
+# and shared libraries at known paths, and gcc is always present where tests run.
+
+: "${abs_top_srcdir:=$(cd "$BATS_TEST_DIRNAME/.." && pwd)}"
+RT_SRC="$abs_top_srcdir/tests"
+
+# The programs must keep the frames the rules name: no sibling calls, no inlining
+# of the named functions (they are noinline), symbols kept (-g, not stripped).
+RT_CFLAGS=(-O2 -g -fno-optimize-sibling-calls "-I$abs_top_srcdir/include")
+
+rt_cc() {
+	local out=$1
+	shift
+	"${CC:-gcc}" "${RT_CFLAGS[@]}" "$@" -o "$RT_BIN/$out" ||
+		{ echo "cannot build $out" >&2; return 1; }
+}
+
+# Builds what a test file needs into $BATS_FILE_TMPDIR/bin (call from setup_file).
+rt_build() {
+	RT_BIN="$BATS_FILE_TMPDIR/bin"
+	export RT_BIN
+	mkdir -p "$RT_BIN"
+	local t
+	for t in "$@"; do
+		case $t in
+		libs)
+			rt_cc libroutetest.so -shared -fPIC "$RT_SRC/libroutetest.c" -Wl,-soname,libroutetest.so
+			# the same code under another name, for the dlclose/reload case
+			rt_cc libplain.so -shared -fPIC "$RT_SRC/libroutetest.c" -Wl,-soname,libplain.so
+			rt_cc libannotated.so -shared -fPIC "$RT_SRC/libannotated.c" -Wl,-soname,libannotated.so
+			;;
+		route_prog)
+			rt_cc route_prog "$RT_SRC/route_prog.c" -ldl -lpthread
+			;;
+		route_prog_linked)
+			rt_cc route_prog_linked -DWITH_ANNOTATED "$RT_SRC/route_prog.c" \
+				-L"$RT_BIN" -Wl,--no-as-needed -lroutetest -lannotated -Wl,--as-needed -Wl,-rpath,"$RT_BIN" -ldl -lpthread
+			;;
+		annotated_prog | header_prog | memread | memscan)
+			rt_cc "$t" "$RT_SRC/$t.c"
+			;;
+		cxx_route)
+			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/cxx_route.cc" -o "$RT_BIN/cxx_route" ||
+				{ echo "cannot build cxx_route" >&2; return 1; }
+			;;
+		*)
+			echo "rt_build: unknown target $t" >&2
+			return 1
+			;;
+		esac
+	done
+}
+
+# with_shim [VAR=VALUE...] PROGRAM [ARGS...]
+with_shim() {
+	env LD_PRELOAD="$SHIM" "$@"
+}
+
+# The block line of NAME in $output must say secret=$2.
+assert_block() {
+	assert_line --regexp "^$1 secret=$2 addr=0x[0-9a-f]+\$"
+}
+
+# ---- a paused program, inspected from outside ----
+
+# start_paused [VAR=VALUE...] PROGRAM pause CASES...: runs it under the shim in the
+# background and waits until it has printed its blocks; sets RT_PID (the program),
+# RT_OUT (its stdout) and RT_JOB (what teardown must kill).
+start_paused() {
+	RT_OUT="$BATS_TEST_TMPDIR/paused.out"
+	RT_ERR="$BATS_TEST_TMPDIR/paused.err"
+	timeout 60 env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
+	RT_JOB=$!
+	local i
+	for ((i = 0; i < 200; i++)); do
+		grep -q '^READY$' "$RT_OUT" 2>/dev/null && break
+		if ! kill -0 "$RT_JOB" 2>/dev/null; then
+			echo "the program ended before READY:" >&2
+			cat "$RT_OUT" "$RT_ERR" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	grep -q '^READY$' "$RT_OUT" || { echo "no READY within 10 s" >&2; cat "$RT_OUT" "$RT_ERR" >&2; return 1; }
+	RT_PID=$(awk '$1 == "PID" { print $2 }' "$RT_OUT")
+	[[ -n $RT_PID ]]
+	rt_output
+}
+
+# $output and $lines (what the assert_* functions read) from the paused program.
+rt_output() {
+	output=$(cat "$RT_OUT")
+	# shellcheck disable=SC2034 # read by bats-assert's assert_line
+	mapfile -t lines <"$RT_OUT"
+}
+
+stop_paused() {
+	if [[ -n ${RT_JOB:-} ]]; then
+		kill "$RT_JOB" 2>/dev/null || true
+		wait "$RT_JOB" 2>/dev/null || true
+		RT_JOB=
+	fi
+}
+
+block_addr() {
+	awk -v n="$1" '$1 == n { sub("addr=", "", $3); print $3 }' "$RT_OUT"
+}
+
+# The /proc/PID/maps line of the mapping that holds ADDR (empty if none).
+maps_line_of() {
+	local pid=$1 addr=$(($2)) range rest lo hi
+	while read -r range rest; do
+		lo=$((16#${range%-*}))
+		hi=$((16#${range#*-}))
+		if ((lo <= addr && addr < hi)); then
+			echo "$range $rest"
+			return 0
+		fi
+	done <"/proc/$pid/maps"
+}
+
+# The block NAME of the paused program lives in secret memory: the program says so,
+# its mapping is /secretmem, and neither /proc/PID/mem nor process_vm_readv reads it.
+assert_lives_secret() {
+	local name=$1 addr line
+	assert_block "$name" 1
+	addr=$(block_addr "$name")
+	line=$(maps_line_of "$RT_PID" "$addr")
+	[[ $line == *"/secretmem"* ]] ||
+		fail "$name at $addr is not in a /secretmem mapping: ${line:-no mapping}"
+	run -0 "$RT_BIN/memread" mem "$RT_PID" "$addr" 32
+	[[ $output == EIO ]] || fail "$name at $addr: /proc/$RT_PID/mem read gave: $output (expected EIO)"
+	run -0 "$RT_BIN/memread" vm "$RT_PID" "$addr" 32
+	[[ $output != OK* ]] || fail "$name at $addr: process_vm_readv read it: $output"
+	rt_output
+}
+
+# The block NAME is ordinary memory, readable from outside with its content
+# (CONTENT, default blk:NAME).
+assert_lives_ordinary() {
+	local name=$1 want=${2:-blk:$1} addr line
+	assert_block "$name" 0
+	addr=$(block_addr "$name")
+	line=$(maps_line_of "$RT_PID" "$addr")
+	[[ -n $line && $line != *"/secretmem"* ]] ||
+		fail "$name at $addr: unexpected mapping: ${line:-no mapping}"
+	run -0 "$RT_BIN/memread" mem "$RT_PID" "$addr" 64
+	[[ $output == "OK $want"* ]] || fail "$name at $addr: /proc/$RT_PID/mem read gave: $output (expected OK $want)"
+	run -0 "$RT_BIN/memread" vm "$RT_PID" "$addr" 64
+	[[ $output == "OK $want"* ]] || fail "$name at $addr: process_vm_readv gave: $output"
+	rt_output
+}
+
+# The paused program holds at least one /secretmem mapping (or, with "none", none).
+assert_has_secretmem() {
+	if [[ ${1:-} == none ]]; then
+		! grep -q '/secretmem' "/proc/$RT_PID/maps" ||
+			fail "$RT_PID has /secretmem mappings: $(grep /secretmem "/proc/$RT_PID/maps")"
+	else
+		grep -q '/secretmem' "/proc/$RT_PID/maps" ||
+			fail "$RT_PID has no /secretmem mapping"
+	fi
+}
