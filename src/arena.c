@@ -1337,6 +1337,14 @@ void sm_arena_fork_child(void)
 
 /* ---- stats ---- */
 
+void sm_arena_counter_addrs(struct sm_arena_counter_addrs *a)
+{
+	_Static_assert(sizeof(limit) == 8 && sizeof(g_live) == 8 && sizeof(g_mapped) == 8,
+		       "the live statistics read 8-byte counters");
+	*a = (struct sm_arena_counter_addrs){ &g_live, &g_peak, &g_touched, &g_mapped,
+					      &g_chunks, &g_enomem, &limit };
+}
+
 void sm_arena_get_stats(struct sm_arena_stats *st)
 {
 	memset(st, 0, sizeof(*st));

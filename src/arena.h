@@ -70,4 +70,13 @@ struct sm_arena_stats {
 };
 void sm_arena_get_stats(struct sm_arena_stats *st);
 
+/* Where the arena keeps its global counters (8 bytes each), so that another process
+ * can read them from /proc/PID/mem as they are now (see stats.h, struct sm_live):
+ * live and peak bytes (int64), touched and mapped bytes, chunks, ENOMEM count,
+ * and the limit (uint64). */
+struct sm_arena_counter_addrs {
+	const void *live, *peak, *touched, *mapped, *chunks, *enomem, *limit;
+};
+void sm_arena_counter_addrs(struct sm_arena_counter_addrs *a);
+
 #endif

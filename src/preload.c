@@ -197,6 +197,7 @@ static void routing_on(void)
 			hi = sm_arena_base + sm_arena_span;
 		set_special(lo, hi);
 		__atomic_store_n(&state, ST_ROUTE, __ATOMIC_RELEASE);
+		sm_stats_refresh();
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -320,10 +321,17 @@ SM_EXPORT void *malloc(size_t size)
 	return malloc_slow(size, ra);
 }
 
+static void free_secret(void *p)
+{
+	if (unlikely(sm_stats_on))
+		sm_stats_free();
+	sm_arena_free(p);
+}
+
 static __attribute__((noinline)) void free_special(void *p)
 {
 	if (sm_arena_owns(p))
-		sm_arena_free(p);
+		free_secret(p);
 	else if (!is_boot(p) && next.free)
 		next.free(p);
 }
@@ -380,7 +388,7 @@ static void *realloc_impl(void *p, size_t size, void *ra)
 		return malloc_slow(size, ra);
 	if (sm_arena_owns(p)) {
 		if (size == 0) { /* glibc frees and returns NULL */
-			sm_arena_free(p);
+			free_secret(p);
 			return NULL;
 		}
 		return sm_arena_realloc(p, size);

@@ -20,6 +20,32 @@
 
 bool sm_stats_on;
 
+__attribute__((visibility("default"))) struct sm_live secretmem_impl_live;
+/* The backend name and the counter addresses, once the arena exists. */
+static void publish(void)
+{
+	struct sm_live *l = &secretmem_impl_live;
+	struct sm_arena_stats st = { 0 };
+	struct sm_arena_counter_addrs a = { 0 };
+	if (sm_arena_span) {
+		sm_arena_get_stats(&st);
+		sm_arena_counter_addrs(&a);
+	}
+	sm_format(l->backend, sizeof(l->backend), "%s", st.backend ? st.backend : "none");
+	l->addr_live = (uintptr_t)a.live;
+	l->addr_peak = (uintptr_t)a.peak;
+	l->addr_touched = (uintptr_t)a.touched;
+	l->addr_mapped = (uintptr_t)a.mapped;
+	l->addr_chunks = (uintptr_t)a.chunks;
+	l->addr_enomem = (uintptr_t)a.enomem;
+	l->addr_limit = (uintptr_t)a.limit;
+}
+
+void sm_stats_free(void)
+{
+	__atomic_fetch_add(&secretmem_impl_live.frees, 1, __ATOMIC_RELAXED);
+}
+
 #define SITES 1024
 #define TOP 10
 
@@ -29,7 +55,6 @@ struct site {
 };
 
 static struct site sites[SITES];
-static uint64_t sites_dropped;
 
 void sm_stats_site(const void *ra, size_t size)
 {
@@ -48,9 +73,9 @@ void sm_stats_site(const void *ra, size_t size)
 		}
 		__atomic_fetch_add(&sites[i].count, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&sites[i].bytes, size, __ATOMIC_RELAXED);
-		return;
+		break;
 	}
-	__atomic_fetch_add(&sites_dropped, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&secretmem_impl_live.allocs, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- the report ---- */
@@ -232,4 +257,16 @@ __attribute__((destructor)) static void report(void)
 void sm_stats_init(void)
 {
 	sm_stats_on = sm_opt.stats != SM_STATS_OFF && sm_opt.mode != SM_MODE_OFF;
+	if (!sm_stats_on)
+		return;
+	struct sm_live *l = &secretmem_impl_live;
+	memcpy(l->magic, SM_LIVE_MAGIC, sizeof(SM_LIVE_MAGIC));
+	l->mode = (uint64_t)sm_opt.mode;
+	publish();
+}
+
+void sm_stats_refresh(void)
+{
+	if (sm_stats_on)
+		publish();
 }

@@ -10,16 +10,41 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern bool sm_stats_on;
 
 /* Called at start-up once the options are read. */
 void sm_stats_init(void);
 
+/* Publishes the backend and the arena's counter addresses (once the arena exists). */
+void sm_stats_refresh(void);
+
 /* A secret allocation of size bytes whose immediate caller returns to ra. */
 void sm_stats_site(const void *ra, size_t size);
 
 /* Writes the report as text (json false) or JSON to fd. */
 void sm_stats_write(int fd, bool json);
+
+/*
+ * Live statistics for other processes: with SECRETMEM_STATS set, the exported
+ * object secretmem_impl_live holds the count of secret allocations and frees
+ * (counted as they happen) and the addresses of the arena's own counters.
+ * secretmem-inspect finds it through the shim's .dynsym and reads it, and the
+ * counters it points to, from /proc/PID/mem. The layout is versioned by magic;
+ * it holds counters and addresses only, never a secret byte.
+ */
+#define SM_LIVE_MAGIC "secretmem-live2"
+struct sm_live {
+	char magic[16];
+	uint64_t mode;
+	char backend[32];
+	uint64_t allocs, frees;
+	uint64_t addr_live, addr_peak, addr_touched, addr_mapped, addr_chunks, addr_enomem,
+		 addr_limit;
+};
+
+/* A secret block is freed (counted when SECRETMEM_STATS is set). */
+void sm_stats_free(void);
 
 #endif

@@ -3,7 +3,10 @@
  * secretmem-inspect: what secret memory a running process holds.
  *
  * Reads /proc/PID/smaps: is the shim loaded, how much secret memory is mapped and
- * resident, in how many mappings. With --find, scans every readable
+ * resident, in how many mappings. When the process runs with SECRETMEM_STATS, the
+ * shim keeps a snapshot of its counters in the exported object secretmem_impl_live
+ * (see src/stats.h): found through the shim's .dynsym, read from /proc/PID/mem.
+ * With --find, scans every readable
  * mapping of the process through /proc/PID/mem for byte strings, the check a user
  * makes that a secret really is out of reach; secret pages answer EIO.
  */
@@ -19,6 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <elf.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "stats.h"
 
 struct needle {
 	unsigned char *bytes;
@@ -34,7 +42,8 @@ static void usage(FILE *f)
 		"\n"
 		"Shows the secret memory (memfd_secret) that process PID holds: whether\n"
 		"libsecretmem-preload is loaded, how much secret memory is mapped and\n"
-		"resident, and in how many mappings.\n"
+		"resident, and in how many mappings; and, when it runs with SECRETMEM_STATS,\n"
+		"its live statistics (secret allocations, live and peak bytes).\n"
 		"\n"
 		"  --json            machine-readable output\n"
 		"  --find HEX        scan every readable mapping of PID for these bytes\n"
@@ -99,6 +108,7 @@ static bool read_file(const char *path, struct needle *n)
 struct summary {
 	bool shim;
 	char shim_path[4096];
+	uint64_t shim_base;         /* start of the shim's mapping at file offset 0 */
 	unsigned long mappings;
 	unsigned long long size_kb, rss_kb, locked_kb;
 	unsigned long readable, unreadable;
@@ -122,8 +132,11 @@ static int read_smaps(pid_t pid, struct summary *s)
 			in_secret = strstr(name, "/secretmem") != NULL;
 			if (in_secret)
 				s->mappings++;
-			if (strstr(name, "libsecretmem-preload.so") && !s->shim) {
+			unsigned long long off = 1;
+			sscanf(line, "%*x-%*x %*s %llx", &off);
+			if (strstr(name, "libsecretmem-preload.so") && !s->shim && off == 0) {
 				s->shim = true;
+				s->shim_base = lo;
 				snprintf(s->shim_path, sizeof(s->shim_path), "%s", name);
 			}
 			continue;
@@ -140,6 +153,100 @@ static int read_smaps(pid_t pid, struct summary *s)
 	}
 	fclose(f);
 	return 0;
+}
+
+/* The address of the symbol in the object file path, relative to its load base. */
+static uint64_t symbol_offset(const char *path, const char *symbol)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || (size_t)st.st_size < sizeof(Elf64_Ehdr)) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	size_t size = (size_t)st.st_size;
+	const unsigned char *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED)
+		return 0;
+	uint64_t found = 0;
+	const Elf64_Ehdr *eh = (const void *)img;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
+		goto out;
+	const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff);
+	for (unsigned i = 0; i < eh->e_shnum && !found; i++) {
+		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum)
+			continue;
+		const Elf64_Shdr *str = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset + sh[i].sh_size > size || str->sh_offset + str->sh_size > size)
+			continue;
+		const Elf64_Sym *sym = (const void *)(img + sh[i].sh_offset);
+		for (size_t k = 0; k < sh[i].sh_size / sizeof(*sym); k++)
+			if (sym[k].st_name < str->sh_size &&
+			    strcmp((const char *)img + str->sh_offset + sym[k].st_name, symbol) == 0) {
+				found = sym[k].st_value;
+				break;
+			}
+	}
+out:
+	munmap((void *)img, size);
+	return found;
+}
+
+enum live_state { LIVE_NONE, LIVE_OFF, LIVE_DENIED, LIVE_OK };
+
+struct live {
+	struct sm_live hdr;
+	uint64_t live, peak, touched, mapped, chunks, enomem, limit;
+};
+
+static bool read_u64(int mem, uint64_t addr, uint64_t *v)
+{
+	return addr && pread(mem, v, sizeof(*v), (off_t)addr) == (ssize_t)sizeof(*v);
+}
+
+/* The shim's live statistics, when it exposes them: the exported block, then the
+ * arena counters it points to, read as they are now. */
+static enum live_state read_live(pid_t pid, const struct summary *s, struct live *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!s->shim)
+		return LIVE_NONE;
+	char path[4200];
+	uint64_t off = symbol_offset(s->shim_path, "secretmem_impl_live");
+	if (!off) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, s->shim_path);
+		off = symbol_offset(path, "secretmem_impl_live");
+	}
+	if (!off)
+		return LIVE_NONE;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	int mem = open(path, O_RDONLY | O_CLOEXEC);
+	if (mem < 0)
+		return LIVE_DENIED;
+	enum live_state r = LIVE_DENIED;
+	struct sm_live *h = &l->hdr;
+	if (pread(mem, h, sizeof(*h), (off_t)(s->shim_base + off)) == (ssize_t)sizeof(*h)) {
+		r = LIVE_OFF;
+		if (memcmp(h->magic, SM_LIVE_MAGIC, sizeof(SM_LIVE_MAGIC)) == 0) {
+			r = LIVE_OK;
+			/* No arena yet (no secret memory used): the counters stay zero. */
+			if (h->addr_live &&
+			    !(read_u64(mem, h->addr_live, &l->live) && read_u64(mem, h->addr_peak, &l->peak) &&
+			      read_u64(mem, h->addr_touched, &l->touched) &&
+			      read_u64(mem, h->addr_mapped, &l->mapped) &&
+			      read_u64(mem, h->addr_chunks, &l->chunks) &&
+			      read_u64(mem, h->addr_enomem, &l->enomem) &&
+			      read_u64(mem, h->addr_limit, &l->limit)))
+				r = LIVE_DENIED;
+		}
+	}
+	close(mem);
+	h->backend[sizeof(h->backend) - 1] = '\0';
+	if ((int64_t)l->live < 0)
+		l->live = 0; /* thread caches not yet published */
+	return r;
 }
 
 static void search(const unsigned char *buf, size_t len, uint64_t addr,
@@ -279,6 +386,10 @@ int main(int argc, char **argv)
 	bool found = false;
 	for (size_t k = 0; k < nn; k++)
 		found |= nd[k].hits > 0;
+	struct live live;
+	enum live_state ls = read_live((pid_t)pid, &s, &live);
+	static const char *const modes[] = { "exclusive", "uncached", "off" };
+	const char *mode = live.hdr.mode < 3 ? modes[live.hdr.mode] : "?";
 
 	if (json) {
 		printf("{\n  \"pid\": %ld,\n  \"shim_loaded\": %s,\n  \"secret_mappings\": %lu,\n"
@@ -286,6 +397,15 @@ int main(int argc, char **argv)
 		       "  \"secret_locked_bytes\": %llu",
 		       pid, s.shim ? "true" : "false", s.mappings, s.size_kb * 1024, s.rss_kb * 1024,
 		       s.locked_kb * 1024);
+		if (ls == LIVE_OK)
+			printf(",\n  \"stats\": {\"mode\": \"%s\", \"backend\": \"%s\", \"allocs\": %" PRIu64
+			       ", \"frees\": %" PRIu64 ", \"live_bytes\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+			       ", \"touched_bytes\": %" PRIu64 ", \"mapped_bytes\": %" PRIu64 ", \"chunks\": %" PRIu64
+			       ", \"enomem\": %" PRIu64 ", \"limit\": %" PRIu64 "}",
+			       mode, live.hdr.backend, live.hdr.allocs, live.hdr.frees, live.live, live.peak,
+			       live.touched, live.mapped, live.chunks, live.enomem, live.limit);
+		else
+			printf(",\n  \"stats\": null");
 		if (nn) {
 			printf(",\n  \"scan\": {\"readable_mappings\": %lu, \"unreadable_mappings\": %lu, "
 			       "\"bytes_scanned\": %llu, \"found\": [", s.readable, s.unreadable, s.scanned);
@@ -300,6 +420,18 @@ int main(int argc, char **argv)
 		printf("secret mappings:   %lu\n", s.mappings);
 		printf("secret mapped:     %llu KiB\n", s.size_kb);
 		printf("secret resident:   %llu KiB\n", s.rss_kb);
+		if (ls == LIVE_OK) {
+			printf("mode, backend:     %s, %s\n", mode, live.hdr.backend);
+			printf("secret allocs:     %" PRIu64 " (frees %" PRIu64 ")\n", live.hdr.allocs, live.hdr.frees);
+			printf("secret live/peak:  %" PRIu64 " / %" PRIu64 " bytes\n", live.live, live.peak);
+			printf("pages touched:     %" PRIu64 " bytes in %" PRIu64 " chunks (limit %" PRIu64 ")\n",
+			       live.touched, live.chunks, live.limit);
+			printf("refused (ENOMEM):  %" PRIu64 "\n", live.enomem);
+		} else if (ls == LIVE_OFF) {
+			printf("live stats:        not exposed (start the process with SECRETMEM_STATS set)\n");
+		} else if (ls == LIVE_DENIED) {
+			printf("live stats:        cannot read /proc/%ld/mem (needs ptrace access)\n", pid);
+		}
 		if (nn) {
 			printf("scanned:           %llu bytes in %lu readable mappings (%lu unreadable)\n",
 			       s.scanned, s.readable, s.unreadable);
