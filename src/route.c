@@ -18,6 +18,7 @@
 #include "log.h"
 #include "meta.h"
 #include "options.h"
+#include "stats.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -352,7 +353,8 @@ static void set_generation(unsigned g)
 	generation = g;
 	uint64_t tag = (uint64_t)g << (SM_PC_BITS + 2);
 	__atomic_store_n(&sm_route_tag, tag, __ATOMIC_RELAXED);
-	if (!route_all && !sm_opt.depth)
+	/* With SECRETMEM_STATS every decision is counted, so none is settled inline. */
+	if (!route_all && !sm_opt.depth && !sm_stats_on)
 		__atomic_store_n(&sm_route_fast_tag, tag, __ATOMIC_RELAXED);
 }
 
@@ -466,6 +468,8 @@ void sm_route_fork_child(void)
 static bool walk(uintptr_t ra)
 {
 	void *frames[WALK_OWN + WALK_MACHINERY + SM_MAX_DEPTH + 1];
+	if (sm_stats_on)
+		__atomic_fetch_add(&sm_stats_walks, 1, __ATOMIC_RELAXED);
 	int n = unw_backtrace(frames, WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1);
 	int i = 0;
 	while (i < n && (uintptr_t)frames[i] != ra)
@@ -482,6 +486,8 @@ static bool walk(uintptr_t ra)
 
 bool sm_route_decide(void *ra)
 {
+	if (sm_stats_on)
+		__atomic_fetch_add(&sm_stats_decisions, 1, __ATOMIC_RELAXED);
 	if (sm_thread.scope || route_all)
 		return true;
 	enum sm_class c = classify((uintptr_t)ra);

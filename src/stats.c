@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 bool sm_stats_on;
+uint64_t sm_stats_decisions, sm_stats_walks;
 
 __attribute__((visibility("default"))) struct sm_live secretmem_impl_live;
 /* The backend name and the counter addresses, once the arena exists. */
@@ -167,10 +168,11 @@ void sm_stats_write(int fd, bool json)
 		    (unsigned long long)st.allocs, (unsigned long long)st.frees,
 		    (unsigned long long)st.live_bytes, (unsigned long long)st.peak_bytes);
 		add(&b, "\"touched_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
-			"\"enomem\": %llu, \"limit\": %llu, \"sites\": [",
+			"\"enomem\": %llu, \"limit\": %llu, \"routed\": %llu, \"stack_walks\": %llu, \"sites\": [",
 		    (unsigned long long)st.touched_bytes, (unsigned long long)st.mapped_bytes,
 		    (unsigned long long)st.chunks, (unsigned long long)st.enomem,
-		    (unsigned long long)st.limit);
+		    (unsigned long long)st.limit, (unsigned long long)sm_stats_decisions,
+		    (unsigned long long)sm_stats_walks);
 		for (size_t i = 0; i < ntop; i++) {
 			const char *func, *obj;
 			uintptr_t off;
@@ -195,6 +197,8 @@ void sm_stats_write(int fd, bool json)
 		    (unsigned long long)st.chunks, (unsigned long long)st.limit);
 		add(&b, "  allocations refused for lack of secret memory (ENOMEM): %llu\n",
 		    (unsigned long long)st.enomem);
+		add(&b, "  allocations routed %llu, of which needed a stack walk: %llu\n",
+		    (unsigned long long)sm_stats_decisions, (unsigned long long)sm_stats_walks);
 		if (ntop)
 			add(&b, "  top call sites by secret bytes:\n");
 		for (size_t i = 0; i < ntop; i++) {

@@ -14,6 +14,10 @@
 
 extern bool sm_stats_on;
 
+/* While SECRETMEM_STATS is set: allocations routed (every call while rules are
+ * active), and the stack walks among them (look-through and SECRETMEM_DEPTH). */
+extern uint64_t sm_stats_decisions, sm_stats_walks;
+
 /* Called at start-up once the options are read. */
 void sm_stats_init(void);
 

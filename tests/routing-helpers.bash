@@ -78,8 +78,9 @@ start_paused() {
 	RT_ERR="$BATS_TEST_TMPDIR/paused.err"
 	timeout 60 env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
 	RT_JOB=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
+	# A deadline, not a count of polls: a loaded machine runs fewer polls.
+	local deadline=$((SECONDS + 30))
+	while ((SECONDS < deadline)); do
 		grep -q '^READY$' "$RT_OUT" 2>/dev/null && break
 		if ! kill -0 "$RT_JOB" 2>/dev/null; then
 			echo "the program ended before READY:" >&2
@@ -88,7 +89,7 @@ start_paused() {
 		fi
 		sleep 0.05
 	done
-	grep -q '^READY$' "$RT_OUT" || { echo "no READY within 10 s" >&2; cat "$RT_OUT" "$RT_ERR" >&2; return 1; }
+	grep -q '^READY$' "$RT_OUT" || { echo "no READY within 30 s" >&2; cat "$RT_OUT" "$RT_ERR" >&2; return 1; }
 	RT_PID=$(awk '$1 == "PID" { print $2 }' "$RT_OUT")
 	[[ -n $RT_PID ]]
 	rt_output
