@@ -591,6 +591,11 @@ static void publish_live(void)
 	}
 }
 
+void sm_arena_publish(void)
+{
+	publish_live();
+}
+
 static void count_oom(void)
 {
 	ADD(g_enomem, 1);

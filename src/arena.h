@@ -70,6 +70,11 @@ struct sm_arena_stats {
 };
 void sm_arena_get_stats(struct sm_arena_stats *st);
 
+/* Folds the calling thread's unpublished live-byte count into the global one (and
+ * the peak). The arena does it on its slow paths; statistics call it after every
+ * secret allocation and free, so that live and peak are exact. */
+void sm_arena_publish(void);
+
 /* Where the arena keeps its global counters (8 bytes each), so that another process
  * can read them from /proc/PID/mem as they are now (see stats.h, struct sm_live):
  * live and peak bytes (int64), touched and mapped bytes, chunks, ENOMEM count,

@@ -288,8 +288,10 @@ static bool secret(void *ra)
 static inline void *secret_memalign(size_t align, size_t size, void *ra)
 {
 	void *p = align <= 16 ? sm_arena_malloc(size) : sm_arena_memalign(align, size);
-	if (unlikely(sm_stats_on) && p)
+	if (unlikely(sm_stats_on) && p) {
 		sm_stats_site(ra, size);
+		sm_arena_publish();
+	}
 	return p;
 }
 
@@ -323,9 +325,11 @@ SM_EXPORT void *malloc(size_t size)
 
 static void free_secret(void *p)
 {
-	if (unlikely(sm_stats_on))
-		sm_stats_free();
 	sm_arena_free(p);
+	if (unlikely(sm_stats_on)) {
+		sm_stats_free();
+		sm_arena_publish();
+	}
 }
 
 static __attribute__((noinline)) void free_special(void *p)
@@ -391,7 +395,10 @@ static void *realloc_impl(void *p, size_t size, void *ra)
 			free_secret(p);
 			return NULL;
 		}
-		return sm_arena_realloc(p, size);
+		void *q = sm_arena_realloc(p, size);
+		if (unlikely(sm_stats_on))
+			sm_arena_publish();
+		return q;
 	}
 	if (is_boot(p)) {
 		void *q = malloc_slow(size, ra);

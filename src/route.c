@@ -159,10 +159,11 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	}
 }
 
-/* Reads the FUNC symbols of the object's file (.symtab and .dynsym) and records the
- * ranges of the functions named by SECRETMEM_SITES and SECRETMEM_WRAPPERS, and of
- * C++ standard library code compiled into it. */
-static void read_symbols(struct object *o, const char *file)
+typedef void (*func_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_t hi);
+
+/* Calls fn for every defined FUNC symbol of the ELF file (.symtab and .dynsym), at
+ * its address once loaded with this bias. */
+static void for_each_func(const char *file, uintptr_t bias, func_fn fn, void *ctx)
 {
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -179,7 +180,6 @@ static void read_symbols(struct object *o, const char *file)
 		return;
 
 	const Elf64_Ehdr *eh = (const void *)img;
-	struct rangebuf b = { 0 };
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
 	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
@@ -205,14 +205,34 @@ static void read_symbols(struct object *o, const char *file)
 			const char *name = names + sym[k].st_name;
 			if (!memchr(name, '\0', str->sh_size - sym[k].st_name))
 				continue;
-			uintptr_t lo = o->bias + sym[k].st_value;
-			match_rules(o, name, lo, lo + sym[k].st_size, &b);
+			uintptr_t lo = bias + sym[k].st_value;
+			fn(ctx, name, lo, lo + sym[k].st_size);
 		}
 	}
 out:
 	munmap((void *)img, size);
-	o->ranges = b.r;
-	o->nranges = b.n;
+}
+
+struct symbols_ctx {
+	struct object *o;
+	struct rangebuf b;
+};
+
+static void collect(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
+{
+	struct symbols_ctx *c = ctx;
+	match_rules(c->o, name, lo, hi, &c->b);
+}
+
+/* Records the ranges of the functions named by SECRETMEM_SITES and
+ * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
+ * into it. */
+static void read_symbols(struct object *o, const char *file)
+{
+	struct symbols_ctx c = { o, { 0 } };
+	for_each_func(file, o->bias, collect, &c);
+	o->ranges = c.b.r;
+	o->nranges = c.b.n;
 }
 
 /* An object built with SECRETMEM_ANNOTATE_LIBRARY has our note in a PT_NOTE segment. */
@@ -496,6 +516,45 @@ bool sm_route_decide(void *ra)
 	if (c == SM_ORDINARY && !sm_opt.depth)
 		return false;
 	return walk((uintptr_t)ra);
+}
+
+/* ---- names, for the statistics ---- */
+
+struct name_ctx {
+	uintptr_t pc, best_lo;
+	char *buf;
+	size_t size;
+};
+
+static void closest(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
+{
+	struct name_ctx *c = ctx;
+	if (c->pc - lo < hi - lo && lo >= c->best_lo) {
+		c->best_lo = lo;
+		sm_format(c->buf, c->size, "%s", name);
+	}
+}
+
+bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object)
+{
+	buf[0] = '\0';
+	*object = "?";
+	*offset = 0;
+	if (!objects)
+		return false;
+	pthread_mutex_lock(&table_lock);
+	struct object *o = find_object(pc);
+	if (!o && scan_objects())
+		flush_cache();
+	o = o ? o : find_object(pc);
+	pthread_mutex_unlock(&table_lock);
+	if (!o)
+		return false;
+	*object = o->path;
+	struct name_ctx c = { pc, 0, buf, size };
+	for_each_func(strcmp(o->path, exe_path) == 0 ? "/proc/self/exe" : o->path, o->bias, closest, &c);
+	*offset = buf[0] ? pc - c.best_lo : pc - o->bias;
+	return buf[0] != '\0';
 }
 
 /* ---- start-up ---- */

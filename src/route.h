@@ -17,6 +17,7 @@
 #define SM_ROUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Per-thread state, tested as one word on the fast path: any non-zero field sends
@@ -88,6 +89,11 @@ bool sm_route_decide(void *ra);
 
 /* Objects were unloaded: forget everything cached about code addresses. */
 void sm_route_objects_changed(void);
+
+/* The function containing pc (from the object's .symtab and .dynsym, so static
+ * functions of unstripped objects too), its offset, and the object's path. Reads
+ * files: for reports, never on an allocation path. */
+bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object);
 
 /* fork: the object table's lock is held across fork() (then the metadata lock,
  * which the table allocates under). */

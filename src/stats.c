@@ -10,8 +10,10 @@
 #include "arena.h"
 #include "log.h"
 #include "options.h"
+#include "route.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -137,18 +139,22 @@ static size_t top_sites(struct site *out)
 	return n;
 }
 
-static void site_name(const struct site *s, const char **func, const char **obj, uintptr_t *off)
+/* The function of a call site, from the object's symbols (the return address
+ * minus one is the call itself); dladdr when routing never ran. */
+static void site_name(const struct site *s, char *func, size_t size, const char **obj, uintptr_t *off)
 {
-	Dl_info info;
-	*func = NULL;
-	*obj = "?";
-	*off = 0;
-	/* The return address, minus one: the call itself. */
-	if (dladdr((void *)(s->pc - 1), &info)) {
-		*obj = info.dli_fname ? info.dli_fname : "?";
-		*func = info.dli_sname;
-		*off = info.dli_saddr ? s->pc - (uintptr_t)info.dli_saddr : s->pc - (uintptr_t)info.dli_fbase;
+	if (sm_route_name(s->pc - 1, func, size, off, obj)) {
+		(*off)++;
+		return;
 	}
+	Dl_info info;
+	if (dladdr((void *)(s->pc - 1), &info) && info.dli_sname) {
+		sm_format(func, size, "%s", info.dli_sname);
+		*obj = info.dli_fname ? info.dli_fname : "?";
+		*off = s->pc - (uintptr_t)info.dli_saddr;
+		return;
+	}
+	sm_format(func, size, "?");
 }
 
 void sm_stats_write(int fd, bool json)
@@ -174,11 +180,12 @@ void sm_stats_write(int fd, bool json)
 		    (unsigned long long)st.limit, (unsigned long long)sm_stats_decisions,
 		    (unsigned long long)sm_stats_walks);
 		for (size_t i = 0; i < ntop; i++) {
-			const char *func, *obj;
+			char func[256];
+			const char *obj;
 			uintptr_t off;
-			site_name(&top[i], &func, &obj, &off);
+			site_name(&top[i], func, sizeof(func), &obj, &off);
 			add(&b, "%s{\"function\": \"", i ? ", " : "");
-			add_json_str(&b, func ? func : "?");
+			add_json_str(&b, func);
 			add(&b, "\", \"offset\": %lu, \"object\": \"", (unsigned long)off);
 			add_json_str(&b, obj);
 			add(&b, "\", \"allocs\": %llu, \"bytes\": %llu}", (unsigned long long)top[i].count,
@@ -202,12 +209,13 @@ void sm_stats_write(int fd, bool json)
 		if (ntop)
 			add(&b, "  top call sites by secret bytes:\n");
 		for (size_t i = 0; i < ntop; i++) {
-			const char *func, *obj;
+			char func[256];
+			const char *obj;
 			uintptr_t off;
-			site_name(&top[i], &func, &obj, &off);
+			site_name(&top[i], func, sizeof(func), &obj, &off);
 			add(&b, "    %10llu bytes %8llu allocs  %s+0x%lx (%s)\n",
 			    (unsigned long long)top[i].bytes, (unsigned long long)top[i].count,
-			    func ? func : "?", (unsigned long)off, obj);
+			    func, (unsigned long)off, obj);
 		}
 	}
 	for (size_t off = 0; off < b.len;) {
@@ -251,7 +259,7 @@ __attribute__((destructor)) static void report(void)
 	expand(sm_opt.stats_path, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		sm_warn("SECRETMEM_STATS: cannot write %s", path);
+		sm_warn("SECRETMEM_STATS: cannot write %s: %s", path, strerror(errno));
 		return;
 	}
 	sm_stats_write(fd, ends_with(path, ".json"));

@@ -338,14 +338,18 @@ int main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'f':
 			if (!parse_hex(optarg, &nd[nn])) {
-				fprintf(stderr, "secretmem-inspect: --find needs an even number of hex digits, not \"%s\"\n", optarg);
+				fprintf(stderr, "secretmem-inspect: --find needs hex digits (two per byte), not \"%s\"\n", optarg);
 				return 2;
 			}
 			nn++;
 			break;
 		case 'F':
+			errno = 0;
 			if (!read_file(optarg, &nd[nn])) {
-				fprintf(stderr, "secretmem-inspect: cannot read a non-empty %s: %s\n", optarg, strerror(errno));
+				if (errno)
+					fprintf(stderr, "secretmem-inspect: cannot read %s: %s\n", optarg, strerror(errno));
+				else
+					fprintf(stderr, "secretmem-inspect: %s is empty: nothing to search for\n", optarg);
 				return 2;
 			}
 			nn++;
@@ -362,7 +366,7 @@ int main(int argc, char **argv)
 	char *end;
 	errno = 0;
 	long pid = strtol(argv[optind], &end, 10);
-	if (errno || *end || pid <= 0 || pid > 0x7fffffff) {
+	if (!isdigit((unsigned char)argv[optind][0]) || errno || *end || pid <= 0 || pid > 0x7fffffff) {
 		fprintf(stderr, "secretmem-inspect: \"%s\" is not a process ID\n", argv[optind]);
 		return 2;
 	}
