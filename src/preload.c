@@ -31,6 +31,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "meta.h"
 #include "options.h"
 #include "route.h"
 #include "stats.h"
@@ -143,11 +144,10 @@ static void *need(const char *name)
 
 /* An optional function counts only if it comes from the same object as the next
  * malloc: jemalloc without pvalloc must not send us to glibc's pvalloc. */
-static void *same_object(const char *name, const void *anchor_obj)
+static void *same_object(const char *name, unsigned long anchor_obj)
 {
 	void *f = dlsym(RTLD_NEXT, name);
-	Dl_info info;
-	if (!f || !dladdr(f, &info) || info.dli_fbase != anchor_obj)
+	if (!f || sm_object_base(f) != anchor_obj)
 		return NULL;
 	return f;
 }
@@ -158,8 +158,7 @@ static void resolve_next(void)
 	next.free = need("free");
 	next.calloc = need("calloc");
 	next.realloc = need("realloc");
-	Dl_info info;
-	const void *obj = dladdr((void *)next.malloc, &info) ? info.dli_fbase : NULL;
+	unsigned long obj = sm_object_base((void *)next.malloc);
 	next.reallocarray = same_object("reallocarray", obj);
 	next.posix_memalign = same_object("posix_memalign", obj);
 	next.aligned_alloc = same_object("aligned_alloc", obj);

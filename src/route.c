@@ -257,6 +257,13 @@ static bool annotated(const struct dl_phdr_info *info)
 	return false;
 }
 
+static int find_annotated(struct dl_phdr_info *info, size_t size, void *any)
+{
+	(void)size;
+	*(bool *)any |= annotated(info);
+	return 0;
+}
+
 /* ---- the object table ---- */
 
 static char exe_path[4096];
@@ -559,12 +566,6 @@ bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, cons
 
 /* ---- start-up ---- */
 
-static uintptr_t bias_of(const void *addr)
-{
-	Dl_info info;
-	return dladdr(addr, &info) ? (uintptr_t)info.dli_fbase : 0;
-}
-
 /* At log level info, a rule that matches nothing loaded now is worth a line: a typo
  * would otherwise protect nothing without a word. */
 static void report_unmatched(void)
@@ -594,9 +595,9 @@ bool sm_route_init(void)
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
 
-	libc_bias = bias_of((const void *)strdup);
+	libc_bias = sm_object_base((const void *)strdup);
 	ldso_bias = (uintptr_t)getauxval(AT_BASE);
-	self_bias = bias_of((const void *)sm_route_init);
+	self_bias = sm_object_base((const void *)sm_route_init);
 
 	for (size_t i = 0; i < sm_opt.nlibs; i++)
 		route_all |= strcmp(sm_opt.libs[i], "*") == 0;
@@ -607,6 +608,15 @@ bool sm_route_init(void)
 		sm_die("cannot map memory for the routing tables");
 	set_generation(1);
 
+	/* Without a rule in the environment only an annotated object can start routing
+	 * now: look for one without reading any file. The table is then built on the
+	 * first cache miss, if routing ever starts (a scope, a dlopened annotation). */
+	if (!sm_options_have_rules(&sm_opt)) {
+		bool any = false;
+		dl_iterate_phdr(find_annotated, &any);
+		if (!any)
+			return false;
+	}
 	pthread_mutex_lock(&table_lock);
 	scan_objects();
 	pthread_mutex_unlock(&table_lock);
