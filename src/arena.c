@@ -1118,10 +1118,10 @@ static void budget_init(void)
 	struct rlimit rl;
 	bool enforced = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 			!sm_pages_cap_ipc_lock();
-	size_t kern = SIZE_MAX;
+	size_t kern = SIZE_MAX, room = 0;
 	if (enforced) {
-		size_t room = backend != SM_BACKEND_MLOCK && sm_opt.fork == SM_FORK_COPY ?
-			      SM_PAGES_COPY_WINDOW : 0;
+		room = backend != SM_BACKEND_MLOCK && sm_opt.fork == SM_FORK_COPY ?
+		       SM_PAGES_COPY_WINDOW : 0;
 		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
 	}
 	limit = sm_arena_span;
@@ -1134,7 +1134,7 @@ static void budget_init(void)
 		limit = kern;
 		limit_src = "RLIMIT_MEMLOCK";
 		limit_shown = (size_t)rl.rlim_cur;
-		limit_room = (size_t)rl.rlim_cur - kern;
+		limit_room = room; /* what the message adds to the chunk it needs */
 	}
 	limit &= ~(PAGE - 1);
 }
@@ -1159,6 +1159,10 @@ static void init(void)
 	/* Read-only until chunks need it: reads of the rest see zero (no span), and
 	 * only the committed part counts against overcommit. */
 	pagemap = mmap(NULL, pagemap_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* Mostly never-touched zero pages: a core dump (gcore reads them all) would be
+	 * as large as the map. */
+	if (pagemap != MAP_FAILED)
+		madvise(pagemap, pagemap_len, MADV_DONTDUMP);
 	if (pagemap == MAP_FAILED)
 		sm_die("cannot reserve the secret memory page map (%zu bytes)", pagemap_len);
 

@@ -23,6 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 /* The reserved range; both zero until sm_arena_init succeeds. */
 extern uintptr_t sm_arena_base;
 extern uintptr_t sm_arena_span;
@@ -83,5 +86,7 @@ struct sm_arena_counter_addrs {
 	const void *live, *peak, *touched, *mapped, *chunks, *enomem, *limit;
 };
 void sm_arena_counter_addrs(struct sm_arena_counter_addrs *a);
+
+#pragma GCC visibility pop
 
 #endif

@@ -14,6 +14,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 enum sm_log_level { SM_LOG_ERROR = 0, SM_LOG_WARN, SM_LOG_INFO, SM_LOG_DEBUG };
 
 /* Current threshold (SECRETMEM_LOG); messages above it are dropped. */
@@ -41,5 +44,7 @@ size_t sm_format(char *buf, size_t size, const char *fmt, ...)
 #define sm_warn(...)  do { if (sm_log_level >= SM_LOG_WARN)  sm_log(SM_LOG_WARN,  __VA_ARGS__); } while (0)
 #define sm_info(...)  do { if (sm_log_level >= SM_LOG_INFO)  sm_log(SM_LOG_INFO,  __VA_ARGS__); } while (0)
 #define sm_debug(...) do { if (sm_log_level >= SM_LOG_DEBUG) sm_log(SM_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#pragma GCC visibility pop
 
 #endif

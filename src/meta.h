@@ -9,6 +9,9 @@
 
 #include <stddef.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 /* Zeroed, 16-byte aligned; NULL when mmap fails. Thread-safe. */
 void *sm_meta_alloc(size_t size);
 /* A copy of the n bytes at s, NUL-terminated. */
@@ -23,5 +26,7 @@ unsigned long sm_object_base(const void *addr);
 void sm_meta_fork_prepare(void);
 void sm_meta_fork_parent(void);
 void sm_meta_fork_child(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 enum sm_mode { SM_MODE_EXCLUSIVE, SM_MODE_UNCACHED, SM_MODE_OFF };
 /* Ordered: each level allows the downgrades of the ones before it. */
 enum sm_fallback { SM_FALLBACK_NONE, SM_FALLBACK_EXCLUSIVE, SM_FALLBACK_MLOCK };
@@ -61,5 +64,7 @@ struct sm_option_doc {
 const struct sm_option_doc *sm_option_doc(size_t i);
 
 #define SM_MAX_DEPTH 32
+
+#pragma GCC visibility pop
 
 #endif

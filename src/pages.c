@@ -47,6 +47,8 @@ void *sm_pages_reserve(size_t *len, size_t min)
 		void *p = mmap(NULL, l, PROT_NONE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p != MAP_FAILED) {
+			/* gdb's gcore would otherwise write the whole 64 GiB range as zeros. */
+			madvise(p, l, MADV_DONTDUMP);
 			*len = l;
 			return p;
 		}
@@ -58,7 +60,10 @@ int sm_pages_unmap_to_reserved(void *addr, size_t len)
 {
 	void *p = mmap(addr, len, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? -errno : 0;
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, len, MADV_DONTDUMP); /* a new mapping: the flag must be set again */
+	return 0;
 }
 
 /* A failed MAP_FIXED may or may not have removed the old mapping (the kernel

@@ -18,6 +18,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 /* The flag bit of the 2020 proposal's SECRETMEM_UNCACHED; mainline answers EINVAL. */
 #define SM_SECRETMEM_UNCACHED 0x2u
 
@@ -69,5 +72,7 @@ int sm_pages_resident(const void *addr, size_t len, unsigned char *vec);
 /* Whether CAP_IPC_LOCK is in the effective set (then the kernel does not enforce
  * RLIMIT_MEMLOCK). Raw capget, no libcap. */
 bool sm_pages_cap_ipc_lock(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 /* Per-thread state, tested as one word on the fast path: any non-zero field sends
  * the call to the slow path. */
 union sm_thread {
@@ -100,5 +103,7 @@ bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, cons
 void sm_route_fork_prepare(void);
 void sm_route_fork_parent(void);
 void sm_route_fork_child(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to the library (direct, not GOT, access). */
+#pragma GCC visibility push(hidden)
+
 extern bool sm_stats_on;
 
 /* While SECRETMEM_STATS is set: allocations routed (every call while rules are
@@ -50,5 +53,7 @@ struct sm_live {
 
 /* A secret block is freed (counted when SECRETMEM_STATS is set). */
 void sm_stats_free(void);
+
+#pragma GCC visibility pop
 
 #endif
