@@ -68,8 +68,8 @@ static inline bool pass(void)
 }
 
 /* free() and realloc() look closer only at pointers in [special_lo, +special_span):
- * everything until start-up is done, then the bootstrap buffer, and once the arena
- * exists the smallest range covering both. One subtraction and compare. */
+ * everything until start-up is done, then the arena's range (see
+ * set_special_ranges). One subtraction and compare. */
 static uintptr_t special_lo;
 static uintptr_t special_span = UINTPTR_MAX;
 
@@ -183,18 +183,36 @@ static void set_special(uintptr_t lo, uintptr_t hi)
 	__atomic_store_n(&special_span, hi - lo, __ATOMIC_RELEASE);
 }
 
+/* The pointers free() must look at: the arena, and the bootstrap buffer if dlsym
+ * ever used it (glibc's does not, so usually the arena alone). A range covering
+ * both would also cover whatever lies between them, glibc's thread heaps
+ * included, and send their frees down the slow path. Called once start-up is
+ * over, when no bootstrap allocation can happen any more. */
+static void set_special_ranges(void)
+{
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	if (boot_used) {
+		lo = (uintptr_t)boot_buf;
+		hi = lo + BOOT_SIZE;
+	}
+	if (sm_arena_span) {
+		if (sm_arena_base < lo)
+			lo = sm_arena_base;
+		if (sm_arena_base + sm_arena_span > hi)
+			hi = sm_arena_base + sm_arena_span;
+	}
+	if (lo > hi)
+		lo = hi = 0; /* nothing special: an empty range */
+	set_special(lo, hi);
+}
+
 static void routing_on(void)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	pthread_mutex_lock(&lock);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
 		sm_arena_init();
-		uintptr_t lo = (uintptr_t)boot_buf, hi = lo + BOOT_SIZE;
-		if (sm_arena_base < lo)
-			lo = sm_arena_base;
-		if (sm_arena_base + sm_arena_span > hi)
-			hi = sm_arena_base + sm_arena_span;
-		set_special(lo, hi);
+		set_special_ranges();
 		__atomic_store_n(&state, ST_ROUTE, __ATOMIC_RELEASE);
 		sm_stats_refresh();
 	}
@@ -228,7 +246,7 @@ static void init(void)
 	if (route) {
 		routing_on();
 	} else {
-		set_special((uintptr_t)boot_buf, (uintptr_t)boot_buf + BOOT_SIZE);
+		set_special_ranges();
 		__atomic_store_n(&state, ST_PASS, __ATOMIC_RELEASE);
 	}
 }
@@ -284,7 +302,7 @@ static bool secret(void *ra)
 
 /* ---- the API ---- */
 
-static inline void *secret_memalign(size_t align, size_t size, void *ra)
+static __attribute__((noinline)) void *secret_memalign(size_t align, size_t size, void *ra)
 {
 	void *p = align <= 16 ? sm_arena_malloc(size) : sm_arena_memalign(align, size);
 	if (unlikely(sm_stats_on) && p) {
@@ -308,18 +326,23 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, void *ra)
 	return next.malloc(size);
 }
 
-SM_EXPORT void *malloc(size_t size)
+/* While rules are active: the cached answer, else the slow path. Separate from
+ * malloc so that the pass-through path stays a load, a compare and a jump. */
+static __attribute__((noinline)) void *malloc_routed(size_t size, void *ra)
 {
-	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-	if (likely(st == ST_PASS))
-		return next.malloc(size);
-	void *ra = __builtin_return_address(0);
-	int c = routed_in(st, ra);
+	int c = routed(ra);
 	if (likely(c == SM_ORDINARY))
 		return next.malloc(size);
 	if (c == SM_SECRET)
 		return secret_malloc(size, ra);
 	return malloc_slow(size, ra);
+}
+
+SM_EXPORT void *malloc(size_t size)
+{
+	if (likely(pass()))
+		return next.malloc(size);
+	return malloc_routed(size, __builtin_return_address(0));
 }
 
 static void free_secret(void *p)

@@ -41,7 +41,8 @@
 
 __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
 
-uint64_t *sm_route_cache;
+/* In .bss: no page of it is touched unless routing runs. */
+uint64_t sm_route_cache[1u << SM_CACHE_BITS];
 uint64_t sm_route_tag;
 uint64_t sm_route_fast_tag = UINT64_MAX;
 static bool route_all; /* SECRETMEM_LIBS contains "*" */
@@ -457,7 +458,7 @@ static enum sm_class classify(uintptr_t pc)
 
 void sm_route_objects_changed(void)
 {
-	if (!sm_route_cache)
+	if (!objects)
 		return;
 	pthread_mutex_lock(&table_lock);
 	scan_objects();
@@ -603,8 +604,7 @@ bool sm_route_init(void)
 		route_all |= strcmp(sm_opt.libs[i], "*") == 0;
 
 	objects = sm_meta_alloc(MAX_OBJECTS * sizeof(*objects));
-	sm_route_cache = sm_meta_alloc(sizeof(uint64_t) << SM_CACHE_BITS);
-	if (!objects || !sm_route_cache)
+	if (!objects)
 		sm_die("cannot map memory for the routing tables");
 	set_generation(1);
 

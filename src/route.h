@@ -40,7 +40,7 @@ enum sm_class { SM_ORDINARY = 0, SM_SECRET = 1, SM_MACHINERY = 2 };
 #define SM_CACHE_BITS 14
 #define SM_CACHE_PROBE 4
 #define SM_PC_BITS 47
-extern uint64_t *sm_route_cache;   /* 1 << SM_CACHE_BITS entries */
+extern uint64_t sm_route_cache[1u << SM_CACHE_BITS];
 extern uint64_t sm_route_tag;      /* generation, in the bits above the class */
 /* sm_route_tag when a cached class settles a call, else all ones (never matches):
  * with SECRETMEM_LIBS=* or SECRETMEM_DEPTH > 0 every call takes sm_route_decide. */
