@@ -50,35 +50,6 @@ teardown() {
 
 # ---- helpers ----
 
-# start_paused with a command in front of the shim (e.g. the seccomp filter):
-# start_paused_under PRE... -- [VAR=VALUE...] PROGRAM ARGS...
-start_paused_under() {
-	local pre=()
-	while [[ $1 != -- ]]; do
-		pre+=("$1")
-		shift
-	done
-	shift
-	RT_OUT="$BATS_TEST_TMPDIR/paused.out"
-	RT_ERR="$BATS_TEST_TMPDIR/paused.err"
-	timeout 60 "${pre[@]}" env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
-	RT_JOB=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
-		grep -q '^READY$' "$RT_OUT" 2>/dev/null && break
-		if ! kill -0 "$RT_JOB" 2>/dev/null; then
-			echo "the program ended before READY:" >&2
-			cat "$RT_OUT" "$RT_ERR" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
-	grep -q '^READY$' "$RT_OUT" || { echo "no READY within 10 s" >&2; cat "$RT_OUT" "$RT_ERR" >&2; return 1; }
-	RT_PID=$(awk '$1 == "PID" { print $2 }' "$RT_OUT")
-	[[ -n $RT_PID ]]
-	rt_output
-}
-
 # The string a "NAME_hex HEX" line of the paused program's output encodes.
 hex_value() {
 	local h

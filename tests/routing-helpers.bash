@@ -74,9 +74,21 @@ assert_block() {
 # background and waits until it has printed its blocks; sets RT_PID (the program),
 # RT_OUT (its stdout) and RT_JOB (what teardown must kill).
 start_paused() {
+	start_paused_under -- "$@"
+}
+
+# start_paused_under PREFIX... -- [VAR=VALUE...] PROGRAM ...: the same, with a command
+# in front of the shim (a seccomp filter, prlimit, setpriv).
+start_paused_under() {
+	local pre=()
+	while [[ $1 != -- ]]; do
+		pre+=("$1")
+		shift
+	done
+	shift
 	RT_OUT="$BATS_TEST_TMPDIR/paused.out"
 	RT_ERR="$BATS_TEST_TMPDIR/paused.err"
-	timeout 60 env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
+	timeout 60 "${pre[@]}" env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
 	RT_JOB=$!
 	# A deadline, not a count of polls: a loaded machine runs fewer polls.
 	local deadline=$((SECONDS + 30))
