@@ -583,6 +583,31 @@ assert s["unreadable_mappings"] >= n and s["readable_mappings"] > 0 and s["bytes
 	[[ $stderr == *"Permission denied"* ]] || fail "--find: $stderr"
 }
 
+@test "secretmem-inspect as the process's own unprivileged user: it reads it, --find too" {
+	local as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	"${as_nobody[@]}" true || skip "setpriv cannot switch to nobody here"
+	# everything nobody runs or reads, in a directory nobody can reach
+	local dir
+	dir=$(mktemp -d /tmp/secretmem-tools.XXXXXX)
+	chmod 755 "$dir"
+	make_secrets
+	cp "$SHIM" "$HOLDER" "$INSPECT" "$SECRET_FILE" "$PLAIN_FILE" "$dir/"
+	chmod a+r "$dir"/*
+	local shim=$SHIM
+	SHIM=$dir/libsecretmem-preload.so
+	start_paused_under "${as_nobody[@]}" prlimit --memlock=1048576:1048576 -- \
+		SECRETMEM_SITES=load_secret "$dir/$(basename "$HOLDER")" pause "$dir/secret.bin" "$dir/plain.bin"
+	SHIM=$shim
+	assert_block secret 1
+	run -0 "${as_nobody[@]}" "$dir/secretmem-inspect" "$RT_PID"
+	assert_line "shim loaded:       yes ($dir/libsecretmem-preload.so)"
+	assert_line --regexp '^secret mappings:   [1-9][0-9]*$'
+	run -3 "${as_nobody[@]}" "$dir/secretmem-inspect" --find "$PLAIN_HEX" "$RT_PID"
+	run -0 "${as_nobody[@]}" "$dir/secretmem-inspect" --find "$SECRET_HEX" "$RT_PID"
+	stop_paused
+	rm -rf "$dir"
+}
+
 # ==== SECRETMEM_STATS ====
 
 # The value of "NAME N" in the text report in $stderr (first number after the words).
