@@ -38,7 +38,6 @@ teardown_file() {
 
 setup() {
 	sm_setup
-	skip_if_arena_pending
 	PROG=$RT_BIN/arena_prog
 	SECCOMP=$RT_BIN/seccomp_exec
 	SITES=SECRETMEM_SITES=sites_secret_alloc

@@ -129,13 +129,3 @@ assert_transparent() {
 	fi
 }
 
-# Skips the test while the library is the arena-less stand-in (it ends any program
-# that sets a routing rule with "arena not built in this stub"). Any other failure to
-# start is left for the test to report.
-skip_if_arena_pending() {
-	local err
-	err=$(env LD_PRELOAD="$SHIM" SECRETMEM_SITES=sm_no_such_function /bin/true 2>&1) || true
-	if [[ $err == *"arena not built in this stub"* ]]; then
-		skip "arena pending"
-	fi
-}

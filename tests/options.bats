@@ -112,7 +112,6 @@ accepts() {
 }
 
 @test "SECRETMEM_LIBS: valid patterns route and the program runs" {
-	skip_if_arena_pending
 	accepts SECRETMEM_LIBS 'libsm-no-such-lib.so' 'libcrypto*:libssl*' '*' 'echo'
 }
 
@@ -136,7 +135,6 @@ BAD_SITES=("" "a,,b" ",a" "a," "lib:" ":func" "fu nc" "1abc" "lib:1abc" "a:b:c" 
 }
 
 @test "SECRETMEM_SITES: valid sites route and the program runs" {
-	skip_if_arena_pending
 	accepts SECRETMEM_SITES sm_no_such_function 'lib*:func,main' 'echo:main'
 }
 

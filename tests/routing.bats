@@ -16,7 +16,6 @@ setup_file() {
 
 setup() {
 	sm_setup
-	skip_if_arena_pending
 	PROG=$RT_BIN/route_prog
 	LINKED=$RT_BIN/route_prog_linked
 }

@@ -26,7 +26,6 @@ setup_file() {
 
 setup() {
 	sm_setup
-	skip_if_arena_pending
 	command -v openssl >/dev/null || fail "openssl is not installed"
 	SERVER_PID=
 }

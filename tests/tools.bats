@@ -23,7 +23,6 @@ setup_file() {
 
 setup() {
 	sm_setup
-	skip_if_arena_pending
 	RUN=$abs_top_builddir/tools/secretmem-run
 	INSPECT=$abs_top_builddir/tools/secretmem-inspect
 	[[ -x $RUN ]] || fail "$RUN is missing: build first (make)"

@@ -516,7 +516,6 @@ EOF
 # ---- rules that match nothing: routing is on, yet nothing changes ----
 
 @test "rules that match no code: programs behave as without the shim" {
-	skip_if_arena_pending
 	local rules=(SECRETMEM_SITES=sm_no_such_function SECRETMEM_LIBS=libsm-no-such-lib.so)
 	assert_transparent "${rules[@]}" "$CXXPROG"
 	assert_success
