@@ -275,8 +275,10 @@ static bool starting(void)
  * settles most calls with one TLS test and one cache probe. -1: ask secret(). */
 static inline int routed_in(int st, void *ra)
 {
-	if (st != ST_ROUTE || sm_thread.any)
+	if (st != ST_ROUTE)
 		return -1;
+	if (unlikely(sm_thread.any)) /* in a scope: secret; inside the shim: ask */
+		return in_shim ? -1 : SM_SECRET;
 	return sm_route_fast((uintptr_t)ra);
 }
 
@@ -292,8 +294,12 @@ static bool secret(void *ra)
 	int c = routed(ra);
 	if (c >= 0)
 		return c == SM_SECRET;
-	if (__atomic_load_n(&state, __ATOMIC_RELAXED) != ST_ROUTE || in_shim)
+	if (__atomic_load_n(&state, __ATOMIC_RELAXED) != ST_ROUTE)
 		return false;
+	/* Re-entered: the routing code's helpers allocating, or a signal handler that
+	 * interrupted the routing code. Only what needs no lock can be asked. */
+	if (in_shim)
+		return sm_route_reentered((uintptr_t)ra);
 	in_shim = 1;
 	bool s = sm_route_decide(ra);
 	in_shim = 0;
@@ -302,14 +308,22 @@ static bool secret(void *ra)
 
 /* ---- the API ---- */
 
-static __attribute__((noinline)) void *secret_memalign(size_t align, size_t size, void *ra)
+/* A secret allocation, counted for SECRETMEM_STATS when it is on. */
+static __attribute__((noinline)) void *secret_counted(size_t align, size_t size, void *ra)
 {
 	void *p = align <= 16 ? sm_arena_malloc(size) : sm_arena_memalign(align, size);
-	if (unlikely(sm_stats_on) && p) {
+	if (p) {
 		sm_stats_site(ra, size);
 		sm_arena_publish();
 	}
 	return p;
+}
+
+static inline void *secret_memalign(size_t align, size_t size, void *ra)
+{
+	if (unlikely(sm_stats_on))
+		return secret_counted(align, size, ra);
+	return align <= 16 ? sm_arena_malloc(size) : sm_arena_memalign(align, size);
 }
 
 static inline void *secret_malloc(size_t size, void *ra)
@@ -345,13 +359,15 @@ SM_EXPORT void *malloc(size_t size)
 	return malloc_routed(size, __builtin_return_address(0));
 }
 
-static void free_secret(void *p)
+static inline void free_secret(void *p)
 {
-	sm_arena_free(p);
-	if (unlikely(sm_stats_on)) {
-		sm_stats_free();
-		sm_arena_publish();
+	if (likely(!sm_stats_on)) {
+		sm_arena_free(p);
+		return;
 	}
+	sm_arena_free(p);
+	sm_stats_free();
+	sm_arena_publish();
 }
 
 static __attribute__((noinline)) void free_special(void *p)

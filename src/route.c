@@ -512,6 +512,23 @@ static bool walk(uintptr_t ra)
 	return false;
 }
 
+bool sm_route_reentered(uintptr_t pc)
+{
+	if (sm_thread.scope || route_all)
+		return true;
+	int c = sm_route_lookup(pc);
+	if (c >= 0)
+		return c == SM_SECRET;
+	/* Not cached: classify only if nobody (this thread's interrupted code
+	 * included) holds the table. */
+	if (pthread_mutex_trylock(&table_lock) != 0)
+		return false;
+	enum sm_class cls = classify_locked(pc);
+	cache_store(pc, cls);
+	pthread_mutex_unlock(&table_lock);
+	return cls == SM_SECRET;
+}
+
 bool sm_route_decide(void *ra)
 {
 	if (sm_stats_on)

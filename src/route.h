@@ -90,6 +90,12 @@ bool sm_route_init(void);
  * SECRETMEM_DEPTH asks for it. */
 bool sm_route_decide(void *ra);
 
+/* The decision for a call made while the thread is already inside the routing
+ * code (a signal handler, or what libunwind allocates): scopes, SECRETMEM_LIBS=*
+ * the cache, and the object table only if its lock is free (the interrupted code
+ * may hold it): an address not cached while the table is busy counts as ordinary. */
+bool sm_route_reentered(uintptr_t pc);
+
 /* Objects were unloaded: forget everything cached about code addresses. */
 void sm_route_objects_changed(void);
 
