@@ -55,6 +55,10 @@ void sm_arena_free(void *p);
 void *sm_arena_realloc(void *p, size_t size);
 size_t sm_arena_usable_size(const void *p);
 
+/* For the unit tests: whether freed small blocks are wiped with vector stores
+ * (where the CPU has them) or explicit_bzero; returns the previous setting. */
+bool sm_arena_vector_wipe(bool on);
+
 /* fork (registered with pthread_atfork by sm_arena_init). */
 void sm_arena_fork_prepare(void);
 void sm_arena_fork_parent(void);

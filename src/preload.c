@@ -340,23 +340,20 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, void *ra)
 	return next.malloc(size);
 }
 
-/* While rules are active: the cached answer, else the slow path. Separate from
- * malloc so that the pass-through path stays a load, a compare and a jump. */
-static __attribute__((noinline)) void *malloc_routed(size_t size, void *ra)
+/* Passing through: a load, a compare and a jump. While rules are active: the
+ * cached answer, else the slow path. */
+SM_EXPORT void *malloc(size_t size)
 {
-	int c = routed(ra);
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (likely(st == ST_PASS))
+		return next.malloc(size);
+	void *ra = __builtin_return_address(0);
+	int c = routed_in(st, ra);
 	if (likely(c == SM_ORDINARY))
 		return next.malloc(size);
 	if (c == SM_SECRET)
 		return secret_malloc(size, ra);
 	return malloc_slow(size, ra);
-}
-
-SM_EXPORT void *malloc(size_t size)
-{
-	if (likely(pass()))
-		return next.malloc(size);
-	return malloc_routed(size, __builtin_return_address(0));
 }
 
 static inline void free_secret(void *p)
@@ -380,10 +377,12 @@ static __attribute__((noinline)) void free_special(void *p)
 
 SM_EXPORT void free(void *p)
 {
-	if (unlikely(special(p)))
-		free_special(p);
-	else
+	if (likely(!special(p)))
 		next.free(p);
+	else if (likely(sm_arena_owns(p) && !sm_stats_on))
+		sm_arena_free(p);
+	else
+		free_special(p);
 }
 
 static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, void *ra)

@@ -403,6 +403,51 @@ static void test_wipe(void)
 	}
 	ok(good, "free wipes the block");
 
+	/* Every small class, with vector stores and with explicit_bzero: a freed
+	 * block is zero but for its link words, and its neighbours are untouched. */
+	for (int vec = 1; vec >= 0; vec--) {
+		bool was = sm_arena_vector_wipe(vec);
+		unsigned tested = 0, classes = 0;
+		good = true;
+		for (size_t n = 16; n <= 8192; n += 16) {
+			enum { N = 24 };
+			unsigned char *p[N], *t;
+			for (int i = 0; i < N; i++)
+				p[i] = sm_arena_malloc(n);
+			size_t u = sm_arena_usable_size(p[0]);
+			for (int i = 0; i < N; i++) /* in address order */
+				for (int j = i + 1; j < N; j++)
+					if (p[j] < p[i])
+						t = p[i], p[i] = p[j], p[j] = t;
+			int mid = -1;
+			for (int i = 1; i + 1 < N && mid < 0; i++)
+				if (p[i] == p[i - 1] + u && p[i + 1] == p[i] + u)
+					mid = i;
+			if (u == n) { /* one test per class, at its size */
+				classes++;
+				if (mid >= 0) {
+					memset(p[mid - 1], 0xAA, 3 * u);
+					sm_arena_free(p[mid]);
+					p[mid] = NULL;
+					good = good && all_zero(p[mid - 1] + u + 16, u - 16);
+					for (size_t k = 0; k < u; k++)
+						good = good && p[mid - 1][k] == 0xAA &&
+						       p[mid + 1][k] == 0xAA;
+					tested++;
+				}
+			}
+			for (int i = 0; i < N; i++)
+				if (p[i])
+					sm_arena_free(p[i]);
+		}
+		sm_arena_vector_wipe(was);
+		if (!good || tested != classes)
+			printf("# wipe: %u of %u classes tested\n", tested, classes);
+		ok(good && tested == classes && classes == 32,
+		   vec ? "free wipes every small class exactly (vector stores)"
+		       : "free wipes every small class exactly (explicit_bzero)");
+	}
+
 	int e = 12345;
 	errno = e;
 	sm_arena_free(sm_arena_malloc(10));
