@@ -62,11 +62,10 @@ def targets(r):
                                                                       ns(s["glibc"][1]["ns"])),
                     x <= 1.25, "%.0f%% over (%.1f ns a pair)" % ((x / 1.25 - 1) * 100,
                                                                  s["secret"][1]["ns"] - 1.25 * s["glibc"][1]["ns"]),
-                    "the arena itself meets it (%.2fx glibc when linked directly, arena_bench); "
-                    "the preload adds the routing of each malloc (return address, cache probe) "
-                    "and, on free, the range check and an out-of-line call into the arena: about "
-                    "60 instructions a pair (callgrind-secret.txt), ~%.0f ns here. The wipe on "
-                    "free (explicit_bzero of the block, a contract) is ~28 of the ~230 instructions"
+                    "the arena alone is %.2fx glibc (arena_bench, linked directly); the rest "
+                    "is the preload's routing of each malloc (return address, one cache probe) "
+                    "and the range check on free, ~%.1f ns here, and the wipe of each freed "
+                    "block, a contract"
                     % (d.get("ns1", 0) / d.get("glibc_ns1", 1),
                        s["secret"][1]["ns"] - d.get("ns1", 0) * s["glibc"][1]["ns"] / d.get("glibc_ns1", 1))))
         sc = s["secret"][2]["mps"] / s["secret"][1]["mps"]
@@ -190,13 +189,17 @@ def write_md(r, out):
               "%.2fx (glibc %.2fx)." % (d["ns1"], d["glibc_ns1"], d["ns1"] / d["glibc_ns1"], d["scale"],
                                        d["glibc_scale"]))
             m()
-        m("*What dominates:* small: the arena's thread cache (a size-class pop and push) plus the "
-          "wipe of each freed block and the preload's routing (about 60 instructions a pair, "
-          "`callgrind-secret.txt`). Medium and mixed: the wipe on free, a contract - "
-          "`explicit_bzero` of the whole block, on average 32 KiB (medium) - is 98% of the "
-          "instructions (callgrind on `alloc_bench -w medium`), and it is memory-bandwidth bound, so "
-          "2 threads do not scale; glibc never touches more than the first byte the benchmark "
-          "writes. OpenSSL's secure heap also cleanses on free and takes one global lock: it "
+        m("*What dominates:* small: the arena's thread cache (a size-class pop and push), the "
+          "wipe of each freed block and the preload's routing (`callgrind-secret.txt`). The "
+          "sizes are random, so anything that branches on the size mispredicts: glibc's memset "
+          "did on most frees, and that cost more than the stores themselves (a small secret pair "
+          "was 1.30-1.38x glibc with `explicit_bzero`); blocks up to 256 B are now wiped with "
+          "eight AVX2 stores from both ends, the same whatever the size. Medium and mixed: the "
+          "wipe on free, a contract - `explicit_bzero` of the whole block, on average 32 KiB "
+          "(medium) - is 98% of the instructions (callgrind on `alloc_bench -w medium`), and it "
+          "is memory-bandwidth bound, so 2 threads do not scale; glibc never touches more than "
+          "the first byte the benchmark writes. OpenSSL's secure heap also cleanses on free and "
+          "takes one global lock: it "
           "collapses at 2 threads. libsodium maps, guards and unmaps every block "
           "(mmap+mprotect+munmap), tens of microseconds each.")
         m()
