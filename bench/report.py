@@ -285,10 +285,14 @@ def write_md(r, out):
           "`SECRETMEM_LIBS=libz.so*` libz's allocations are secret, and dlopen figures then include "
           "the secret allocations and their wipes (faster than glibc here, most likely because "
           "glibc trims the ~270 KiB deflateInit frees from the top of its heap and faults it in "
-          "again every cycle, while the arena keeps and reuses its pages). Start-up with the shim "
-          "and no rule costs about 0.1-0.2 ms a process over no preload (noisy): loading the shim "
-          "and its libunwind and liblzma (bound at load, `-z now`), reading the options, "
-          "registering the fork handlers.")
+          "again every cycle, while the arena keeps and reuses its pages). Start-up (noisy): the "
+          "shim with no rule costs %.2f ms a process over no preload in this run (loading the "
+          "shim and its libunwind and liblzma, bound at load with `-z now`, reading the options, "
+          "registering the fork handlers), and a rule %.2f-%.2f ms more (setting up the arena: "
+          "memfd_secret, the address-space reservation; resolving the rules)."
+          % ((ro["startup"]["shim"] - ro["startup"]["nopre"]) / 1e6,
+             (min(ro["startup"]["sites"], ro["startup"]["libs"]) - ro["startup"]["shim"]) / 1e6,
+             (max(ro["startup"]["sites"], ro["startup"]["libs"]) - ro["startup"]["shim"]) / 1e6))
         m()
 
     t = r.get("tls")
