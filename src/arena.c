@@ -959,6 +959,11 @@ static __attribute__((noinline)) void slot_free(struct blk *x, unsigned c, uint3
  * the two. Without AVX2: slot_free. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#ifdef HAVE_SYS_PLATFORM_X86_H
+#include <sys/platform/x86.h>
+#else
+#include <cpuid.h>
+#endif
 #define WIPE_AVX2 1
 static bool have_avx2;
 
@@ -987,11 +992,30 @@ __attribute__((target("avx2"), noinline)) static void slot_free_avx2(struct blk 
 }
 #endif
 
+/* Whether the CPU and the kernel let us use AVX2. */
+static bool cpu_has_avx2(void)
+{
+#if !defined(WIPE_AVX2)
+	return false;
+#elif defined(HAVE_SYS_PLATFORM_X86_H)
+	return CPU_FEATURE_ACTIVE(AVX2); /* the loader's findings: no CPUID */
+#else
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+		return false;
+	unsigned lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	if ((lo & 6) != 6) /* the kernel saves the YMM state */
+		return false;
+	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+#endif
+}
+
 bool sm_arena_vector_wipe(bool on)
 {
 #ifdef WIPE_AVX2
 	bool was = have_avx2;
-	have_avx2 = on && __builtin_cpu_supports("avx2");
+	have_avx2 = on && cpu_has_avx2();
 	return was;
 #else
 	(void)on;
@@ -1002,8 +1026,7 @@ bool sm_arena_vector_wipe(bool on)
 static void wipe_init(void)
 {
 #ifdef WIPE_AVX2
-	__builtin_cpu_init();
-	have_avx2 = __builtin_cpu_supports("avx2");
+	have_avx2 = cpu_has_avx2();
 #endif
 }
 
