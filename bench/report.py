@@ -260,7 +260,7 @@ def write_md(r, out):
         rows = []
         for c, what in (("direct", "malloc from program code: cached decision"),
                         ("strdup", "strdup: look-through walk (libc is the caller)"),
-                        ("cxxnew", "operator new: look-through walk (libstdc++)"),
+                        ("cxxnew", "operator new from program code: cached decision (the shim is operator new)"),
                         ("deep", "malloc 8 frames deep")):
             x = ro[c]
             rows.append([what, ns(x["nopre"]), ns(x["shim"]), ns(x["rules"]), ns(x["depth4"]),

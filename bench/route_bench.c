@@ -7,7 +7,7 @@
  *   route_bench CASE [-n N]
  *   CASE: direct     malloc from ordinary code (the cached decision)
  *         strdup     strdup from ordinary code (libc is the caller: a look-through walk)
- *         cxxnew     operator new from ordinary code (libstdc++: a walk)
+ *         cxxnew     operator new from ordinary code (the shim is operator new: cached)
  *         deep       malloc 8 frames below main (with SECRETMEM_DEPTH: a depth walk)
  *         dlopen     dlopen libz, one deflateInit/deflateEnd (libz allocates: the
  *                    first call from a new object makes the shim learn it, and
@@ -121,7 +121,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: route_bench direct|strdup|cxxnew|deep|dlopen|startup|noop [-n N]\n"
 		   "  direct   malloc+free from program code (the cached decision)\n"
 		   "  strdup   strdup+free (libc is the immediate caller: look-through walk)\n"
-		   "  cxxnew   operator new+delete (libstdc++: look-through walk)\n"
+		   "  cxxnew   operator new+delete (the shim is operator new: the cached decision)\n"
 		   "  deep     malloc+free 8 frames below main (SECRETMEM_DEPTH: depth walk)\n"
 		   "  dlopen   dlopen libz.so.1, deflateInit+deflateEnd, dlclose (rules on dlopen)\n"
 		   "  startup  spawn this program (noop) and wait (start-up rule resolution)\n"

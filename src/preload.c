@@ -2,7 +2,8 @@
 /*
  * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * free_sized and free_aligned_sized, plus the secretmem.h entry points.
+ * free_sized and free_aligned_sized, C++'s operator new and delete, plus the
+ * secretmem.h entry points.
  *
  * Each call either goes to the secret arena (arena.c) or to the next allocator in
  * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
@@ -340,20 +341,25 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, void *ra)
 	return next.malloc(size);
 }
 
-/* Passing through: a load, a compare and a jump. While rules are active: the
- * cached answer, else the slow path. */
-SM_EXPORT void *malloc(size_t size)
+/* While rules are active: the cached answer for the call site ra, else the slow
+ * path. */
+static inline __attribute__((always_inline)) void *malloc_routed(int st, size_t size, void *ra)
 {
-	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-	if (likely(st == ST_PASS))
-		return next.malloc(size);
-	void *ra = __builtin_return_address(0);
 	int c = routed_in(st, ra);
 	if (likely(c == SM_ORDINARY))
 		return next.malloc(size);
 	if (c == SM_SECRET)
 		return secret_malloc(size, ra);
 	return malloc_slow(size, ra);
+}
+
+/* Passing through: a load, a compare and a jump. */
+SM_EXPORT void *malloc(size_t size)
+{
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (likely(st == ST_PASS))
+		return next.malloc(size);
+	return malloc_routed(st, size, __builtin_return_address(0));
 }
 
 static inline void free_secret(void *p)
@@ -375,7 +381,7 @@ static __attribute__((noinline)) void free_special(void *p)
 		next.free(p);
 }
 
-SM_EXPORT void free(void *p)
+static inline __attribute__((always_inline)) void free_impl(void *p)
 {
 	if (likely(!special(p)))
 		next.free(p);
@@ -383,6 +389,11 @@ SM_EXPORT void free(void *p)
 		sm_arena_free(p);
 	else
 		free_special(p);
+}
+
+SM_EXPORT void free(void *p)
+{
+	free_impl(p);
 }
 
 static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, void *ra)
@@ -604,6 +615,125 @@ SM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 	else
 		next.free_aligned_sized(p, align, size);
 }
+
+/* ---- C++: operator new and delete ----
+ *
+ * libstdc++'s (and libc++'s) operator new calls malloc, so while rules are active
+ * the shim would see the C++ runtime as the caller of every C++ allocation and walk
+ * the stack (~70 ns) to find the real one. So the shim is operator new itself: its
+ * caller is the call site, settled by the cache like malloc's. When the allocation
+ * fails, the next operator new in the chain (the C++ runtime's, or a replacement a
+ * later library brings) is called: it runs the new_handler and throws
+ * std::bad_alloc, or returns NULL for the nothrow forms, and its retry comes back
+ * through malloc and is routed the same way (no fallback to ordinary memory). The
+ * shim is every operator delete as well, so that no later library's delete is ever
+ * handed a secret block. A program that defines its own operator new and delete
+ * keeps them: the executable comes first in symbol lookup.
+ */
+
+_Static_assert(__builtin_types_compatible_p(size_t, unsigned long),
+	       "the mangled names below are those of a 64-bit size_t");
+
+enum cxx_new {
+	NEW, NEW_ARRAY, NEW_NOTHROW, NEW_ARRAY_NOTHROW,
+	NEW_ALIGNED, NEW_ARRAY_ALIGNED, NEW_ALIGNED_NOTHROW, NEW_ARRAY_ALIGNED_NOTHROW,
+	CXX_NEW_KINDS
+};
+
+static const char *const cxx_new_name[CXX_NEW_KINDS] = {
+	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+	"_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+	"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+};
+
+static void *cxx_next_new[CXX_NEW_KINDS];
+
+/* Hands a failed allocation to the next operator new of the same form. */
+static __attribute__((noinline)) void *cxx_new_failed(enum cxx_new k, size_t size, size_t align,
+						       const void *nothrow)
+{
+	void *f = __atomic_load_n(&cxx_next_new[k], __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym(RTLD_NEXT, cxx_new_name[k]);
+		__atomic_store_n(&cxx_next_new[k], f, __ATOMIC_RELEASE);
+	}
+	if (!f) {
+		if (nothrow)
+			return NULL;
+		sm_abort("operator new: out of memory, and no C++ runtime after the shim to "
+			 "throw std::bad_alloc");
+	}
+	switch (k) {
+	case NEW:
+	case NEW_ARRAY:
+		return ((void *(*)(size_t))f)(size);
+	case NEW_NOTHROW:
+	case NEW_ARRAY_NOTHROW:
+		return ((void *(*)(size_t, const void *))f)(size, nothrow);
+	case NEW_ALIGNED:
+	case NEW_ARRAY_ALIGNED:
+		return ((void *(*)(size_t, size_t))f)(size, align);
+	default:
+		return ((void *(*)(size_t, size_t, const void *))f)(size, align, nothrow);
+	}
+}
+
+static inline __attribute__((always_inline)) void *cxx_new(enum cxx_new k, size_t size,
+							  const void *nothrow, void *ra)
+{
+	size_t n = size ? size : 1;
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	void *p = likely(st == ST_PASS) ? next.malloc(n) : malloc_routed(st, n, ra);
+	return likely(p) ? p : cxx_new_failed(k, size, 0, nothrow);
+}
+
+static inline void *cxx_new_aligned(enum cxx_new k, size_t size, size_t align,
+				    const void *nothrow, void *ra)
+{
+	size_t n = size ? size : 1;
+	void *p = likely(pass()) ? memalign_next(align, n) : memalign_impl(align, n, ra);
+	return likely(p) ? p : cxx_new_failed(k, size, align, nothrow);
+}
+
+/* Declared by <new>, in C++. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#define RA __builtin_return_address(0)
+SM_EXPORT void *_Znwm(size_t n) { return cxx_new(NEW, n, NULL, RA); }
+SM_EXPORT void *_Znam(size_t n) { return cxx_new(NEW_ARRAY, n, NULL, RA); }
+SM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
+{ return cxx_new(NEW_NOTHROW, n, nt, RA); }
+SM_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
+{ return cxx_new(NEW_ARRAY_NOTHROW, n, nt, RA); }
+SM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a)
+{ return cxx_new_aligned(NEW_ALIGNED, n, a, NULL, RA); }
+SM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a)
+{ return cxx_new_aligned(NEW_ARRAY_ALIGNED, n, a, NULL, RA); }
+SM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
+{ return cxx_new_aligned(NEW_ALIGNED_NOTHROW, n, a, nt, RA); }
+SM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
+{ return cxx_new_aligned(NEW_ARRAY_ALIGNED_NOTHROW, n, a, nt, RA); }
+#undef RA
+
+/* Every form of delete frees: the size and alignment add nothing free needs. */
+#define CXX_DELETE(name, ...) \
+	SM_EXPORT void name(void *p, ##__VA_ARGS__) { free_impl(p); }
+CXX_DELETE(_ZdlPv)
+CXX_DELETE(_ZdaPv)
+CXX_DELETE(_ZdlPvm, size_t n __attribute__((unused)))
+CXX_DELETE(_ZdaPvm, size_t n __attribute__((unused)))
+CXX_DELETE(_ZdlPvRKSt9nothrow_t, const void *nt __attribute__((unused)))
+CXX_DELETE(_ZdaPvRKSt9nothrow_t, const void *nt __attribute__((unused)))
+CXX_DELETE(_ZdlPvSt11align_val_t, size_t a __attribute__((unused)))
+CXX_DELETE(_ZdaPvSt11align_val_t, size_t a __attribute__((unused)))
+CXX_DELETE(_ZdlPvmSt11align_val_t, size_t n __attribute__((unused)), size_t a __attribute__((unused)))
+CXX_DELETE(_ZdaPvmSt11align_val_t, size_t n __attribute__((unused)), size_t a __attribute__((unused)))
+CXX_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, size_t a __attribute__((unused)),
+	   const void *nt __attribute__((unused)))
+CXX_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, size_t a __attribute__((unused)),
+	   const void *nt __attribute__((unused)))
+#undef CXX_DELETE
+#pragma GCC diagnostic pop
 
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 

@@ -46,9 +46,9 @@ rt_build() {
 		annotated_prog | header_prog | memread | memscan)
 			rt_cc "$t" "$RT_SRC/$t.c"
 			;;
-		cxx_route)
-			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/cxx_route.cc" -o "$RT_BIN/cxx_route" ||
-				{ echo "cannot build cxx_route" >&2; return 1; }
+		cxx_route | cxx_replace)
+			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/$t.cc" -o "$RT_BIN/$t" ||
+				{ echo "cannot build $t" >&2; return 1; }
 			;;
 		*)
 			echo "rt_build: unknown target $t" >&2

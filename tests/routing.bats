@@ -11,7 +11,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route memread
+	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace memread
 }
 
 setup() {
@@ -168,6 +168,48 @@ mangled_name() {
 	assert_lives_ordinary new blk:new
 	assert_lives_ordinary string blk:string
 	assert_lives_ordinary vector ZZZZ
+}
+
+@test "C++: every form of operator new in a tagged function is secret and aligned" {
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=make_forms_c "$RT_BIN/cxx_route" forms
+	for form in "new[]" new "new[]-nothrow" new-nothrow new-aligned "new[]-aligned" \
+		new-aligned-nothrow "new[]-aligned-nothrow"; do
+		assert_line "$form secret=1 aligned=1"
+	done
+	run -0 --separate-stderr with_shim "$RT_BIN/cxx_route" forms
+	assert_line "new-aligned secret=0 aligned=1"
+	refute_line --partial "secret=1"
+}
+
+@test "C++: a new that secret memory cannot serve throws bad_alloc, never ordinary memory" {
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=make_huge_c SECRETMEM_MAX=1M \
+		"$RT_BIN/cxx_route" oom 4194304
+	assert_line "new[] threw bad_alloc"
+	assert_line "nothrow new[] returned nullptr"
+	assert_line "aligned new[] threw bad_alloc after 2 new_handler calls"
+	assert_line "small new secret=1"
+	[[ $stderr == *"out of secret memory"* ]] || fail "no warning: $stderr"
+	# the same program without the limit gets its memory (the test can fail)
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=make_huge_c "$RT_BIN/cxx_route" oom 4194304
+	assert_line "new[] succeeded secret=1"
+}
+
+@test "C++: new from program code is decided from the cache, without a stack walk" {
+	# the shim is operator new, so the C++ runtime is not between the call site and
+	# the shim; before, each of these 1000 news walked the stack
+	run -0 with_shim SECRETMEM_SITES=make_forms_c SECRETMEM_STATS=1 "$RT_BIN/cxx_route" loop 1000
+	[[ $output =~ routed\ ([0-9]+),\ of\ which\ needed\ a\ stack\ walk:\ ([0-9]+) ]] ||
+		fail "no statistics: $output"
+	((BASH_REMATCH[1] >= 1000)) || fail "only ${BASH_REMATCH[1]} allocations routed"
+	((BASH_REMATCH[2] < 20)) || fail "${BASH_REMATCH[2]} stack walks for 1000 news"
+}
+
+@test "C++: a program that replaces operator new and delete keeps its own" {
+	run -0 with_shim "$RT_BIN/cxx_replace"
+	assert_output "replacement new 10 delete 10 secret 0"
+	# its operator new calls malloc from program code: a rule on the program applies
+	run -0 with_shim SECRETMEM_SITES=_Znwm "$RT_BIN/cxx_replace"
+	assert_output "replacement new 10 delete 10 secret 10"
 }
 
 # ---- SECRETMEM_WRAPPERS ----
