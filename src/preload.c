@@ -2,8 +2,8 @@
 /*
  * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * free_sized and free_aligned_sized, C++'s operator new and delete, plus the
- * secretmem.h entry points.
+ * free_sized and free_aligned_sized, C++'s operator new and delete, strdup and
+ * strndup, plus the secretmem.h entry points.
  *
  * Each call either goes to the secret arena (arena.c) or to the next allocator in
  * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
@@ -614,6 +614,35 @@ SM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 		free(p);
 	else
 		next.free_aligned_sized(p, align, size);
+}
+
+/* ---- strdup and strndup ----
+ *
+ * The most common of libc's allocating functions: defined here, so that their
+ * caller is the call site the cache knows, rather than libc, which a walk must look
+ * through (~70 ns). libc's own internal calls keep their private copy and are looked
+ * through as before. */
+
+SM_EXPORT char *strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	char *p = likely(st == ST_PASS) ? next.malloc(n)
+					: malloc_routed(st, n, __builtin_return_address(0));
+	return p ? memcpy(p, s, n) : NULL;
+}
+
+SM_EXPORT char *strndup(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	char *p = likely(st == ST_PASS) ? next.malloc(n + 1)
+					: malloc_routed(st, n + 1, __builtin_return_address(0));
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
 }
 
 /* ---- C++: operator new and delete ----

@@ -24,6 +24,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <gnu/libc-version.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
@@ -613,7 +614,7 @@ bool sm_route_init(void)
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
 
-	libc_bias = sm_object_base((const void *)strdup);
+	libc_bias = sm_object_base((const void *)gnu_get_libc_version); /* never interposed */
 	ldso_bias = (uintptr_t)getauxval(AT_BASE);
 	self_bias = sm_object_base((const void *)sm_route_init);
 

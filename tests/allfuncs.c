@@ -412,6 +412,29 @@ struct over4k {
 	alignas(4096) unsigned char b[100];
 };
 
+static void test_strdup(void)
+{
+	static const char text[] = "a string of some length, for strdup and strndup";
+	char *a = strdup(text);
+	check(a && a != text && strcmp(a, text) == 0, "strdup copies the string");
+	char *b = strdup("");
+	check(b && b[0] == '\0', "strdup of the empty string");
+	char *c = strndup(text, 8);
+	check(c && strlen(c) == 8 && memcmp(c, text, 8) == 0, "strndup truncates to n bytes and terminates");
+	size_t big = 1000;
+	__asm__("" : "+r"(big)); /* a bound the compiler cannot check */
+	char *d = strndup(text, big);
+	check(d && strcmp(d, text) == 0, "strndup with n beyond the end copies the whole string");
+	char unterminated[4] = { 'a', 'b', 'c', 'd' };
+	char *e = strndup(unterminated, 4);
+	check(e && strcmp(e, "abcd") == 0, "strndup reads no further than n bytes");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	free(e);
+}
+
 static void test_overaligned(void)
 {
 	struct over64 *a = escape(aligned_alloc(alignof(struct over64), 10 * sizeof(struct over64)));
@@ -560,6 +583,7 @@ int main(int argc, char **argv)
 		test_pvalloc();
 	test_usable_size();
 	test_free_sized();
+	test_strdup();
 	test_overaligned();
 	if (jemalloc_mode)
 		test_jemalloc();

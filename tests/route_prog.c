@@ -146,6 +146,23 @@ NOINLINE char *dup_key(const char *s)
 	return p;
 }
 
+NOINLINE char *ndup_key(const char *s)
+{
+	char *p = strndup(s, 100);
+	KEEP_FRAME();
+	return p;
+}
+
+/* 1000 strdup+free pairs from a function no rule names. */
+NOINLINE void dup_loop(void)
+{
+	for (int i = 0; i < 1000; i++) {
+		char *p = strdup("blk:dup_loop");
+		KEEP_FRAME();
+		free(p);
+	}
+}
+
 /* getline's buffer is allocated (and grown) inside libc. */
 NOINLINE char *read_line(void)
 {
@@ -374,6 +391,10 @@ static int run_case(char **argv, int i)
 		record("static_secret", static_secret());
 	} else if (!strcmp(c, "dup_key")) {
 		record("dup_key", dup_key("blk:dup_key"));
+	} else if (!strcmp(c, "ndup_key")) {
+		record("ndup_key", ndup_key("blk:ndup_key"));
+	} else if (!strcmp(c, "dup_loop")) {
+		dup_loop();
 	} else if (!strcmp(c, "read_line")) {
 		record("read_line", read_line());
 	} else if (!strcmp(c, "asprintf_key")) {

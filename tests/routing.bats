@@ -122,6 +122,22 @@ teardown() {
 	assert_lives_ordinary plain
 }
 
+@test "strndup counts as allocated by its caller" {
+	start_paused SECRETMEM_SITES=ndup_key "$PROG" pause ndup_key plain
+	assert_lives_secret ndup_key
+	assert_lives_ordinary plain
+}
+
+@test "strdup from program code is decided from the cache, without a stack walk" {
+	# the shim defines strdup, so libc is not between the call site and the shim;
+	# before, each of these 1000 strdups walked the stack
+	run -0 with_shim SECRETMEM_SITES=load_key SECRETMEM_STATS=1 "$PROG" dup_loop
+	[[ $output =~ routed\ ([0-9]+),\ of\ which\ needed\ a\ stack\ walk:\ ([0-9]+) ]] ||
+		fail "no statistics: $output"
+	((BASH_REMATCH[1] >= 1000)) || fail "only ${BASH_REMATCH[1]} allocations routed"
+	((BASH_REMATCH[2] < 20)) || fail "${BASH_REMATCH[2]} stack walks for 1000 strdups"
+}
+
 @test "strdup, getline, asprintf and open_memstream in untagged functions stay ordinary" {
 	start_paused SECRETMEM_SITES=load_key "$PROG" pause dup_key read_line asprintf_key memstream_key
 	assert_lives_ordinary dup_key
