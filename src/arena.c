@@ -959,7 +959,7 @@ static __attribute__((noinline)) void slot_free(struct blk *x, unsigned c, uint3
  * the two. Without AVX2: slot_free. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#ifdef HAVE_SYS_PLATFORM_X86_H
+#ifdef HAVE_CPU_FEATURE_ACTIVE
 #include <sys/platform/x86.h>
 #else
 #include <cpuid.h>
@@ -997,7 +997,7 @@ static bool cpu_has_avx2(void)
 {
 #if !defined(WIPE_AVX2)
 	return false;
-#elif defined(HAVE_SYS_PLATFORM_X86_H)
+#elif defined(HAVE_CPU_FEATURE_ACTIVE)
 	return CPU_FEATURE_ACTIVE(AVX2); /* the loader's findings: no CPUID */
 #else
 	unsigned a, b, c, d;

@@ -155,11 +155,11 @@ static void *same_object(const char *name, unsigned long anchor_obj)
 
 static void resolve_next(void)
 {
-	next.malloc = need("malloc");
+	void *(*m)(size_t) = need("malloc");
 	next.free = need("free");
 	next.calloc = need("calloc");
 	next.realloc = need("realloc");
-	unsigned long obj = sm_object_base((void *)next.malloc);
+	unsigned long obj = sm_object_base((void *)m);
 	next.reallocarray = same_object("reallocarray", obj);
 	next.posix_memalign = same_object("posix_memalign", obj);
 	next.aligned_alloc = same_object("aligned_alloc", obj);
@@ -173,6 +173,8 @@ static void resolve_next(void)
 		sm_die("the next allocator has no posix_memalign");
 	if (!next.malloc_usable_size)
 		sm_die("the next allocator has no malloc_usable_size");
+	/* Last: other threads wait for it in starting(), then use the rest. */
+	__atomic_store_n(&next.malloc, m, __ATOMIC_RELEASE);
 }
 
 static void set_special(uintptr_t lo, uintptr_t hi)
@@ -269,7 +271,15 @@ static bool starting(void)
 		init();
 		s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
 	}
-	return s == ST_INIT && (in_shim || pthread_equal(init_thread, pthread_self()));
+	if (s != ST_INIT)
+		return false;
+	if (in_shim || pthread_equal(init_thread, pthread_self()))
+		return true;
+	/* Another thread is initialising: wait until it knows the next allocator. */
+	while (!__atomic_load_n(&next.malloc, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_INIT)
+		sched_yield();
+	return false;
 }
 
 /* The routed fast path: while rules are active, the cached class of the caller
@@ -623,11 +633,13 @@ SM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
  * through (~70 ns). libc's own internal calls keep their private copy and are looked
  * through as before. */
 
+/* Passing through, they call malloc by its global name, so that a tool replacing
+ * it (valgrind's memcheck does, in the shim too) sees these blocks as well. */
 SM_EXPORT char *strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-	char *p = likely(st == ST_PASS) ? next.malloc(n)
+	char *p = likely(st == ST_PASS) ? malloc(n)
 					: malloc_routed(st, n, __builtin_return_address(0));
 	return p ? memcpy(p, s, n) : NULL;
 }
@@ -636,7 +648,7 @@ SM_EXPORT char *strndup(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max);
 	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-	char *p = likely(st == ST_PASS) ? next.malloc(n + 1)
+	char *p = likely(st == ST_PASS) ? malloc(n + 1)
 					: malloc_routed(st, n + 1, __builtin_return_address(0));
 	if (p) {
 		memcpy(p, s, n);
@@ -650,46 +662,119 @@ SM_EXPORT char *strndup(const char *s, size_t max)
  * libstdc++'s (and libc++'s) operator new calls malloc, so while rules are active
  * the shim would see the C++ runtime as the caller of every C++ allocation and walk
  * the stack (~70 ns) to find the real one. So the shim is operator new itself: its
- * caller is the call site, settled by the cache like malloc's. When the allocation
- * fails, the next operator new in the chain (the C++ runtime's, or a replacement a
- * later library brings) is called: it runs the new_handler and throws
- * std::bad_alloc, or returns NULL for the nothrow forms, and its retry comes back
- * through malloc and is routed the same way (no fallback to ordinary memory). The
- * shim is every operator delete as well, so that no later library's delete is ever
- * handed a secret block. A program that defines its own operator new and delete
- * keeps them: the executable comes first in symbol lookup.
+ * caller is the call site, settled by the cache like malloc's. It is every form of
+ * operator delete as well, so that no later library's delete (jemalloc's, say) is
+ * ever handed a block the shim's new made.
+ *
+ * When an allocation fails, the C++ runtime's own operator new of the same form is
+ * called (that of the object defining std::get_new_handler, even one a plugin
+ * loaded with RTLD_LOCAL): it runs the new_handler and throws std::bad_alloc, or
+ * returns NULL for the nothrow forms, and its retries come back through malloc and
+ * are routed the same way. Never another allocator's operator new, which would
+ * hand out ordinary memory.
+ *
+ * A program (or a library preloaded before the shim) that defines any operator new
+ * or delete of its own gets exactly what it would without the shim: every form is
+ * then passed to the definition after the shim, whose derived forms call the
+ * program's. Its allocations still reach malloc, routed from there. Decided at the
+ * first call of any of them.
  */
 
 _Static_assert(__builtin_types_compatible_p(size_t, unsigned long),
 	       "the mangled names below are those of a 64-bit size_t");
 
-enum cxx_new {
+enum cxx_form {
 	NEW, NEW_ARRAY, NEW_NOTHROW, NEW_ARRAY_NOTHROW,
 	NEW_ALIGNED, NEW_ARRAY_ALIGNED, NEW_ALIGNED_NOTHROW, NEW_ARRAY_ALIGNED_NOTHROW,
-	CXX_NEW_KINDS
+	DEL, DEL_ARRAY, DEL_SIZED, DEL_ARRAY_SIZED, DEL_NOTHROW, DEL_ARRAY_NOTHROW,
+	DEL_ALIGNED, DEL_ARRAY_ALIGNED, DEL_SIZED_ALIGNED, DEL_ARRAY_SIZED_ALIGNED,
+	DEL_ALIGNED_NOTHROW, DEL_ARRAY_ALIGNED_NOTHROW,
+	CXX_FORMS
 };
 
-static const char *const cxx_new_name[CXX_NEW_KINDS] = {
+static const char *const cxx_name[CXX_FORMS] = {
 	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
 	"_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
 	"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+	"_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+	"_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+	"_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+	"_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
-static void *cxx_next_new[CXX_NEW_KINDS];
+enum { CXX_UNKNOWN, CXX_OURS, CXX_PASS_ON };
+static int cxx_mode;
+static void *cxx_next[CXX_FORMS];    /* CXX_PASS_ON: the definitions after the shim */
+static void *cxx_runtime[CXX_FORMS]; /* the C++ runtime's own new, for failures */
 
-/* Hands a failed allocation to the next operator new of the same form. */
-static __attribute__((noinline)) void *cxx_new_failed(enum cxx_new k, size_t size, size_t align,
-						       const void *nothrow)
+static __attribute__((noinline)) int cxx_resolve(void)
 {
-	void *f = __atomic_load_n(&cxx_next_new[k], __ATOMIC_ACQUIRE);
+	starting(); /* our own start-up first: dlsym allocates */
+	unsigned long self = sm_object_base((const void *)cxx_resolve);
+	int mode = CXX_OURS;
+	for (int k = 0; k < CXX_FORMS && mode == CXX_OURS; k++) {
+		void *g = dlsym(RTLD_DEFAULT, cxx_name[k]);
+		if (g && sm_object_base(g) != self)
+			mode = CXX_PASS_ON;
+	}
+	if (mode == CXX_PASS_ON) {
+		for (int k = 0; k < CXX_FORMS; k++)
+			cxx_next[k] = dlsym(RTLD_NEXT, cxx_name[k]);
+		sm_info("the program defines operator new or delete: every form goes to the "
+			"C++ runtime's, as without the shim (allocations are routed at malloc)");
+	}
+	__atomic_store_n(&cxx_mode, mode, __ATOMIC_RELEASE);
+	return mode;
+}
+
+/* Whether the shim's own operators serve (else: pass every form on). */
+static inline bool cxx_ours(void)
+{
+	int m = __atomic_load_n(&cxx_mode, __ATOMIC_ACQUIRE);
+	return likely(m == CXX_OURS) || (m == CXX_UNKNOWN && cxx_resolve() == CXX_OURS);
+}
+
+static int next_dlclose(void *handle);
+
+/* An object of the C++ runtime (the one defining std::get_new_handler), found
+ * globally or, for a C++ library loaded with RTLD_LOCAL, from the object whose code
+ * called new (ra): a handle whose own definitions come first. */
+static void *cxx_runtime_handle(void *ra)
+{
+	static const char *const marks[] = { "_ZSt15get_new_handlerv",
+					      "_ZNSt3__115get_new_handlerEv" /* libc++ */ };
+	void *g = NULL;
+	for (size_t i = 0; i < 2 && !g; i++)
+		g = dlsym(RTLD_DEFAULT, marks[i]);
+	Dl_info di;
+	if (!g && dladdr(ra, &di) && di.dli_fname && di.dli_fname[0]) {
+		void *caller = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+		for (size_t i = 0; caller && i < 2 && !g; i++)
+			g = dlsym(caller, marks[i]);
+		if (caller)
+			next_dlclose(caller);
+	}
+	if (!g || !dladdr(g, &di) || !di.dli_fname)
+		return NULL;
+	return dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD); /* kept: the runtime stays */
+}
+
+/* Hands a failed allocation to the C++ runtime's own operator new of the same form. */
+static __attribute__((noinline)) void *cxx_new_failed(enum cxx_form k, size_t size, size_t align,
+						       const void *nothrow, void *ra)
+{
+	void *f = __atomic_load_n(&cxx_runtime[k], __ATOMIC_ACQUIRE);
 	if (!f) {
-		f = dlsym(RTLD_NEXT, cxx_new_name[k]);
-		__atomic_store_n(&cxx_next_new[k], f, __ATOMIC_RELEASE);
+		void *h = cxx_runtime_handle(ra);
+		f = h ? dlsym(h, cxx_name[k]) : NULL;
+		if (f && sm_object_base(f) == sm_object_base((const void *)cxx_new_failed))
+			f = NULL; /* never ourselves */
+		__atomic_store_n(&cxx_runtime[k], f, __ATOMIC_RELEASE);
 	}
 	if (!f) {
 		if (nothrow)
 			return NULL;
-		sm_abort("operator new: out of memory, and no C++ runtime after the shim to "
+		sm_abort("operator new: out of memory, and no C++ runtime in the process to "
 			 "throw std::bad_alloc");
 	}
 	switch (k) {
@@ -707,70 +792,118 @@ static __attribute__((noinline)) void *cxx_new_failed(enum cxx_new k, size_t siz
 	}
 }
 
-static inline __attribute__((always_inline)) void *cxx_new(enum cxx_new k, size_t size,
+static inline __attribute__((always_inline)) void *cxx_new(enum cxx_form k, size_t size,
 							  const void *nothrow, void *ra)
 {
 	size_t n = size ? size : 1;
 	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
 	void *p = likely(st == ST_PASS) ? next.malloc(n) : malloc_routed(st, n, ra);
-	return likely(p) ? p : cxx_new_failed(k, size, 0, nothrow);
+	return likely(p) ? p : cxx_new_failed(k, size, 0, nothrow, ra);
 }
 
-static inline void *cxx_new_aligned(enum cxx_new k, size_t size, size_t align,
-				    const void *nothrow, void *ra)
+static inline __attribute__((always_inline)) void *cxx_new_aligned(enum cxx_form k, size_t size,
+								  size_t align,
+								  const void *nothrow, void *ra)
 {
 	size_t n = size ? size : 1;
 	void *p = likely(pass()) ? memalign_next(align, n) : memalign_impl(align, n, ra);
-	return likely(p) ? p : cxx_new_failed(k, size, align, nothrow);
+	return likely(p) ? p : cxx_new_failed(k, size, align, nothrow, ra);
 }
 
 /* Declared by <new>, in C++. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+void *_Znwm(size_t n);
+void *_Znam(size_t n);
+void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt);
+void *_ZnamRKSt9nothrow_t(size_t n, const void *nt);
+void *_ZnwmSt11align_val_t(size_t n, size_t a);
+void *_ZnamSt11align_val_t(size_t n, size_t a);
+void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
+void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
+
 #define RA __builtin_return_address(0)
-SM_EXPORT void *_Znwm(size_t n) { return cxx_new(NEW, n, NULL, RA); }
-SM_EXPORT void *_Znam(size_t n) { return cxx_new(NEW_ARRAY, n, NULL, RA); }
-SM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
-{ return cxx_new(NEW_NOTHROW, n, nt, RA); }
-SM_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
-{ return cxx_new(NEW_ARRAY_NOTHROW, n, nt, RA); }
-SM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a)
-{ return cxx_new_aligned(NEW_ALIGNED, n, a, NULL, RA); }
-SM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a)
-{ return cxx_new_aligned(NEW_ARRAY_ALIGNED, n, a, NULL, RA); }
-SM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
-{ return cxx_new_aligned(NEW_ALIGNED_NOTHROW, n, a, nt, RA); }
-SM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
-{ return cxx_new_aligned(NEW_ARRAY_ALIGNED_NOTHROW, n, a, nt, RA); }
-#undef RA
+#define PASS_ON(form, type) ((type)cxx_next[form])
+
+#define CXX_NEW(name, form, params, args, nt) \
+	SM_EXPORT void *name params \
+	{ \
+		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+			return PASS_ON(form, void *(*)params) args; \
+		return cxx_new(form, n, nt, RA); \
+	}
+#define CXX_NEW_ALIGNED(name, form, params, args, nt) \
+	SM_EXPORT void *name params \
+	{ \
+		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+			return PASS_ON(form, void *(*)params) args; \
+		return cxx_new_aligned(form, n, a, nt, RA); \
+	}
+CXX_NEW(_Znwm, NEW, (size_t n), (n), NULL)
+CXX_NEW(_Znam, NEW_ARRAY, (size_t n), (n), NULL)
+CXX_NEW(_ZnwmRKSt9nothrow_t, NEW_NOTHROW, (size_t n, const void *nt), (n, nt), nt)
+CXX_NEW(_ZnamRKSt9nothrow_t, NEW_ARRAY_NOTHROW, (size_t n, const void *nt), (n, nt), nt)
+CXX_NEW_ALIGNED(_ZnwmSt11align_val_t, NEW_ALIGNED, (size_t n, size_t a), (n, a), NULL)
+CXX_NEW_ALIGNED(_ZnamSt11align_val_t, NEW_ARRAY_ALIGNED, (size_t n, size_t a), (n, a), NULL)
+CXX_NEW_ALIGNED(_ZnwmSt11align_val_tRKSt9nothrow_t, NEW_ALIGNED_NOTHROW,
+		(size_t n, size_t a, const void *nt), (n, a, nt), nt)
+CXX_NEW_ALIGNED(_ZnamSt11align_val_tRKSt9nothrow_t, NEW_ARRAY_ALIGNED_NOTHROW,
+		(size_t n, size_t a, const void *nt), (n, a, nt), nt)
+#undef CXX_NEW
+#undef CXX_NEW_ALIGNED
 
 /* Every form of delete frees: the size and alignment add nothing free needs. */
-#define CXX_DELETE(name, ...) \
-	SM_EXPORT void name(void *p, ##__VA_ARGS__) { free_impl(p); }
-CXX_DELETE(_ZdlPv)
-CXX_DELETE(_ZdaPv)
-CXX_DELETE(_ZdlPvm, size_t n __attribute__((unused)))
-CXX_DELETE(_ZdaPvm, size_t n __attribute__((unused)))
-CXX_DELETE(_ZdlPvRKSt9nothrow_t, const void *nt __attribute__((unused)))
-CXX_DELETE(_ZdaPvRKSt9nothrow_t, const void *nt __attribute__((unused)))
-CXX_DELETE(_ZdlPvSt11align_val_t, size_t a __attribute__((unused)))
-CXX_DELETE(_ZdaPvSt11align_val_t, size_t a __attribute__((unused)))
-CXX_DELETE(_ZdlPvmSt11align_val_t, size_t n __attribute__((unused)), size_t a __attribute__((unused)))
-CXX_DELETE(_ZdaPvmSt11align_val_t, size_t n __attribute__((unused)), size_t a __attribute__((unused)))
-CXX_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, size_t a __attribute__((unused)),
-	   const void *nt __attribute__((unused)))
-CXX_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, size_t a __attribute__((unused)),
-	   const void *nt __attribute__((unused)))
+void _ZdlPv(void *p);
+void _ZdaPv(void *p);
+void _ZdlPvm(void *p, size_t n);
+void _ZdaPvm(void *p, size_t n);
+void _ZdlPvRKSt9nothrow_t(void *p, const void *nt);
+void _ZdaPvRKSt9nothrow_t(void *p, const void *nt);
+void _ZdlPvSt11align_val_t(void *p, size_t a);
+void _ZdaPvSt11align_val_t(void *p, size_t a);
+void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a);
+void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a);
+void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt);
+void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt);
+
+#define CXX_DELETE(name, form, params, args) \
+	SM_EXPORT void name params \
+	{ \
+		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+			PASS_ON(form, void (*)params) args; \
+		else \
+			free_impl(p); \
+	}
+CXX_DELETE(_ZdlPv, DEL, (void *p), (p))
+CXX_DELETE(_ZdaPv, DEL_ARRAY, (void *p), (p))
+CXX_DELETE(_ZdlPvm, DEL_SIZED, (void *p, size_t n), (p, n))
+CXX_DELETE(_ZdaPvm, DEL_ARRAY_SIZED, (void *p, size_t n), (p, n))
+CXX_DELETE(_ZdlPvRKSt9nothrow_t, DEL_NOTHROW, (void *p, const void *nt), (p, nt))
+CXX_DELETE(_ZdaPvRKSt9nothrow_t, DEL_ARRAY_NOTHROW, (void *p, const void *nt), (p, nt))
+CXX_DELETE(_ZdlPvSt11align_val_t, DEL_ALIGNED, (void *p, size_t a), (p, a))
+CXX_DELETE(_ZdaPvSt11align_val_t, DEL_ARRAY_ALIGNED, (void *p, size_t a), (p, a))
+CXX_DELETE(_ZdlPvmSt11align_val_t, DEL_SIZED_ALIGNED, (void *p, size_t n, size_t a), (p, n, a))
+CXX_DELETE(_ZdaPvmSt11align_val_t, DEL_ARRAY_SIZED_ALIGNED, (void *p, size_t n, size_t a),
+	   (p, n, a))
+CXX_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, DEL_ALIGNED_NOTHROW,
+	   (void *p, size_t a, const void *nt), (p, a, nt))
+CXX_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, DEL_ARRAY_ALIGNED_NOTHROW,
+	   (void *p, size_t a, const void *nt), (p, a, nt))
 #undef CXX_DELETE
-#pragma GCC diagnostic pop
+#undef PASS_ON
+#undef RA
 
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 
+/* The loader's dlclose, without telling the routing code. */
+static int next_dlclose(void *handle)
+{
+	static int (*f)(void *);
+	if (!f)
+		f = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+	return f(handle);
+}
+
 SM_EXPORT int dlclose(void *handle)
 {
-	static int (*next_dlclose)(void *);
-	if (!next_dlclose)
-		next_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
 	int r = next_dlclose(handle);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
 		in_shim++;

@@ -1,46 +1,58 @@
 // SPDX-License-Identifier: MIT
 //
-// cxx_replace: a program that replaces the global operator new and delete (as
-// allocation trackers and custom allocators do). Under the shim its own operators
-// must still be the ones called: the executable comes first in symbol lookup.
+// cxx_replace: a program that replaces only the two basic operators, operator
+// new(size_t) and operator delete(void *), with a size-tracking allocator that keeps
+// a header in front of each block, as the standard allows. The C++ runtime's other
+// forms (new[], nothrow, sized delete) then come to these two. Under the shim they
+// still must: a form served elsewhere would hand out or free a block without its
+// header and corrupt the heap.
 //
-//   cxx_replace    prints "replacement new N delete N secret S" (S: blocks secret)
+//   cxx_replace    prints "replacement new N delete N live L secret S" (S: blocks secret)
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 
 #include "secretmem.h"
 
-static int news, deletes;
+static int news, deletes, secret;
+static long live;
 
 __attribute__((noinline)) void *operator new(std::size_t n)
 {
+	std::size_t *h = static_cast<std::size_t *>(std::malloc(n + 16));
+	if (!h)
+		throw std::bad_alloc();
 	news++;
-	if (void *p = std::malloc(n ? n : 1))
-		return p;
-	throw std::bad_alloc();
+	secret += secretmem_is_secret(h);
+	h[0] = n;
+	live += (long)n;
+	return h + 2;
 }
 
 void operator delete(void *p) noexcept
 {
-	if (p)
-		deletes++;
-	std::free(p);
+	if (!p)
+		return;
+	std::size_t *h = static_cast<std::size_t *>(p) - 2;
+	deletes++;
+	live -= (long)h[0];
+	std::free(h);
 }
 
-void operator delete(void *p, std::size_t) noexcept
-{
-	operator delete(p);
-}
+struct Obj {
+	long v[4];
+};
 
 int main()
 {
-	int secret = 0;
-	for (int i = 0; i < 10; i++) {
-		long *p = new long(i);
-		secret += secretmem_is_secret(p);
-		delete p;
+	for (int i = 0; i < 3; i++) {
+		Obj *a = new Obj();              // new, sized delete
+		int *b = new int[10];            // new[], delete[]
+		Obj *c = new (std::nothrow) Obj; // nothrow new
+		delete a;
+		delete[] b;
+		delete c;
 	}
-	std::printf("replacement new %d delete %d secret %d\n", news, deletes, secret);
+	std::printf("replacement new %d delete %d live %ld secret %d\n", news, deletes, live, secret);
 	return 0;
 }

@@ -46,6 +46,11 @@ rt_build() {
 		annotated_prog | header_prog | memread | memscan)
 			rt_cc "$t" "$RT_SRC/$t.c"
 			;;
+		cxx_plugin)
+			"${CXX:-g++}" "${RT_CFLAGS[@]}" -shared -fPIC "$RT_SRC/cxx_plugin.cc" \
+				-o "$RT_BIN/libcxxplugin.so" || { echo "cannot build cxx_plugin" >&2; return 1; }
+			rt_cc cxx_host "$RT_SRC/cxx_host.c" -ldl
+			;;
 		cxx_route | cxx_replace)
 			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/$t.cc" -o "$RT_BIN/$t" ||
 				{ echo "cannot build $t" >&2; return 1; }

@@ -11,7 +11,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace memread
+	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace cxx_plugin memread
 }
 
 setup() {
@@ -220,12 +220,39 @@ mangled_name() {
 	((BASH_REMATCH[2] < 20)) || fail "${BASH_REMATCH[2]} stack walks for 1000 news"
 }
 
-@test "C++: a program that replaces operator new and delete keeps its own" {
+@test "C++: a program that replaces operator new and delete gets every form through them" {
 	run -0 with_shim "$RT_BIN/cxx_replace"
-	assert_output "replacement new 10 delete 10 secret 0"
-	# its operator new calls malloc from program code: a rule on the program applies
+	assert_output "replacement new 9 delete 9 live 0 secret 0"
+	# its operator new calls malloc from program code: a rule on it applies
 	run -0 with_shim SECRETMEM_SITES=_Znwm "$RT_BIN/cxx_replace"
-	assert_output "replacement new 10 delete 10 secret 10"
+	assert_output "replacement new 9 delete 9 live 0 secret 9"
+	# and without the shim, the same (the test can fail)
+	run -0 "$RT_BIN/cxx_replace"
+	assert_output "replacement new 9 delete 9 live 0 secret 0"
+}
+
+@test "C++: out of secret memory with jemalloc behind the shim: bad_alloc, not jemalloc's memory" {
+	sm_need_jemalloc
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM:$JEMALLOC" SECRETMEM_SITES=make_huge_c \
+		SECRETMEM_MAX=1M "$RT_BIN/cxx_route" oom 4194304
+	assert_line "new[] threw bad_alloc"
+	assert_line "nothrow new[] returned nullptr"
+	assert_line "aligned new[] threw bad_alloc after 2 new_handler calls"
+	assert_line "small new secret=1"
+}
+
+@test "C++: a plugin loaded with RTLD_LOCAL by a C program catches its bad_alloc" {
+	# the plugin's libstdc++ is not in the global scope: the shim finds it from the
+	# plugin to run the new_handler and throw
+	local rule secret
+	for rule in SECRETMEM_LOG=warn SECRETMEM_LIBS=libcxxplugin.so; do
+		secret=0
+		[[ $rule == SECRETMEM_LIBS=* ]] && secret=1
+		run -0 with_shim "$rule" "$RT_BIN/cxx_host" "$RT_BIN/libcxxplugin.so"
+		assert_line "plugin: new[] threw bad_alloc"
+		assert_line "plugin: nothrow new[] returned nullptr"
+		assert_line "plugin: small new secret=$secret"
+	done
 }
 
 # ---- SECRETMEM_WRAPPERS ----
