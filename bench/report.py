@@ -259,7 +259,8 @@ def write_md(r, out):
         m()
         rows = []
         for c, what in (("direct", "malloc from program code: cached decision"),
-                        ("strdup", "strdup: look-through walk (libc is the caller)"),
+                        ("strdup", "strdup from program code: cached decision (the shim is strdup)"),
+                        ("wcsdup", "wcsdup: look-through walk (libc is the caller)"),
                         ("cxxnew", "operator new from program code: cached decision (the shim is operator new)"),
                         ("deep", "malloc 8 frames deep")):
             x = ro[c]

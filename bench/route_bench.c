@@ -6,7 +6,8 @@
  *
  *   route_bench CASE [-n N]
  *   CASE: direct     malloc from ordinary code (the cached decision)
- *         strdup     strdup from ordinary code (libc is the caller: a look-through walk)
+ *         strdup     strdup from ordinary code (the shim is strdup: cached)
+ *         wcsdup     wcsdup from ordinary code (libc is the caller: a look-through walk)
  *         cxxnew     operator new from ordinary code (the shim is operator new: cached)
  *         deep       malloc 8 frames below main (with SECRETMEM_DEPTH: a depth walk)
  *         dlopen     dlopen libz, one deflateInit/deflateEnd (libz allocates: the
@@ -25,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 extern char **environ;
 
@@ -46,6 +48,13 @@ static NOINLINE void direct(void)
 static NOINLINE void dup_str(void)
 {
 	char *p = strdup("a string of some length, like a key name");
+	KEEP(p);
+	free(p);
+}
+
+static NOINLINE void dup_wcs(void)
+{
+	wchar_t *p = wcsdup(L"a string of some length, like a key name");
 	KEEP(p);
 	free(p);
 }
@@ -118,9 +127,10 @@ static NOINLINE int spawn_self(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: route_bench direct|strdup|cxxnew|deep|dlopen|startup|noop [-n N]\n"
+	fprintf(f, "usage: route_bench direct|strdup|wcsdup|cxxnew|deep|dlopen|startup|noop [-n N]\n"
 		   "  direct   malloc+free from program code (the cached decision)\n"
-		   "  strdup   strdup+free (libc is the immediate caller: look-through walk)\n"
+		   "  strdup   strdup+free (the shim is strdup: the cached decision)\n"
+		   "  wcsdup   wcsdup+free (libc is the immediate caller: look-through walk)\n"
 		   "  cxxnew   operator new+delete (the shim is operator new: the cached decision)\n"
 		   "  deep     malloc+free 8 frames below main (SECRETMEM_DEPTH: depth walk)\n"
 		   "  dlopen   dlopen libz.so.1, deflateInit+deflateEnd, dlclose (rules on dlopen)\n"
@@ -152,6 +162,8 @@ int main(int argc, char **argv)
 			direct();
 		else if (!strcmp(kind, "strdup"))
 			dup_str();
+		else if (!strcmp(kind, "wcsdup"))
+			dup_wcs();
 		else if (!strcmp(kind, "cxxnew"))
 			cxxnew();
 		else if (!strcmp(kind, "deep"))

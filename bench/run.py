@@ -264,7 +264,7 @@ def bench_routing(a):
     rule = dict(SHIM, SECRETMEM_SITES="zcycle")  # a rule that matches none of these callers
     configs = [("nopre", NOPRE), ("shim", SHIM), ("rules", rule),
                ("depth4", dict(rule, SECRETMEM_DEPTH="4"))]
-    cases = {"direct": n, "strdup": n, "cxxnew": n, "deep": n}
+    cases = {"direct": n, "strdup": n, "wcsdup": n, "cxxnew": n, "deep": n}
     res = {}
 
     def one(name, cfg):
