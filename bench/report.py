@@ -288,9 +288,10 @@ def write_md(r, out):
           "glibc trims the ~270 KiB deflateInit frees from the top of its heap and faults it in "
           "again every cycle, while the arena keeps and reuses its pages). Start-up (noisy): the "
           "shim with no rule costs %.2f ms a process over no preload in this run (loading the "
-          "shim and its libunwind and liblzma, bound at load with `-z now`, reading the options, "
-          "registering the fork handlers), and a rule %.2f-%.2f ms more (setting up the arena: "
-          "memfd_secret, the address-space reservation; resolving the rules)."
+          "shim, bound at load with `-z now`, reading the options), and a rule %.2f-%.2f ms "
+          "more (loading libunwind and its liblzma, which the shim does only when routing "
+          "starts; setting up the arena: memfd_secret, the address-space reservation; "
+          "resolving the rules; the first stack walk)."
           % ((ro["startup"]["shim"] - ro["startup"]["nopre"]) / 1e6,
              (min(ro["startup"]["sites"], ro["startup"]["libs"]) - ro["startup"]["shim"]) / 1e6,
              (max(ro["startup"]["sites"], ro["startup"]["libs"]) - ro["startup"]["shim"]) / 1e6))

@@ -212,6 +212,11 @@ static void set_special_ranges(void)
 static void routing_on(void)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	/* Outside the lock: dlopen takes the loader's, which a thread running an
+	 * annotated library's constructor holds when it gets here. */
+	in_shim++;
+	sm_route_load_unwinder();
+	in_shim--;
 	pthread_mutex_lock(&lock);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
 		sm_arena_init();

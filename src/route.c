@@ -33,8 +33,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #ifndef SECRETMEM_NOTE_TYPE
 #define SECRETMEM_NOTE_TYPE 0x534d
@@ -492,6 +490,25 @@ void sm_route_fork_child(void)
 #define WALK_OWN 6
 #define WALK_MACHINERY 24
 
+/* libunwind's unw_backtrace, loaded when routing starts rather than with the shim:
+ * most processes the shim is loaded into never walk a stack, and loading libunwind
+ * (and its liblzma) would cost each of them about 0.1 ms. */
+static int (*unwind_backtrace)(void **, int);
+
+void sm_route_load_unwinder(void)
+{
+	if (__atomic_load_n(&unwind_backtrace, __ATOMIC_ACQUIRE))
+		return;
+	/* No lock: a thread in dlopen (holding the loader's lock) may get here too;
+	 * two loads only take two references. */
+	void *h = dlopen(SM_LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *f = h ? dlsym(h, "unw_backtrace") : NULL;
+	if (!f)
+		sm_die("cannot load %s, which finds the callers of allocations: %s "
+		       "(Debian: apt-get install libunwind8)", SM_LIBUNWIND_SONAME, dlerror());
+	__atomic_store_n(&unwind_backtrace, (int (*)(void **, int))f, __ATOMIC_RELEASE);
+}
+
 /* Finds the call site (the first frame at or above ra that is not machinery) and
  * checks it and the SECRETMEM_DEPTH frames above it. */
 static bool walk(uintptr_t ra)
@@ -499,7 +516,10 @@ static bool walk(uintptr_t ra)
 	void *frames[WALK_OWN + WALK_MACHINERY + SM_MAX_DEPTH + 1];
 	if (sm_stats_on)
 		__atomic_fetch_add(&sm_stats_walks, 1, __ATOMIC_RELAXED);
-	int n = unw_backtrace(frames, WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1);
+	int (*backtrace)(void **, int) = __atomic_load_n(&unwind_backtrace, __ATOMIC_ACQUIRE);
+	if (!backtrace)
+		return false; /* routing is starting: only the immediate caller counts */
+	int n = backtrace(frames, WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1);
 	int i = 0;
 	while (i < n && (uintptr_t)frames[i] != ra)
 		i++;

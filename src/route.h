@@ -81,6 +81,10 @@ static inline int sm_route_lookup(uintptr_t pc)
 	return -1;
 }
 
+/* Loads the unwinder the stack walks use (libunwind), once; stops the program if it
+ * cannot. Called as routing starts, before any walk. */
+void sm_route_load_unwinder(void);
+
 /* Resolves the rules against the objects loaded now; returns whether any rule or
  * annotation exists (then the arena is needed). Called once at start-up. */
 bool sm_route_init(void);
