@@ -96,6 +96,8 @@ static struct {
 	void (*free_aligned_sized)(void *, size_t, size_t);
 } next;
 
+static bool next_ready; /* every field of next is set */
+
 #define in_shim sm_thread.in_shim
 static pthread_t init_thread;
 static size_t page_size = 4096;
@@ -155,11 +157,11 @@ static void *same_object(const char *name, unsigned long anchor_obj)
 
 static void resolve_next(void)
 {
-	void *(*m)(size_t) = need("malloc");
+	next.malloc = need("malloc");
 	next.free = need("free");
 	next.calloc = need("calloc");
 	next.realloc = need("realloc");
-	unsigned long obj = sm_object_base((void *)m);
+	unsigned long obj = sm_object_base((void *)next.malloc);
 	next.reallocarray = same_object("reallocarray", obj);
 	next.posix_memalign = same_object("posix_memalign", obj);
 	next.aligned_alloc = same_object("aligned_alloc", obj);
@@ -173,8 +175,8 @@ static void resolve_next(void)
 		sm_die("the next allocator has no posix_memalign");
 	if (!next.malloc_usable_size)
 		sm_die("the next allocator has no malloc_usable_size");
-	/* Last: other threads wait for it in starting(), then use the rest. */
-	__atomic_store_n(&next.malloc, m, __ATOMIC_RELEASE);
+	/* Other threads wait for this in starting(). */
+	__atomic_store_n(&next_ready, true, __ATOMIC_RELEASE);
 }
 
 static void set_special(uintptr_t lo, uintptr_t hi)
@@ -209,12 +211,36 @@ static void set_special_ranges(void)
 	set_special(lo, hi);
 }
 
+/* The program's malloc must be ours, or no rule can route anything: another
+ * allocator preloaded before the shim serves it then. Asked by calling
+ * malloc_usable_size(NULL) through the PLT, as the program's calls resolve (its
+ * address from dlsym may be a PLT stub of the program's); every allocator that
+ * replaces malloc replaces that too. */
+static __thread bool probe, probe_reached __attribute__((tls_model("initial-exec")));
+
+static void check_first(void)
+{
+	probe = true;
+	probe_reached = false;
+	(void)malloc_usable_size(NULL);
+	probe = false;
+	if (probe_reached)
+		return;
+	Dl_info di;
+	void *first = dlsym(RTLD_DEFAULT, "malloc_usable_size");
+	const char *who = first && dladdr(first, &di) && di.dli_fname && di.dli_fname[0]
+				  ? di.dli_fname : "another allocator";
+	sm_die("malloc is served by %s, not the shim: nothing could be made secret; put "
+	       "libsecretmem-preload.so first in LD_PRELOAD", who);
+}
+
 static void routing_on(void)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	/* Outside the lock: dlopen takes the loader's, which a thread running an
 	 * annotated library's constructor holds when it gets here. */
 	in_shim++;
+	check_first();
 	sm_route_load_unwinder();
 	in_shim--;
 	pthread_mutex_lock(&lock);
@@ -281,7 +307,7 @@ static bool starting(void)
 	if (in_shim || pthread_equal(init_thread, pthread_self()))
 		return true;
 	/* Another thread is initialising: wait until it knows the next allocator. */
-	while (!__atomic_load_n(&next.malloc, __ATOMIC_ACQUIRE) &&
+	while (!__atomic_load_n(&next_ready, __ATOMIC_ACQUIRE) &&
 	       __atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_INIT)
 		sched_yield();
 	return false;
@@ -606,8 +632,11 @@ SM_EXPORT void *pvalloc(size_t size)
 
 SM_EXPORT size_t malloc_usable_size(void *p)
 {
-	if (!p)
+	if (!p) {
+		if (unlikely(probe))
+			probe_reached = true;
 		return 0;
+	}
 	if (sm_arena_owns(p))
 		return sm_arena_usable_size(p);
 	if (is_boot(p))
@@ -709,73 +738,98 @@ static const char *const cxx_name[CXX_FORMS] = {
 
 enum { CXX_UNKNOWN, CXX_OURS, CXX_PASS_ON };
 static int cxx_mode;
-static void *cxx_next[CXX_FORMS];    /* CXX_PASS_ON: the definitions after the shim */
-static void *cxx_runtime[CXX_FORMS]; /* the C++ runtime's own new, for failures */
-
-static __attribute__((noinline)) int cxx_resolve(void)
-{
-	starting(); /* our own start-up first: dlsym allocates */
-	unsigned long self = sm_object_base((const void *)cxx_resolve);
-	int mode = CXX_OURS;
-	for (int k = 0; k < CXX_FORMS && mode == CXX_OURS; k++) {
-		void *g = dlsym(RTLD_DEFAULT, cxx_name[k]);
-		if (g && sm_object_base(g) != self)
-			mode = CXX_PASS_ON;
-	}
-	if (mode == CXX_PASS_ON) {
-		for (int k = 0; k < CXX_FORMS; k++)
-			cxx_next[k] = dlsym(RTLD_NEXT, cxx_name[k]);
-		sm_info("the program defines operator new or delete: every form goes to the "
-			"C++ runtime's, as without the shim (allocations are routed at malloc)");
-	}
-	__atomic_store_n(&cxx_mode, mode, __ATOMIC_RELEASE);
-	return mode;
-}
-
-/* Whether the shim's own operators serve (else: pass every form on). */
-static inline bool cxx_ours(void)
-{
-	int m = __atomic_load_n(&cxx_mode, __ATOMIC_ACQUIRE);
-	return likely(m == CXX_OURS) || (m == CXX_UNKNOWN && cxx_resolve() == CXX_OURS);
-}
+static void *cxx_pass[CXX_FORMS]; /* CXX_PASS_ON: where each form goes */
 
 static int next_dlclose(void *handle);
 
-/* An object of the C++ runtime (the one defining std::get_new_handler), found
- * globally or, for a C++ library loaded with RTLD_LOCAL, from the object whose code
- * called new (ra): a handle whose own definitions come first. */
-static void *cxx_runtime_handle(void *ra)
+/* The C++ runtime: the object defining std::get_new_handler, looked for first from
+ * the object whose code is at ra (a plugin loaded with RTLD_LOCAL may bring its
+ * own), then globally. Returns a handle whose own definitions come first (close it
+ * with next_dlclose; the runtime stays, its users need it) and its load bias. */
+static void *cxx_runtime_open(void *ra, unsigned long *base)
 {
 	static const char *const marks[] = { "_ZSt15get_new_handlerv",
 					      "_ZNSt3__115get_new_handlerEv" /* libc++ */ };
 	void *g = NULL;
-	for (size_t i = 0; i < 2 && !g; i++)
-		g = dlsym(RTLD_DEFAULT, marks[i]);
 	Dl_info di;
-	if (!g && dladdr(ra, &di) && di.dli_fname && di.dli_fname[0]) {
+	if (ra && dladdr(ra, &di) && di.dli_fname && di.dli_fname[0]) {
 		void *caller = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
 		for (size_t i = 0; caller && i < 2 && !g; i++)
 			g = dlsym(caller, marks[i]);
 		if (caller)
 			next_dlclose(caller);
 	}
+	for (size_t i = 0; i < 2 && !g; i++)
+		g = dlsym(RTLD_DEFAULT, marks[i]);
+	*base = g ? sm_object_base(g) : 0;
 	if (!g || !dladdr(g, &di) || !di.dli_fname)
 		return NULL;
-	return dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD); /* kept: the runtime stays */
+	return dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
 }
 
-/* Hands a failed allocation to the C++ runtime's own operator new of the same form. */
+/* Whether the shim's operators serve, or something else defines one: the program
+ * or a library preloaded before the shim (found first in the global scope), or a
+ * library after it that is neither the C++ runtime nor the next allocator (a
+ * replacement the program links). Then every form is passed on: to such a
+ * replacement where there is one, else to the C++ runtime's own (whose derived forms
+ * call the replaced ones, and whose base forms call malloc and free, so that no
+ * block of the shim's ever reaches another allocator's delete). Threads racing here
+ * compute the same answer; no lock, since one of them may hold the loader's. */
+static __attribute__((noinline)) int cxx_resolve(void *ra)
+{
+	starting(); /* our own start-up first: dlsym allocates */
+	unsigned long self = sm_object_base((const void *)cxx_resolve);
+	unsigned long alloc = sm_object_base((const void *)next.malloc);
+	unsigned long rt_base;
+	void *rt = cxx_runtime_open(ra, &rt_base);
+	int mode = CXX_OURS;
+	for (int k = 0; k < CXX_FORMS; k++) {
+		void *g = dlsym(RTLD_DEFAULT, cxx_name[k]);
+		if (g && sm_object_base(g) != self)
+			mode = CXX_PASS_ON;
+		void *n = dlsym(RTLD_NEXT, cxx_name[k]);
+		unsigned long nb = n ? sm_object_base(n) : 0;
+		void *to = rt ? dlsym(rt, cxx_name[k]) : NULL;
+		if (n && rt_base && nb != rt_base && nb != alloc) {
+			mode = CXX_PASS_ON;
+			to = n;
+		}
+		__atomic_store_n(&cxx_pass[k], to ? to : n, __ATOMIC_RELAXED);
+	}
+	if (rt)
+		next_dlclose(rt);
+	int expected = CXX_UNKNOWN;
+	if (__atomic_compare_exchange_n(&cxx_mode, &expected, mode, false, __ATOMIC_RELEASE,
+					__ATOMIC_ACQUIRE)) {
+		if (mode == CXX_PASS_ON)
+			sm_info("operator new or delete is defined outside the C++ runtime: every "
+				"form goes to that definition or the runtime's, as without the shim "
+				"(allocations are routed at malloc)");
+		return mode;
+	}
+	return expected;
+}
+
+/* Whether the shim's own operators serve (else: pass every form on). */
+static inline bool cxx_ours(void *ra)
+{
+	int m = __atomic_load_n(&cxx_mode, __ATOMIC_ACQUIRE);
+	return likely(m == CXX_OURS) || (m == CXX_UNKNOWN && cxx_resolve(ra) == CXX_OURS);
+}
+
+/* Hands a failed allocation to the C++ runtime's own operator new of the same form:
+ * that of the runtime the calling code uses, looked up each time (a failure is
+ * rare, and plugins with runtimes of their own come and go). */
 static __attribute__((noinline)) void *cxx_new_failed(enum cxx_form k, size_t size, size_t align,
 						       const void *nothrow, void *ra)
 {
-	void *f = __atomic_load_n(&cxx_runtime[k], __ATOMIC_ACQUIRE);
-	if (!f) {
-		void *h = cxx_runtime_handle(ra);
-		f = h ? dlsym(h, cxx_name[k]) : NULL;
-		if (f && sm_object_base(f) == sm_object_base((const void *)cxx_new_failed))
-			f = NULL; /* never ourselves */
-		__atomic_store_n(&cxx_runtime[k], f, __ATOMIC_RELEASE);
-	}
+	unsigned long base;
+	void *rt = cxx_runtime_open(ra, &base);
+	void *f = rt ? dlsym(rt, cxx_name[k]) : NULL;
+	if (rt)
+		next_dlclose(rt);
+	if (f && sm_object_base(f) == sm_object_base((const void *)cxx_new_failed))
+		f = NULL; /* never ourselves */
 	if (!f) {
 		if (nothrow)
 			return NULL;
@@ -826,19 +880,19 @@ void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
 void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
 
 #define RA __builtin_return_address(0)
-#define PASS_ON(form, type) ((type)cxx_next[form])
+#define PASS_ON(form, type) ((type)__atomic_load_n(&cxx_pass[form], __ATOMIC_RELAXED))
 
 #define CXX_NEW(name, form, params, args, nt) \
 	SM_EXPORT void *name params \
 	{ \
-		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
 			return PASS_ON(form, void *(*)params) args; \
 		return cxx_new(form, n, nt, RA); \
 	}
 #define CXX_NEW_ALIGNED(name, form, params, args, nt) \
 	SM_EXPORT void *name params \
 	{ \
-		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
 			return PASS_ON(form, void *(*)params) args; \
 		return cxx_new_aligned(form, n, a, nt, RA); \
 	}
@@ -872,7 +926,7 @@ void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt);
 #define CXX_DELETE(name, form, params, args) \
 	SM_EXPORT void name params \
 	{ \
-		if (unlikely(!cxx_ours()) && cxx_next[form]) \
+		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
 			PASS_ON(form, void (*)params) args; \
 		else \
 			free_impl(p); \

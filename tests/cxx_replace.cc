@@ -7,13 +7,22 @@
 // still must: a form served elsewhere would hand out or free a block without its
 // header and corrupt the heap.
 //
-//   cxx_replace    prints "replacement new N delete N live L secret S" (S: blocks secret)
+//   cxx_replace    prints "replacement new N delete N live L secret S ordinary-secret O"
+//                  (S: blocks of the replacement's that are secret; O: of 50 plain
+//                  mallocs from main afterwards, those that are secret, always 0)
+//
+// Built three ways: whole (the operators in the program); with -DOPERATORS_ONLY as
+// a shared library the program links (libcxxrepl.so); with -DMAIN_ONLY as that
+// program (cxx_replace_linked).
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 
 #include "secretmem.h"
 
+extern "C" int repl_counts(int *news, int *deletes, long *live);
+
+#ifndef MAIN_ONLY
 static int news, deletes, secret;
 static long live;
 
@@ -39,6 +48,14 @@ void operator delete(void *p) noexcept
 	std::free(h);
 }
 
+extern "C" int repl_counts(int *n, int *d, long *l)
+{
+	*n = news, *d = deletes, *l = live;
+	return secret;
+}
+#endif
+
+#ifndef OPERATORS_ONLY
 struct Obj {
 	long v[4];
 };
@@ -49,10 +66,22 @@ int main()
 		Obj *a = new Obj();              // new, sized delete
 		int *b = new int[10];            // new[], delete[]
 		Obj *c = new (std::nothrow) Obj; // nothrow new
+		__asm__ volatile("" : : "r"(a), "r"(b), "r"(c) : "memory"); // no new/delete elision
 		delete a;
 		delete[] b;
 		delete c;
 	}
-	std::printf("replacement new %d delete %d live %ld secret %d\n", news, deletes, live, secret);
+	int ordinary_secret = 0;
+	void *plain[50];
+	for (int i = 0; i < 50; i++)
+		ordinary_secret += secretmem_is_secret(plain[i] = std::malloc(32));
+	for (int i = 0; i < 50; i++)
+		std::free(plain[i]);
+	int n, d;
+	long l;
+	int s = repl_counts(&n, &d, &l);
+	std::printf("replacement new %d delete %d live %ld secret %d ordinary-secret %d\n", n, d, l, s,
+		    ordinary_secret);
 	return 0;
 }
+#endif

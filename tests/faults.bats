@@ -375,3 +375,18 @@ without_libunwind() {
 		fail "stderr: $stderr"
 	(($(wc -l <<<"$stderr") == 1)) || fail "more than one line: $stderr"
 }
+
+# ---- another allocator before the shim ----
+
+@test "jemalloc before the shim in LD_PRELOAD with a rule: one line, exit before main" {
+	sm_need_jemalloc
+	run --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$JEMALLOC:$SHIM" "$SITES" "$FP" blocks
+	assert_failure "$SM_EXIT_CONFIG"
+	[[ -z $output ]] || fail "main ran: $output"
+	[[ $stderr == "${SM_PREFIX}malloc is served by $JEMALLOC, not the shim: nothing could be made secret;"* ]] ||
+		fail "stderr: $stderr"
+	# without a rule it runs, as it would without the shim
+	run -0 --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$JEMALLOC:$SHIM" "$FP" blocks
+	# and in the right order, the rule works (the test can fail)
+	run -0 --separate-stderr ft "$SITES" blocks
+}

@@ -51,6 +51,13 @@ rt_build() {
 				-o "$RT_BIN/libcxxplugin.so" || { echo "cannot build cxx_plugin" >&2; return 1; }
 			rt_cc cxx_host "$RT_SRC/cxx_host.c" -ldl
 			;;
+		cxx_replace_linked)
+			"${CXX:-g++}" "${RT_CFLAGS[@]}" -DOPERATORS_ONLY -shared -fPIC "$RT_SRC/cxx_replace.cc" \
+				-o "$RT_BIN/libcxxrepl.so" || { echo "cannot build libcxxrepl.so" >&2; return 1; }
+			"${CXX:-g++}" "${RT_CFLAGS[@]}" -DMAIN_ONLY "$RT_SRC/cxx_replace.cc" -o "$RT_BIN/$t" \
+				-L"$RT_BIN" -lcxxrepl -Wl,-rpath,"$RT_BIN" ||
+				{ echo "cannot build $t" >&2; return 1; }
+			;;
 		cxx_route | cxx_replace)
 			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/$t.cc" -o "$RT_BIN/$t" ||
 				{ echo "cannot build $t" >&2; return 1; }

@@ -11,7 +11,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace cxx_plugin memread
+	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace cxx_replace_linked cxx_plugin memread
 }
 
 setup() {
@@ -221,14 +221,36 @@ mangled_name() {
 }
 
 @test "C++: a program that replaces operator new and delete gets every form through them" {
+	local ok="replacement new 9 delete 9 live 0"
 	run -0 with_shim "$RT_BIN/cxx_replace"
-	assert_output "replacement new 9 delete 9 live 0 secret 0"
+	assert_output "$ok secret 0 ordinary-secret 0"
 	# its operator new calls malloc from program code: a rule on it applies
 	run -0 with_shim SECRETMEM_SITES=_Znwm "$RT_BIN/cxx_replace"
-	assert_output "replacement new 9 delete 9 live 0 secret 9"
+	assert_output "$ok secret 9 ordinary-secret 0"
+	# with jemalloc behind the shim: its operators must not get the other forms
+	sm_need_jemalloc
+	run -0 env LD_PRELOAD="$SHIM:$JEMALLOC" SECRETMEM_SITES=_Znwm "$RT_BIN/cxx_replace"
+	assert_output "$ok secret 9 ordinary-secret 0"
 	# and without the shim, the same (the test can fail)
 	run -0 "$RT_BIN/cxx_replace"
-	assert_output "replacement new 9 delete 9 live 0 secret 0"
+	assert_output "$ok secret 0 ordinary-secret 0"
+}
+
+@test "C++: operators replaced in a library the program links are the ones used" {
+	local ok="replacement new 9 delete 9 live 0"
+	run -0 "$RT_BIN/cxx_replace_linked"
+	assert_output "$ok secret 0 ordinary-secret 0"
+	run -0 with_shim "$RT_BIN/cxx_replace_linked"
+	assert_output "$ok secret 0 ordinary-secret 0"
+	run -0 with_shim SECRETMEM_SITES=_Znwm "$RT_BIN/cxx_replace_linked"
+	assert_output "$ok secret 9 ordinary-secret 0"
+	# with jemalloc preloaded its operators come before the library's, with the
+	# shim or without it: the same output either way
+	sm_need_jemalloc
+	run -0 env LD_PRELOAD="$JEMALLOC" "$RT_BIN/cxx_replace_linked"
+	local alone=$output
+	run -0 env LD_PRELOAD="$SHIM:$JEMALLOC" "$RT_BIN/cxx_replace_linked"
+	assert_output "$alone"
 }
 
 @test "C++: out of secret memory with jemalloc behind the shim: bad_alloc, not jemalloc's memory" {
