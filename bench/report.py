@@ -261,7 +261,7 @@ def write_md(r, out):
         for c, what in (("direct", "malloc from program code: cached decision"),
                         ("strdup", "strdup from program code: cached decision (the shim is strdup)"),
                         ("wcsdup", "wcsdup: look-through walk (libc is the caller)"),
-                        ("cxxnew", "operator new from program code: cached decision (the shim is operator new)"),
+                        ("cxxnew", "operator new: look-through walk (libstdc++)"),
                         ("deep", "malloc 8 frames deep")):
             x = ro[c]
             rows.append([what, ns(x["nopre"]), ns(x["shim"]), ns(x["rules"]), ns(x["depth4"]),

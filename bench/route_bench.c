@@ -8,7 +8,7 @@
  *   CASE: direct     malloc from ordinary code (the cached decision)
  *         strdup     strdup from ordinary code (the shim is strdup: cached)
  *         wcsdup     wcsdup from ordinary code (libc is the caller: a look-through walk)
- *         cxxnew     operator new from ordinary code (the shim is operator new: cached)
+ *         cxxnew     operator new from ordinary code (libstdc++ is the caller: a walk)
  *         deep       malloc 8 frames below main (with SECRETMEM_DEPTH: a depth walk)
  *         dlopen     dlopen libz, one deflateInit/deflateEnd (libz allocates: the
  *                    first call from a new object makes the shim learn it, and
@@ -131,7 +131,7 @@ static void usage(FILE *f)
 		   "  direct   malloc+free from program code (the cached decision)\n"
 		   "  strdup   strdup+free (the shim is strdup: the cached decision)\n"
 		   "  wcsdup   wcsdup+free (libc is the immediate caller: look-through walk)\n"
-		   "  cxxnew   operator new+delete (the shim is operator new: the cached decision)\n"
+		   "  cxxnew   operator new+delete (libstdc++ is the immediate caller: look-through walk)\n"
 		   "  deep     malloc+free 8 frames below main (SECRETMEM_DEPTH: depth walk)\n"
 		   "  dlopen   dlopen libz.so.1, deflateInit+deflateEnd, dlclose (rules on dlopen)\n"
 		   "  startup  spawn this program (noop) and wait (start-up rule resolution)\n"

@@ -2,8 +2,8 @@
 /*
  * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * free_sized and free_aligned_sized, C++'s operator new and delete, strdup and
- * strndup, plus the secretmem.h entry points.
+ * free_sized and free_aligned_sized, strdup and strndup, plus the secretmem.h
+ * entry points.
  *
  * Each call either goes to the secret arena (arena.c) or to the next allocator in
  * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
@@ -212,37 +212,57 @@ static void set_special_ranges(void)
 }
 
 /* The program's malloc must be ours, or no rule can route anything: another
- * allocator preloaded before the shim serves it then. Asked by calling
- * malloc_usable_size(NULL) through the PLT, as the program's calls resolve (its
- * address from dlsym may be a PLT stub of the program's); every allocator that
- * replaces malloc replaces that too. */
+ * allocator preloaded before the shim (or a tool such as valgrind) serves it then.
+ * Asked by calling the first malloc_usable_size of the global scope with NULL,
+ * which every allocator that replaces malloc replaces too: through the pointer
+ * dlsym gives (maybe a PLT stub of the program's; the call still lands where the
+ * program's calls do), so that no compiler can inline ours into the probe. */
 static __thread bool probe, probe_reached __attribute__((tls_model("initial-exec")));
+static const char *malloc_owner; /* NULL: the shim's; set at start-up */
 
-static void check_first(void)
+static void probe_malloc_owner(void)
 {
+	size_t (*f)(void *) = (size_t (*)(void *))dlsym(RTLD_DEFAULT, "malloc_usable_size");
+	if (!f)
+		return;
 	probe = true;
 	probe_reached = false;
-	(void)malloc_usable_size(NULL);
+	(void)f(NULL);
 	probe = false;
 	if (probe_reached)
 		return;
 	Dl_info di;
-	void *first = dlsym(RTLD_DEFAULT, "malloc_usable_size");
-	const char *who = first && dladdr(first, &di) && di.dli_fname && di.dli_fname[0]
-				  ? di.dli_fname : "another allocator";
-	sm_die("malloc is served by %s, not the shim: nothing could be made secret; put "
-	       "libsecretmem-preload.so first in LD_PRELOAD", who);
+	malloc_owner = dladdr((void *)f, &di) && di.dli_fname && di.dli_fname[0] &&
+				       sm_object_base((void *)f) !=
+					       sm_object_base((const void *)probe_malloc_owner)
+			       ? di.dli_fname
+			       : "something else (another allocator, or a tool such as valgrind)";
 }
 
-static void routing_on(void)
+/* Asked once at start-up (no loader lock may be taken later: see routing_on). */
+static void check_first(void)
+{
+	if (malloc_owner)
+		sm_die("malloc is served by %s, not the shim: nothing could be made secret; put "
+		       "libsecretmem-preload.so first in LD_PRELOAD", malloc_owner);
+}
+
+/* Routing starts: at start-up when rules are set (walks), when an annotated
+ * library is loaded (walks), or at a program's first scope (no walk: in a scope
+ * everything is secret). Loading the unwinder takes the loader's lock, which is
+ * why a scope must not: a thread in dlopen may be waiting for this one (a library
+ * constructor that joins a thread it started). */
+static void routing_on(bool walks)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	/* Outside the lock: dlopen takes the loader's, which a thread running an
-	 * annotated library's constructor holds when it gets here. */
-	in_shim++;
 	check_first();
-	sm_route_load_unwinder();
-	in_shim--;
+	if (walks) {
+		in_shim++;
+		sm_route_load_unwinder();
+		in_shim--;
+	}
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE)
+		return;
 	pthread_mutex_lock(&lock);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
 		sm_arena_init();
@@ -272,13 +292,14 @@ static void init(void)
 	sm_options_read();
 	sm_stats_init();
 	resolve_next();
+	probe_malloc_owner();
 	bool route = sm_opt.mode != SM_MODE_OFF && sm_route_init();
 	if (sm_opt.mode != SM_MODE_OFF &&
 	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
 		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
 	in_shim = 0;
 	if (route) {
-		routing_on();
+		routing_on(true);
 	} else {
 		set_special_ranges();
 		__atomic_store_n(&state, ST_PASS, __ATOMIC_RELEASE);
@@ -691,265 +712,6 @@ SM_EXPORT char *strndup(const char *s, size_t max)
 	return p;
 }
 
-/* ---- C++: operator new and delete ----
- *
- * libstdc++'s (and libc++'s) operator new calls malloc, so while rules are active
- * the shim would see the C++ runtime as the caller of every C++ allocation and walk
- * the stack (~70 ns) to find the real one. So the shim is operator new itself: its
- * caller is the call site, settled by the cache like malloc's. It is every form of
- * operator delete as well, so that no later library's delete (jemalloc's, say) is
- * ever handed a block the shim's new made.
- *
- * When an allocation fails, the C++ runtime's own operator new of the same form is
- * called (that of the object defining std::get_new_handler, even one a plugin
- * loaded with RTLD_LOCAL): it runs the new_handler and throws std::bad_alloc, or
- * returns NULL for the nothrow forms, and its retries come back through malloc and
- * are routed the same way. Never another allocator's operator new, which would
- * hand out ordinary memory.
- *
- * A program (or a library preloaded before the shim) that defines any operator new
- * or delete of its own gets exactly what it would without the shim: every form is
- * then passed to the definition after the shim, whose derived forms call the
- * program's. Its allocations still reach malloc, routed from there. Decided at the
- * first call of any of them.
- */
-
-_Static_assert(__builtin_types_compatible_p(size_t, unsigned long),
-	       "the mangled names below are those of a 64-bit size_t");
-
-enum cxx_form {
-	NEW, NEW_ARRAY, NEW_NOTHROW, NEW_ARRAY_NOTHROW,
-	NEW_ALIGNED, NEW_ARRAY_ALIGNED, NEW_ALIGNED_NOTHROW, NEW_ARRAY_ALIGNED_NOTHROW,
-	DEL, DEL_ARRAY, DEL_SIZED, DEL_ARRAY_SIZED, DEL_NOTHROW, DEL_ARRAY_NOTHROW,
-	DEL_ALIGNED, DEL_ARRAY_ALIGNED, DEL_SIZED_ALIGNED, DEL_ARRAY_SIZED_ALIGNED,
-	DEL_ALIGNED_NOTHROW, DEL_ARRAY_ALIGNED_NOTHROW,
-	CXX_FORMS
-};
-
-static const char *const cxx_name[CXX_FORMS] = {
-	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
-	"_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
-	"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-	"_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
-	"_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
-	"_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
-	"_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
-};
-
-enum { CXX_UNKNOWN, CXX_OURS, CXX_PASS_ON };
-static int cxx_mode;
-static void *cxx_pass[CXX_FORMS]; /* CXX_PASS_ON: where each form goes */
-
-static int next_dlclose(void *handle);
-
-/* The C++ runtime: the object defining std::get_new_handler, looked for first from
- * the object whose code is at ra (a plugin loaded with RTLD_LOCAL may bring its
- * own), then globally. Returns a handle whose own definitions come first (close it
- * with next_dlclose; the runtime stays, its users need it) and its load bias. */
-static void *cxx_runtime_open(void *ra, unsigned long *base)
-{
-	static const char *const marks[] = { "_ZSt15get_new_handlerv",
-					      "_ZNSt3__115get_new_handlerEv" /* libc++ */ };
-	void *g = NULL;
-	Dl_info di;
-	if (ra && dladdr(ra, &di) && di.dli_fname && di.dli_fname[0]) {
-		void *caller = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-		for (size_t i = 0; caller && i < 2 && !g; i++)
-			g = dlsym(caller, marks[i]);
-		if (caller)
-			next_dlclose(caller);
-	}
-	for (size_t i = 0; i < 2 && !g; i++)
-		g = dlsym(RTLD_DEFAULT, marks[i]);
-	*base = g ? sm_object_base(g) : 0;
-	if (!g || !dladdr(g, &di) || !di.dli_fname)
-		return NULL;
-	return dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-}
-
-/* Whether the shim's operators serve, or something else defines one: the program
- * or a library preloaded before the shim (found first in the global scope), or a
- * library after it that is neither the C++ runtime nor the next allocator (a
- * replacement the program links). Then every form is passed on: to such a
- * replacement where there is one, else to the C++ runtime's own (whose derived forms
- * call the replaced ones, and whose base forms call malloc and free, so that no
- * block of the shim's ever reaches another allocator's delete). Threads racing here
- * compute the same answer; no lock, since one of them may hold the loader's. */
-static __attribute__((noinline)) int cxx_resolve(void *ra)
-{
-	starting(); /* our own start-up first: dlsym allocates */
-	unsigned long self = sm_object_base((const void *)cxx_resolve);
-	unsigned long alloc = sm_object_base((const void *)next.malloc);
-	unsigned long rt_base;
-	void *rt = cxx_runtime_open(ra, &rt_base);
-	int mode = CXX_OURS;
-	for (int k = 0; k < CXX_FORMS; k++) {
-		void *g = dlsym(RTLD_DEFAULT, cxx_name[k]);
-		if (g && sm_object_base(g) != self)
-			mode = CXX_PASS_ON;
-		void *n = dlsym(RTLD_NEXT, cxx_name[k]);
-		unsigned long nb = n ? sm_object_base(n) : 0;
-		void *to = rt ? dlsym(rt, cxx_name[k]) : NULL;
-		if (n && rt_base && nb != rt_base && nb != alloc) {
-			mode = CXX_PASS_ON;
-			to = n;
-		}
-		__atomic_store_n(&cxx_pass[k], to ? to : n, __ATOMIC_RELAXED);
-	}
-	if (rt)
-		next_dlclose(rt);
-	int expected = CXX_UNKNOWN;
-	if (__atomic_compare_exchange_n(&cxx_mode, &expected, mode, false, __ATOMIC_RELEASE,
-					__ATOMIC_ACQUIRE)) {
-		if (mode == CXX_PASS_ON)
-			sm_info("operator new or delete is defined outside the C++ runtime: every "
-				"form goes to that definition or the runtime's, as without the shim "
-				"(allocations are routed at malloc)");
-		return mode;
-	}
-	return expected;
-}
-
-/* Whether the shim's own operators serve (else: pass every form on). */
-static inline bool cxx_ours(void *ra)
-{
-	int m = __atomic_load_n(&cxx_mode, __ATOMIC_ACQUIRE);
-	return likely(m == CXX_OURS) || (m == CXX_UNKNOWN && cxx_resolve(ra) == CXX_OURS);
-}
-
-/* Hands a failed allocation to the C++ runtime's own operator new of the same form:
- * that of the runtime the calling code uses, looked up each time (a failure is
- * rare, and plugins with runtimes of their own come and go). */
-static __attribute__((noinline)) void *cxx_new_failed(enum cxx_form k, size_t size, size_t align,
-						       const void *nothrow, void *ra)
-{
-	unsigned long base;
-	void *rt = cxx_runtime_open(ra, &base);
-	void *f = rt ? dlsym(rt, cxx_name[k]) : NULL;
-	if (rt)
-		next_dlclose(rt);
-	if (f && sm_object_base(f) == sm_object_base((const void *)cxx_new_failed))
-		f = NULL; /* never ourselves */
-	if (!f) {
-		if (nothrow)
-			return NULL;
-		sm_abort("operator new: out of memory, and no C++ runtime in the process to "
-			 "throw std::bad_alloc");
-	}
-	switch (k) {
-	case NEW:
-	case NEW_ARRAY:
-		return ((void *(*)(size_t))f)(size);
-	case NEW_NOTHROW:
-	case NEW_ARRAY_NOTHROW:
-		return ((void *(*)(size_t, const void *))f)(size, nothrow);
-	case NEW_ALIGNED:
-	case NEW_ARRAY_ALIGNED:
-		return ((void *(*)(size_t, size_t))f)(size, align);
-	default:
-		return ((void *(*)(size_t, size_t, const void *))f)(size, align, nothrow);
-	}
-}
-
-static inline __attribute__((always_inline)) void *cxx_new(enum cxx_form k, size_t size,
-							  const void *nothrow, void *ra)
-{
-	size_t n = size ? size : 1;
-	int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-	void *p = likely(st == ST_PASS) ? next.malloc(n) : malloc_routed(st, n, ra);
-	return likely(p) ? p : cxx_new_failed(k, size, 0, nothrow, ra);
-}
-
-static inline __attribute__((always_inline)) void *cxx_new_aligned(enum cxx_form k, size_t size,
-								  size_t align,
-								  const void *nothrow, void *ra)
-{
-	size_t n = size ? size : 1;
-	void *p = likely(pass()) ? memalign_next(align, n) : memalign_impl(align, n, ra);
-	return likely(p) ? p : cxx_new_failed(k, size, align, nothrow, ra);
-}
-
-/* Declared by <new>, in C++. */
-void *_Znwm(size_t n);
-void *_Znam(size_t n);
-void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt);
-void *_ZnamRKSt9nothrow_t(size_t n, const void *nt);
-void *_ZnwmSt11align_val_t(size_t n, size_t a);
-void *_ZnamSt11align_val_t(size_t n, size_t a);
-void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
-void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt);
-
-#define RA __builtin_return_address(0)
-#define PASS_ON(form, type) ((type)__atomic_load_n(&cxx_pass[form], __ATOMIC_RELAXED))
-
-#define CXX_NEW(name, form, params, args, nt) \
-	SM_EXPORT void *name params \
-	{ \
-		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
-			return PASS_ON(form, void *(*)params) args; \
-		return cxx_new(form, n, nt, RA); \
-	}
-#define CXX_NEW_ALIGNED(name, form, params, args, nt) \
-	SM_EXPORT void *name params \
-	{ \
-		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
-			return PASS_ON(form, void *(*)params) args; \
-		return cxx_new_aligned(form, n, a, nt, RA); \
-	}
-CXX_NEW(_Znwm, NEW, (size_t n), (n), NULL)
-CXX_NEW(_Znam, NEW_ARRAY, (size_t n), (n), NULL)
-CXX_NEW(_ZnwmRKSt9nothrow_t, NEW_NOTHROW, (size_t n, const void *nt), (n, nt), nt)
-CXX_NEW(_ZnamRKSt9nothrow_t, NEW_ARRAY_NOTHROW, (size_t n, const void *nt), (n, nt), nt)
-CXX_NEW_ALIGNED(_ZnwmSt11align_val_t, NEW_ALIGNED, (size_t n, size_t a), (n, a), NULL)
-CXX_NEW_ALIGNED(_ZnamSt11align_val_t, NEW_ARRAY_ALIGNED, (size_t n, size_t a), (n, a), NULL)
-CXX_NEW_ALIGNED(_ZnwmSt11align_val_tRKSt9nothrow_t, NEW_ALIGNED_NOTHROW,
-		(size_t n, size_t a, const void *nt), (n, a, nt), nt)
-CXX_NEW_ALIGNED(_ZnamSt11align_val_tRKSt9nothrow_t, NEW_ARRAY_ALIGNED_NOTHROW,
-		(size_t n, size_t a, const void *nt), (n, a, nt), nt)
-#undef CXX_NEW
-#undef CXX_NEW_ALIGNED
-
-/* Every form of delete frees: the size and alignment add nothing free needs. */
-void _ZdlPv(void *p);
-void _ZdaPv(void *p);
-void _ZdlPvm(void *p, size_t n);
-void _ZdaPvm(void *p, size_t n);
-void _ZdlPvRKSt9nothrow_t(void *p, const void *nt);
-void _ZdaPvRKSt9nothrow_t(void *p, const void *nt);
-void _ZdlPvSt11align_val_t(void *p, size_t a);
-void _ZdaPvSt11align_val_t(void *p, size_t a);
-void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a);
-void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a);
-void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt);
-void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt);
-
-#define CXX_DELETE(name, form, params, args) \
-	SM_EXPORT void name params \
-	{ \
-		if (unlikely(!cxx_ours(RA)) && cxx_pass[form]) \
-			PASS_ON(form, void (*)params) args; \
-		else \
-			free_impl(p); \
-	}
-CXX_DELETE(_ZdlPv, DEL, (void *p), (p))
-CXX_DELETE(_ZdaPv, DEL_ARRAY, (void *p), (p))
-CXX_DELETE(_ZdlPvm, DEL_SIZED, (void *p, size_t n), (p, n))
-CXX_DELETE(_ZdaPvm, DEL_ARRAY_SIZED, (void *p, size_t n), (p, n))
-CXX_DELETE(_ZdlPvRKSt9nothrow_t, DEL_NOTHROW, (void *p, const void *nt), (p, nt))
-CXX_DELETE(_ZdaPvRKSt9nothrow_t, DEL_ARRAY_NOTHROW, (void *p, const void *nt), (p, nt))
-CXX_DELETE(_ZdlPvSt11align_val_t, DEL_ALIGNED, (void *p, size_t a), (p, a))
-CXX_DELETE(_ZdaPvSt11align_val_t, DEL_ARRAY_ALIGNED, (void *p, size_t a), (p, a))
-CXX_DELETE(_ZdlPvmSt11align_val_t, DEL_SIZED_ALIGNED, (void *p, size_t n, size_t a), (p, n, a))
-CXX_DELETE(_ZdaPvmSt11align_val_t, DEL_ARRAY_SIZED_ALIGNED, (void *p, size_t n, size_t a),
-	   (p, n, a))
-CXX_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, DEL_ALIGNED_NOTHROW,
-	   (void *p, size_t a, const void *nt), (p, a, nt))
-CXX_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, DEL_ARRAY_ALIGNED_NOTHROW,
-	   (void *p, size_t a, const void *nt), (p, a, nt))
-#undef CXX_DELETE
-#undef PASS_ON
-#undef RA
-
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 
 /* The loader's dlclose, without telling the routing code. */
@@ -980,7 +742,7 @@ void secretmem_impl_scope_begin(void)
 	if (sm_opt.mode == SM_MODE_OFF)
 		return;
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE)
-		routing_on(); /* the first scope of a program that set no rule */
+		routing_on(false); /* the first scope of a program that set no rule */
 	sm_thread.scope++;
 }
 
@@ -1000,8 +762,7 @@ void secretmem_impl_annotated(void)
 	starting();
 	if (sm_opt.mode == SM_MODE_OFF)
 		return;
-	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE)
-		routing_on();
+	routing_on(true); /* its callers of libc are found by walks */
 	in_shim++;
 	sm_route_objects_changed();
 	in_shim--;

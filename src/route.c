@@ -122,6 +122,14 @@ static void add_range(struct rangebuf *b, uintptr_t lo, uintptr_t hi, enum sm_cl
  * _M_fill_assign, std::string's _M_construct): allocation machinery, like
  * libstdc++, so that a container filled in a tagged function counts as allocated
  * there. Mangled names in namespaces std and __gnu_cxx. */
+/* The C++ runtimes, whose operator new calls malloc: libstdc++ (GCC), and libc++
+ * with libc++abi (LLVM), which holds libc++'s operator new. */
+static bool is_cxx_runtime(const char *base)
+{
+	return strncmp(base, "libstdc++.so", 12) == 0 || strncmp(base, "libc++.so", 9) == 0 ||
+	       strncmp(base, "libc++abi.so", 12) == 0;
+}
+
 static bool is_std_code(const char *sym)
 {
 	static const char *const prefixes[] = {
@@ -337,7 +345,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 
 	bool note = false;
 	if (info->dlpi_addr == libc_bias || info->dlpi_addr == ldso_bias ||
-	    info->dlpi_addr == self_bias || strncmp(base_name(name), "libstdc++.so", 12) == 0) {
+	    info->dlpi_addr == self_bias || is_cxx_runtime(base_name(name))) {
 		o->cls = SM_MACHINERY;
 	} else {
 		note = annotated(info);

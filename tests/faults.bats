@@ -30,6 +30,8 @@ setup_file() {
 	rt_cc faults_prog "$RT_SRC/faults_prog.c" -pthread -ldl
 	rt_cc libfaulttag.so -shared -fPIC "$RT_SRC/faults_lib.c" -Wl,-soname,libfaulttag.so
 	rt_cc libfaultplain.so -shared -fPIC "$RT_SRC/faults_lib.c" -Wl,-soname,libfaultplain.so
+	rt_cc libscopector.so -shared -fPIC -pthread "$RT_SRC/scope_ctor_lib.c"
+	rt_cc cxx_host "$RT_SRC/cxx_host.c" -ldl
 	# The option parser linked in directly (config.h from the build tree).
 	rt_cc faults_options "-I$abs_top_builddir" "-I$abs_top_srcdir/src" \
 		"$RT_SRC/faults_options.c" "$abs_top_srcdir/src/options.c" \
@@ -389,4 +391,13 @@ without_libunwind() {
 	run -0 --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$JEMALLOC:$SHIM" "$FP" blocks
 	# and in the right order, the rule works (the test can fail)
 	run -0 --separate-stderr ft "$SITES" blocks
+}
+
+# ---- the loader's lock ----
+
+@test "dlopen of a library whose constructor waits for a thread that opens the first scope: no deadlock" {
+	run -0 --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$SHIM" \
+		"$RT_BIN/cxx_host" "$RT_BIN/libscopector.so"
+	refute_hang_or_crash
+	assert_output "plugin: scope in a constructor's thread, block secret=1"
 }
