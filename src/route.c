@@ -70,7 +70,7 @@ static size_t nobjects;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Objects whose every address is allocation machinery, by load bias. */
-static uintptr_t libc_bias, ldso_bias, self_bias;
+static uintptr_t libc_bias, ldso_bias, self_bias, unwind_bias;
 
 static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
 
@@ -514,6 +514,7 @@ void sm_route_load_unwinder(void)
 	if (!f)
 		sm_die("cannot load %s, which finds the callers of allocations: %s "
 		       "(Debian: apt-get install libunwind8)", SM_LIBUNWIND_SONAME, dlerror());
+	unwind_bias = sm_object_base(f);
 	__atomic_store_n(&unwind_backtrace, (int (*)(void **, int))f, __ATOMIC_RELEASE);
 }
 
@@ -549,9 +550,17 @@ bool sm_route_reentered(uintptr_t pc)
 	if (c >= 0)
 		return c == SM_SECRET;
 	/* Not cached: classify only if nobody (this thread's interrupted code
-	 * included) holds the table. */
-	if (pthread_mutex_trylock(&table_lock) != 0)
-		return false;
+	 * included) holds the table. Else: the routing code's own helpers (libc, the
+	 * loader, libunwind, the shim) get ordinary memory; any other caller is a
+	 * signal handler that interrupted the routing code, and its allocation is made
+	 * secret, since it cannot be told apart now (an ordinary block in secret
+	 * memory harms nothing; the reverse would leak). _dl_find_object is
+	 * async-signal-safe. */
+	if (pthread_mutex_trylock(&table_lock) != 0) {
+		uintptr_t b = sm_object_base((const void *)pc);
+		return !(b == libc_bias || b == ldso_bias || b == self_bias ||
+			 (unwind_bias && b == unwind_bias));
+	}
 	enum sm_class cls = classify_locked(pc);
 	cache_store(pc, cls);
 	pthread_mutex_unlock(&table_lock);

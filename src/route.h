@@ -97,7 +97,9 @@ bool sm_route_decide(void *ra);
 /* The decision for a call made while the thread is already inside the routing
  * code (a signal handler, or what libunwind allocates): scopes, SECRETMEM_LIBS=*
  * the cache, and the object table only if its lock is free (the interrupted code
- * may hold it): an address not cached while the table is busy counts as ordinary. */
+ * may hold it): an address not cached while the table is busy counts as secret,
+ * unless it lies in the routing code's own helpers (libc, the loader, libunwind,
+ * the shim). */
 bool sm_route_reentered(uintptr_t pc);
 
 /* Objects were unloaded: forget everything cached about code addresses. */
