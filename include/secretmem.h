@@ -4,7 +4,9 @@
  *
  * A program or library built with this header needs no link-time dependency: it
  * reaches the shim through weak references, so it runs unchanged, and these calls
- * do nothing, when the shim is not preloaded.
+ * do nothing, when the shim is not preloaded. (Where the linker settled a weak
+ * reference to 0, as in an executable built with -no-pie -fno-pic, the entry point
+ * is looked up once at run time with dlsym instead.)
  *
  *   SECRETMEM_ANNOTATE_LIBRARY;      at file scope, once per object: every allocation
  *                                    made by this library or program is secret
@@ -18,6 +20,8 @@
 #ifndef SECRETMEM_H
 #define SECRETMEM_H
 
+#include <dlfcn.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,26 +32,51 @@ extern int secretmem_impl_is_secret(const void *p) __attribute__((weak));
 extern int secretmem_impl_active(void) __attribute__((weak));
 extern void secretmem_impl_annotated(void) __attribute__((weak));
 
+
+/* The shim's entry point NAME: the weak reference, else (settled to 0 at link time
+ * in a non-PIC executable) what dlsym finds, looked up once; NULL without the shim. */
+static inline void *secretmem_impl_find_(void *weak, const char *name, void **cache)
+{
+	if (weak)
+		return weak;
+	void *f = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym((void *)0 /* RTLD_DEFAULT */, name);
+		__atomic_store_n(cache, f ? f : (void *)cache, __ATOMIC_RELEASE);
+	}
+	return f == (void *)cache ? (void *)0 : f;
+}
+
+#define SECRETMEM_IMPL_(type, name)                                           \
+	__extension__({                                                       \
+		static void *secretmem_cache_;                                \
+		(type)secretmem_impl_find_((void *)name, #name, &secretmem_cache_); \
+	})
+
 static inline void secretmem_scope_begin(void)
 {
-	if (secretmem_impl_scope_begin)
-		secretmem_impl_scope_begin();
+	void (*f)(void) = SECRETMEM_IMPL_(void (*)(void), secretmem_impl_scope_begin);
+	if (f)
+		f();
 }
 
 static inline void secretmem_scope_end(void)
 {
-	if (secretmem_impl_scope_end)
-		secretmem_impl_scope_end();
+	void (*f)(void) = SECRETMEM_IMPL_(void (*)(void), secretmem_impl_scope_end);
+	if (f)
+		f();
 }
 
 static inline int secretmem_is_secret(const void *p)
 {
-	return secretmem_impl_is_secret ? secretmem_impl_is_secret(p) : 0;
+	int (*f)(const void *) = SECRETMEM_IMPL_(int (*)(const void *), secretmem_impl_is_secret);
+	return f ? f(p) : 0;
 }
 
 static inline int secretmem_active(void)
 {
-	return secretmem_impl_active ? secretmem_impl_active() : 0;
+	int (*f)(void) = SECRETMEM_IMPL_(int (*)(void), secretmem_impl_active);
+	return f ? f() : 0;
 }
 
 /*
@@ -70,8 +99,10 @@ static inline int secretmem_active(void)
 	__attribute__((constructor, used)) static void                        \
 	secretmem_annotated_object_(void)                                     \
 	{                                                                     \
-		if (secretmem_impl_annotated)                                 \
-			secretmem_impl_annotated();                           \
+		void (*f)(void) = SECRETMEM_IMPL_(void (*)(void),             \
+						  secretmem_impl_annotated);  \
+		if (f)                                                        \
+			f();                                                  \
 	}                                                                     \
 	extern int secretmem_annotation_needs_a_semicolon_
 

@@ -11,7 +11,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build libs route_prog route_prog_linked annotated_prog header_prog cxx_route cxx_replace cxx_replace_linked cxx_plugin memread
+	rt_build libs route_prog route_prog_linked annotated_prog header_prog header_prog_nopic cxx_route cxx_replace cxx_replace_linked cxx_plugin memread
 }
 
 setup() {
@@ -380,6 +380,20 @@ nested secret=1
 after secret=0
 null secret=0
 stack secret=0"
+}
+
+@test "secretmem.h: built -no-pie -fno-pic (weak references settled to 0), with and without the shim" {
+	# the proof: no dynamic reference to the shim's entry points is left
+	run -0 sh -c 'nm -D "$1" | grep -c secretmem_impl_ || true' sh "$RT_BIN/header_prog_nopic"
+	assert_output 0
+	run -0 --separate-stderr with_shim "$RT_BIN/header_prog_nopic"
+	assert_equal "$stderr" ""
+	assert_line "active=1"
+	assert_line "in_scope secret=1"
+	assert_line "after secret=0"
+	run -0 --separate-stderr "$RT_BIN/header_prog_nopic"
+	assert_line "active=0"
+	assert_line "in_scope secret=0"
 }
 
 # ---- SECRETMEM_MODE=off ----
