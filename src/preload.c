@@ -215,8 +215,9 @@ static void set_special_ranges(void)
  * allocator preloaded before the shim (or a tool such as valgrind) serves it then.
  * Asked by calling the first malloc_usable_size of the global scope with NULL,
  * which every allocator that replaces malloc replaces too: through the pointer
- * dlsym gives (maybe a PLT stub of the program's; the call still lands where the
- * program's calls do), so that no compiler can inline ours into the probe. */
+ * dlsym gives (which may be a PLT entry of the program's; the call still lands
+ * where the program's calls do), so that no compiler can inline ours into the
+ * probe. */
 static __thread bool probe, probe_reached __attribute__((tls_model("initial-exec")));
 static const char *malloc_owner; /* NULL: the shim's; set at start-up */
 
@@ -443,7 +444,7 @@ static __attribute__((noinline)) void free_special(void *p)
 		next.free(p);
 }
 
-static inline __attribute__((always_inline)) void free_impl(void *p)
+SM_EXPORT void free(void *p)
 {
 	if (likely(!special(p)))
 		next.free(p);
@@ -451,11 +452,6 @@ static inline __attribute__((always_inline)) void free_impl(void *p)
 		sm_arena_free(p);
 	else
 		free_special(p);
-}
-
-SM_EXPORT void free(void *p)
-{
-	free_impl(p);
 }
 
 static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, void *ra)
@@ -714,17 +710,11 @@ SM_EXPORT char *strndup(const char *s, size_t max)
 
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 
-/* The loader's dlclose, without telling the routing code. */
-static int next_dlclose(void *handle)
-{
-	static int (*f)(void *);
-	if (!f)
-		f = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-	return f(handle);
-}
-
 SM_EXPORT int dlclose(void *handle)
 {
+	static int (*next_dlclose)(void *);
+	if (!next_dlclose)
+		next_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
 	int r = next_dlclose(handle);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
 		in_shim++;

@@ -7,7 +7,6 @@
 //   cxx_route mangled|c|plain [pause]
 //   cxx_route forms      every form of new, inside make_forms_c
 //   cxx_route oom N      new of N bytes inside make_huge_c: bad_alloc, nothrow, new_handler
-//   cxx_route loop N     N new+delete pairs in plain_loop (never tagged)
 //
 // Prints "NAME secret=0|1 addr=0x..." for each of its three blocks; with "pause",
 // also "PID n" first and "READY" last, then waits until killed.
@@ -141,15 +140,6 @@ extern "C" __attribute__((noinline)) void make_huge_c(std::size_t n)
 	KEEP_FRAME();
 }
 
-__attribute__((noinline)) void plain_loop(long n)
-{
-	for (long i = 0; i < n; i++) {
-		long *p = new long(i);
-		KEEP_FRAME();
-		delete p;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	std::string how = argc > 1 ? argv[1] : "mangled";
@@ -159,10 +149,6 @@ int main(int argc, char **argv)
 	}
 	if (how == "oom") {
 		make_huge_c(argc > 2 ? std::strtoul(argv[2], nullptr, 0) : 1 << 24);
-		return 0;
-	}
-	if (how == "loop") {
-		plain_loop(argc > 2 ? std::strtol(argv[2], nullptr, 0) : 1000);
 		return 0;
 	}
 	bool wait = argc > 2 && std::string(argv[2]) == "pause";
