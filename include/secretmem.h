@@ -33,10 +33,18 @@ extern int secretmem_impl_active(void) __attribute__((weak));
 extern void secretmem_impl_annotated(void) __attribute__((weak));
 
 
-/* The shim's entry point NAME: the weak reference, else (settled to 0 at link time
- * in a non-PIC executable) what dlsym finds, looked up once; NULL without the shim. */
+/* The shim's entry point NAME: the weak reference. Only code built without -fpic
+ * or -fpie can have it settled to 0 at link time (a -no-pie executable): there the
+ * entry point is looked up once at run time with dlsym instead, so the first call
+ * of each function in such code is not async-signal-safe. Code built as PIC or PIE
+ * (every shared library, and executables by default) never calls dlsym here. */
 static inline void *secretmem_impl_find_(void *weak, const char *name, void **cache)
 {
+#if defined(__PIC__) || defined(__PIE__)
+	(void)name;
+	(void)cache;
+	return weak;
+#else
 	if (weak)
 		return weak;
 	void *f = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
@@ -45,6 +53,7 @@ static inline void *secretmem_impl_find_(void *weak, const char *name, void **ca
 		__atomic_store_n(cache, f ? f : (void *)cache, __ATOMIC_RELEASE);
 	}
 	return f == (void *)cache ? (void *)0 : f;
+#endif
 }
 
 #define SECRETMEM_IMPL_(type, name)                                           \
