@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pairs: malloc+free pairs of 16-256 bytes with 256 live slots, the pattern of the
- * allocation anchors in KERNEL-FACTS.md. Run it with and without the shim (or with a
+ * allocation anchors in docs/kernel-facts.md (and the contract's figures). Run it with and without the shim (or with a
  * rule that makes its allocations secret) and compare ns per pair in one run;
  * under callgrind, compare instructions per pair.
  *

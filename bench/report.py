@@ -224,7 +224,7 @@ def write_md(r, out):
           "keeps its own); for tiny live sets (small) the first slab of each size class, a page or "
           "more each, outweighs the few KiB live. Mapped exceeds resident because chunks are "
           "reserved whole and pages are touched on demand; secret pages are never given back before "
-          "exit (the kernel cannot take them piecemeal, KERNEL-FACTS.md).")
+          "exit (the kernel cannot take them piecemeal, docs/kernel-facts.md).")
         m()
 
     fk = r.get("fork")

@@ -25,7 +25,10 @@ extern int sm_log_level;
 void sm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints "libsecretmem-preload: <message>" and ends the process with
- * SM_EXIT_CONFIG (before main: the program never starts). */
+ * SM_EXIT_CONFIG. Mostly before main (a bad variable, no secret memory: the
+ * program never starts), but also later where going on would protect nothing:
+ * a program whose first scope finds no secret memory, or whose unwinder cannot be
+ * loaded when a dlopened annotated library starts routing. */
 void sm_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Prints the message and aborts (SIGABRT), as glibc does on heap misuse. */

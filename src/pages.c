@@ -3,7 +3,7 @@
  * The kernel interface under the arena: memfd_secret(2) files and their mappings,
  * the anonymous mlock fallback, the fork copies, and the capability check.
  *
- * Facts this relies on (see KERNEL-FACTS.md): a secretmem file's size can be set
+ * Facts this relies on (docs/kernel-facts.md, checked by tests/kernel_facts): a secretmem file's size can be set
  * once; mappings must be MAP_SHARED; the whole mapping is charged to
  * RLIMIT_MEMLOCK at mmap time (EAGAIN over it); a page is faulted in (and taken out
  * of the direct map) on first access, read or write; MAP_FIXED into a PROT_NONE

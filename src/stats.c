@@ -259,7 +259,9 @@ __attribute__((destructor)) static void report(void)
 	expand(sm_opt.stats_path, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		sm_warn("SECRETMEM_STATS: cannot write %s: %s", path, strerror(errno));
+		/* strerror may allocate (translations); the name of the error never does. */
+		const char *e = strerrorname_np(errno);
+		sm_warn("SECRETMEM_STATS: cannot write %s: %s", path, e ? e : "unexpected error");
 		return;
 	}
 	sm_stats_write(fd, ends_with(path, ".json"));

@@ -3,7 +3,7 @@
  * Unit test of the option table (src/options.c), linked directly: sm_option_parse
  * on valid values (checking every parsed field) and on invalid ones (checking that
  * each is refused with a message and leaves the field alone), the documentation
- * rows against DESIGN.md, and sm_options_read in forked children (a bad variable
+ * rows against docs/contract.md, and sm_options_read in forked children (a bad variable
  * ends the process with status 78 and one line on stderr). TAP output; exits 1 if
  * any test failed.
  */
@@ -311,7 +311,7 @@ static void test_doc(void)
 		"SECRETMEM_DEPTH", "SECRETMEM_FALLBACK", "SECRETMEM_FORK", "SECRETMEM_MAX",
 		"SECRETMEM_STATS", "SECRETMEM_LOG",
 	};
-	/* The defaults column of DESIGN.md. */
+	/* The defaults column of docs/contract.md. */
 	static const char *const defaults[] = {
 		"exclusive", "none", "none", "none", "0", "none", "copy", "RLIMIT_MEMLOCK", "unset", "warn",
 	};

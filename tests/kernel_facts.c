@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel facts the arena is built on (docs/kernel-facts.md), checked on the
+ * running kernel: one TAP line per fact, so that a kernel that behaves otherwise
+ * fails `make check` instead of silently breaking an assumption. A kernel without
+ * memfd_secret skips every line. With -v it also prints the costs the design
+ * leans on (first touch of a secret and of an anonymous page, the loader's look-up
+ * functions), which docs/kernel-facts.md quotes; those are never asserted.
+ *
+ *   kernel_facts [-v]
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+static int n_test;
+static int failed;
+
+static void check(bool ok, const char *what)
+{
+	printf("%s %d - %s\n", ok ? "ok" : "not ok", ++n_test, what);
+	failed |= !ok;
+}
+
+static int secret_fd(void)
+{
+	return (int)syscall(SYS_memfd_secret, O_CLOEXEC);
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* ns per page to fault in n pages of a fresh mapping by writing one byte each. */
+static double first_touch(unsigned char *p, size_t n, size_t page)
+{
+	double t = now_ns();
+	for (size_t i = 0; i < n; i++)
+		p[i * page] = 1;
+	return (now_ns() - t) / (double)n;
+}
+
+static int count_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)info;
+	(void)size;
+	++*(int *)data;
+	return 0;
+}
+
+static void costs(size_t page)
+{
+	enum { PAGES = 256 };
+	int fd = secret_fd();
+	if (fd < 0 || ftruncate(fd, PAGES * page))
+		return;
+	unsigned char *s = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	unsigned char *a = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s == MAP_FAILED || a == MAP_FAILED)
+		return;
+	printf("# first touch, secret page:    %8.0f ns\n", first_touch(s, PAGES, page));
+	printf("# first touch, anonymous page: %8.0f ns\n", first_touch(a, PAGES, page));
+	double t = now_ns();
+	munmap(s, PAGES * page);
+	close(fd);
+	printf("# munmap+close of %d touched secret pages: %.0f us\n", PAGES, (now_ns() - t) / 1e3);
+
+	enum { N = 100000 };
+	int (*find)(void *, void *) = (int (*)(void *, void *))dlsym(RTLD_DEFAULT, "_dl_find_object");
+	if (find) {
+		unsigned char dlfo[128];
+		t = now_ns();
+		for (int i = 0; i < N; i++)
+			find((void *)costs, dlfo);
+		printf("# _dl_find_object:             %8.1f ns\n", (now_ns() - t) / N);
+	}
+	int objects = 0;
+	t = now_ns();
+	for (int i = 0; i < N; i++)
+		dl_iterate_phdr(count_cb, &objects);
+	printf("# dl_iterate_phdr (%d objects): %6.1f ns\n", objects / N, (now_ns() - t) / N);
+}
+
+int main(int argc, char **argv)
+{
+	bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int fd = secret_fd();
+	if (fd < 0) {
+		printf("1..0 # SKIP memfd_secret: %s\n", strerror(errno));
+		return 0;
+	}
+	int e;
+
+	e = syscall(SYS_memfd_secret, 0x2) < 0 ? errno : 0;
+	check(e == EINVAL, "the uncached flag of the 2020 proposal (0x2) is EINVAL");
+
+	check(ftruncate(fd, 4 * page) == 0, "the first ftruncate sets the size");
+	e = ftruncate(fd, 8 * page) ? errno : 0;
+	check(e == EINVAL, "a second ftruncate is EINVAL");
+
+	char c = 0;
+	check(read(fd, &c, 1) < 0 && write(fd, &c, 1) < 0, "read and write on the fd fail");
+
+	void *m = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	check(m == MAP_FAILED && errno == EINVAL, "MAP_PRIVATE is EINVAL");
+	m = mmap(NULL, 4 * page, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	check(m == MAP_FAILED, "PROT_EXEC is refused");
+
+	/* The arena's layout: a PROT_NONE reservation, chunks mapped into it. */
+	unsigned char *res = mmap(NULL, 16 * page, PROT_NONE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	unsigned char *p = mmap(res + 4 * page, 4 * page, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_FIXED, fd, 0);
+	check(p == res + 4 * page, "MAP_FIXED over a PROT_NONE reservation works");
+	if (p != res + 4 * page)
+		return 1;
+	p[0] = 0x5a;
+	memcpy(p + 100, "kernel-facts-secret", 20);
+
+	int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	char buf[32];
+	ssize_t r = pread(mem, buf, sizeof(buf), (off_t)(uintptr_t)(p + 100));
+	e = r < 0 ? errno : 0;
+	check(r < 0 && e == EIO, "/proc/self/mem read of a secret page is EIO");
+	r = pread(mem, buf, 8, (off_t)(uintptr_t)&page);
+	check(r == 8, "/proc/self/mem reads ordinary memory (the control)");
+	close(mem);
+
+	struct iovec local = { buf, 20 }, remote = { p + 100, 20 };
+	check(process_vm_readv(getpid(), &local, 1, &remote, 1, 0) < 0,
+	      "process_vm_readv of a secret page fails");
+
+	check(madvise(p, page, MADV_DONTNEED) != 0,
+	      "MADV_DONTNEED fails: pages cannot be given back piecemeal");
+	check(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, page) != 0,
+	      "fallocate(PUNCH_HOLE) fails");
+	check(madvise(p, page, MADV_WIPEONFORK) != 0, "MADV_WIPEONFORK is refused (shared mapping)");
+
+	/* VmFlags of the mapping: locked (lo) and not dumped (dd). */
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, lo = false, dd = false;
+	unsigned long want = (unsigned long)(uintptr_t)p;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, ' ') &&
+		    line[strspn(line, "0123456789abcdef")] == '-') {
+			in = a == want;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			lo = strstr(line, " lo") != NULL;
+			dd = strstr(line, " dd") != NULL;
+		}
+	}
+	if (f)
+		fclose(f);
+	check(lo && dd, "smaps VmFlags of the mapping have lo and dd");
+
+	/* MAP_SHARED: a child's write reaches the parent. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		p[1] = 0x77;
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	check(p[1] == 0x77, "after fork the child's writes reach the parent (shared pages)");
+
+	check(madvise(p, 4 * page, MADV_DONTFORK) == 0, "MADV_DONTFORK works");
+	pid = fork();
+	if (pid == 0)
+		_exit(madvise(p, page, MADV_NORMAL) == 0 ? 1 : 0); /* no mapping: ENOMEM */
+	waitpid(pid, &st, 0);
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "with MADV_DONTFORK the child has no mapping");
+
+	munmap(res, 16 * page);
+	close(fd);
+	if (verbose)
+		costs(page);
+	printf("1..%d\n", n_test);
+	return failed;
+}
