@@ -59,6 +59,13 @@ size_t sm_arena_usable_size(const void *p);
  * (where the CPU has them) or explicit_bzero; returns the previous setting. */
 bool sm_arena_vector_wipe(bool on);
 
+/* Checks the arena's invariants (spans tile the chunks and the page map agrees;
+ * slab counts, free lists and bin membership; every freed block and free touched
+ * page is zero; the calling thread's cache). Takes every lock; reads only pages
+ * that were touched. Returns the number of problems, the first described in msg.
+ * For the unit tests and fuzzers, and for --enable-debug builds. */
+unsigned sm_arena_check(char *msg, size_t len);
+
 /* fork (registered with pthread_atfork by sm_arena_init). */
 void sm_arena_fork_prepare(void);
 void sm_arena_fork_parent(void);

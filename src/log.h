@@ -43,6 +43,18 @@ size_t sm_format(char *buf, size_t size, const char *fmt, ...)
  * (EX_CONFIG of sysexits.h). */
 #define SM_EXIT_CONFIG 78
 
+/* An invariant that must hold; checked only in --enable-debug builds. */
+#ifdef SM_DEBUG
+#define SM_ASSERT(cond)                                                          \
+	do {                                                                     \
+		if (__builtin_expect(!(cond), 0))                                \
+			sm_abort("internal error: %s is false (%s:%d)", #cond, __FILE__, \
+				 __LINE__);                                       \
+	} while (0)
+#else
+#define SM_ASSERT(cond) ((void)0)
+#endif
+
 #define sm_error(...) sm_log(SM_LOG_ERROR, __VA_ARGS__)
 #define sm_warn(...)  do { if (sm_log_level >= SM_LOG_WARN)  sm_log(SM_LOG_WARN,  __VA_ARGS__); } while (0)
 #define sm_info(...)  do { if (sm_log_level >= SM_LOG_INFO)  sm_log(SM_LOG_INFO,  __VA_ARGS__); } while (0)

@@ -200,5 +200,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t size)
 	}
 	for (int i = 0; i < SLOTS; i++)
 		release(&slots[i]);
+	/* The arena's invariants after every input (spans, slabs, bins, zero pages). */
+	char msg[256];
+	if (sm_arena_check(msg, sizeof(msg))) {
+		fprintf(stderr, "fuzz_arena: arena inconsistent: %s\n", msg);
+		abort();
+	}
 	return 0;
 }

@@ -225,6 +225,10 @@ int main(void)
 	printf("%sok 4 - stats balance after every block is freed (allocs %llu, frees %llu, live %llu)\n",
 	       balanced ? "" : "not ", (unsigned long long)st.allocs, (unsigned long long)st.frees,
 	       (unsigned long long)st.live_bytes);
-	printf("1..4\n");
-	return errors || fork_bad || !witness_ok || !balanced;
+	char msg[256];
+	unsigned problems = sm_arena_check(msg, sizeof(msg));
+	printf("%sok 5 - the arena is consistent after the workers and forks%s%s\n",
+	       problems ? "not " : "", problems ? ": " : "", problems ? msg : "");
+	printf("1..5\n");
+	return errors || fork_bad || !witness_ok || !balanced || problems;
 }

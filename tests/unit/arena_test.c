@@ -632,6 +632,81 @@ static void test_misuse(void)
 	}
 }
 
+/* The arena's own consistency check after a test's operations. */
+static void consistent(const char *after)
+{
+	char msg[256], name[128];
+	unsigned n = sm_arena_check(msg, sizeof(msg));
+	snprintf(name, sizeof(name), "arena consistent after %s", after);
+	ok(n == 0, name);
+	if (n)
+		printf("# %u problems, the first: %s\n", n, msg);
+}
+
+/* Random mallocs, reallocs and frees of every size class and large blocks, with
+ * the consistency check after each batch. */
+static void test_random_batches(void)
+{
+	enum { SLOTS = 512, BATCHES = 20, OPS = 2000 };
+	static unsigned char *blk[SLOTS];
+	uint32_t r = 2463534242u;
+	unsigned bad = 0;
+	for (int b = 0; b < BATCHES; b++) {
+		for (int i = 0; i < OPS; i++) {
+			r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+			unsigned k = r % SLOTS;
+			size_t n = (r >> 9) % 8 == 0 ? (r >> 12) % 70000 : (r >> 12) % 600;
+			if (!blk[k]) {
+				blk[k] = sm_arena_malloc(n);
+				if (blk[k])
+					memset(blk[k], 0xa5, n);
+			} else if ((r >> 20) % 3 == 0 && n) {
+				unsigned char *q = sm_arena_realloc(blk[k], n);
+				if (q) {
+					blk[k] = q;
+					memset(q, 0x5a, n);
+				}
+			} else {
+				sm_arena_free(blk[k]);
+				blk[k] = NULL;
+			}
+		}
+		bad += sm_arena_check(NULL, 0) != 0;
+	}
+	ok(bad == 0, "random batches: the arena is consistent after each of 20 batches");
+	for (int k = 0; k < SLOTS; k++)
+		if (blk[k])
+			sm_arena_free(blk[k]);
+	consistent("freeing every block of the random batches");
+}
+
+/* The check can fail: a byte written into a freed block (a use after free) and a
+ * broken page run are found. */
+static void child_corrupt(void *arg)
+{
+	(void)arg;
+	char msg[256];
+	unsigned char *p = sm_arena_malloc(100);
+	sm_arena_free(sm_arena_malloc(100)); /* another freed slot around */
+	sm_arena_free(p);
+	if (sm_arena_check(msg, sizeof(msg)))
+		_exit(3); /* not yet corrupt */
+	p[60] = 1; /* after free */
+	unsigned n = sm_arena_check(msg, sizeof(msg));
+	fprintf(stderr, "%s\n", msg);
+	_exit(n ? 0 : 1);
+}
+
+static void test_check_fails(void)
+{
+	char err[512];
+	int st = run_child(child_corrupt, NULL, err, sizeof(err));
+	ok(exited(st, 0) && (strstr(err, "is not zero") != NULL),
+	   "the consistency check finds a write into a freed block");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -641,12 +716,20 @@ int main(void)
 	sm_arena_init(); /* idempotent */
 	ok(sm_arena_base && sm_arena_span >= (1ul << 30), "init reserves the range");
 
+	consistent("init");
 	test_sizes();
+	consistent("the size tests");
 	test_align();
+	consistent("the alignment tests");
 	test_realloc();
+	consistent("the realloc tests");
 	test_wipe();
+	consistent("the wipe tests");
 	test_fork_copy();
+	consistent("fork copy");
 	test_misuse();
+	test_random_batches();
+	test_check_fails();
 
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
