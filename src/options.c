@@ -307,6 +307,42 @@ static const char *shown(const char *v, char *buf, size_t size)
 	return buf;
 }
 
+/* What the options in o mean, one word or list per variable, as the library will
+ * act on them (sizes in bytes, lists with their canonical separators): the debug
+ * line "options in effect", so that a value that parses but is not taken shows. */
+static void describe(const struct sm_options *o, char *buf, size_t size)
+{
+	static const char *const modes[] = { "exclusive", "uncached", "off" };
+	static const char *const fallbacks[] = { "none", "exclusive", "mlock" };
+	static const char *const forks[] = { "copy", "drop" };
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	size_t n = sm_format(buf, size, "SECRETMEM_MODE=%s SECRETMEM_LIBS=", modes[o->mode]);
+	for (size_t i = 0; i < o->nlibs; i++)
+		n += sm_format(buf + n, size - n, "%s%s", i ? ":" : "", o->libs[i]);
+	if (!o->nlibs)
+		n += sm_format(buf + n, size - n, "none");
+	const struct sm_site *lists[2] = { o->sites, o->wrappers };
+	size_t counts[2] = { o->nsites, o->nwrappers };
+	for (int l = 0; l < 2; l++) {
+		n += sm_format(buf + n, size - n, l ? " SECRETMEM_WRAPPERS=" : " SECRETMEM_SITES=");
+		for (size_t i = 0; i < counts[l]; i++)
+			n += sm_format(buf + n, size - n, "%s%s%s%s", i ? "," : "",
+				       lists[l][i].lib ? lists[l][i].lib : "",
+				       lists[l][i].lib ? ":" : "", lists[l][i].func);
+		if (!counts[l])
+			n += sm_format(buf + n, size - n, "none");
+	}
+	n += sm_format(buf + n, size - n, " SECRETMEM_DEPTH=%u SECRETMEM_FALLBACK=%s SECRETMEM_FORK=%s",
+		       o->depth, fallbacks[o->fallback], forks[o->fork]);
+	if (o->max)
+		n += sm_format(buf + n, size - n, " SECRETMEM_MAX=%zu", o->max);
+	else
+		n += sm_format(buf + n, size - n, " SECRETMEM_MAX=RLIMIT_MEMLOCK");
+	n += sm_format(buf + n, size - n, " SECRETMEM_STATS=%s",
+		       o->stats == SM_STATS_OFF ? "off" : o->stats == SM_STATS_STDERR ? "stderr" : o->stats_path);
+	sm_format(buf + n, size - n, " SECRETMEM_LOG=%s", levels[o->log_level]);
+}
+
 void sm_options_read(void)
 {
 	for (size_t i = 0; i < NROWS; i++) {
@@ -323,6 +359,11 @@ void sm_options_read(void)
 		}
 	}
 	sm_log_level = sm_opt.log_level;
+	if (sm_log_level >= SM_LOG_DEBUG) {
+		static char line[1024];
+		describe(&sm_opt, line, sizeof(line));
+		sm_debug("options in effect: %s", line);
+	}
 }
 
 bool sm_options_have_rules(const struct sm_options *o)

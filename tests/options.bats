@@ -57,23 +57,38 @@ rejects() {
 }
 
 # accepts VAR VALUE... [-- VAR2=VALUE2...]: the program runs (exit 0, MAINRAN) with
-# each VALUE of VAR, plus the settings after --, and the shim says nothing.
+# each VALUE of VAR, plus the settings after --, and the shim says nothing; and the
+# value takes effect: with SECRETMEM_LOG=debug the shim's "options in effect" line
+# shows VAR as the library will act on it. That is VALUE itself, or CANON where
+# the value is written VALUE=>CANON (sizes in bytes, lists with their canonical
+# separators). A value that parsed but was silently dropped fails here.
 accepts() {
-	local var=$1 value values=() extra=()
+	local var=$1 arg value canon args=() extra=()
 	shift
 	while (($#)) && [[ $1 != -- ]]; do
-		values+=("$1")
+		args+=("$1")
 		shift
 	done
 	(($#)) && shift
 	extra=("$@")
-	for value in "${values[@]}"; do
+	for arg in "${args[@]}"; do
+		value=${arg%%=>*}
+		canon=${arg#*=>}
 		run_shim "${extra[@]}" "$var=$value"
 		local what="${extra[*]} $var=$(shown "$value")"
 		((status == 0)) || fail "$what: exit status $status; stderr: $(shown "$stderr_raw")"
 		[[ $output == MAINRAN ]] || fail "$what: main did not run (stdout: $output)"
 		[[ -z $stderr_raw || $var == SECRETMEM_LOG || $var == SECRETMEM_STATS ]] ||
 			fail "$what: unexpected stderr: $(shown "$stderr_raw")"
+		# SECRETMEM_LOG below debug hides the line; its levels are checked by the
+		# messages each one lets through (tests/faults.bats, tools.bats).
+		[[ $var == SECRETMEM_LOG && $value != debug ]] && continue
+		run_shim "${extra[@]}" SECRETMEM_LOG=debug "$var=$value"
+		local line
+		line=$(grep -F "${SM_PREFIX}options in effect: " <<<"$stderr_raw") ||
+			fail "$what: no 'options in effect' line at SECRETMEM_LOG=debug: $(shown "$stderr_raw")"
+		[[ " ${line#*options in effect: } " == *" $var=$canon "* ]] ||
+			fail "$what: not in effect: expected $var=$canon in: $line"
 	done
 }
 
@@ -107,12 +122,12 @@ accepts() {
 }
 
 @test "SECRETMEM_LIBS: valid patterns are accepted (read even when SECRETMEM_MODE=off)" {
-	accepts SECRETMEM_LIBS 'libcrypto*' '*' 'a:b,c' '/usr/lib/*/libssl.so.3' 'lib?.so.[0-9]' \
+	accepts SECRETMEM_LIBS 'libcrypto*' '*' 'a:b,c=>a:b:c' '/usr/lib/*/libssl.so.3' 'lib?.so.[0-9]' \
 		'echo' -- SECRETMEM_MODE=off
 }
 
 @test "SECRETMEM_LIBS: valid patterns route and the program runs" {
-	accepts SECRETMEM_LIBS 'libsm-no-such-lib.so' 'libcrypto*:libssl*' '*' 'echo'
+	accepts SECRETMEM_LIBS 'libsm-no-such-lib.so' 'libcrypto*:libssl*' 'libcrypto*,libssl*=>libcrypto*:libssl*' '*' 'echo'
 }
 
 # ---- SECRETMEM_SITES and SECRETMEM_WRAPPERS ----
@@ -164,7 +179,7 @@ BAD_SITES=("" "a,,b" ",a" "a," "lib:" ":func" "fu nc" "1abc" "lib:1abc" "a:b:c" 
 }
 
 @test "SECRETMEM_DEPTH: 0 to 32 are accepted" {
-	accepts SECRETMEM_DEPTH 0 1 7 31 32 00 032
+	accepts SECRETMEM_DEPTH 0 1 7 31 32 '00=>0' '032=>32'
 }
 
 # ---- SECRETMEM_FALLBACK ----
@@ -210,7 +225,8 @@ BAD_SITES=("" "a,,b" ",a" "a," "lib:" ":func" "fu nc" "1abc" "lib:1abc" "a:b:c" 
 }
 
 @test "SECRETMEM_MAX: sizes from 4K up are accepted" {
-	accepts SECRETMEM_MAX 64M 4K 4096 4097 1G 1M 8388608 17179869183G 16777215M 004K
+	accepts SECRETMEM_MAX '64M=>67108864' '4K=>4096' 4096 4097 '1G=>1073741824' '1M=>1048576' 8388608 \
+		'17179869183G=>18446744072635809792' '16777215M=>17592184995840' '004K=>4096'
 }
 
 # ---- SECRETMEM_STATS ----
@@ -225,7 +241,7 @@ BAD_SITES=("" "a,,b" ",a" "a," "lib:" ":func" "fu nc" "1abc" "lib:1abc" "a:b:c" 
 }
 
 @test "SECRETMEM_STATS: 1, 0 and a file path are accepted" {
-	accepts SECRETMEM_STATS 1 0 "$BATS_TEST_TMPDIR/stats.%p"
+	accepts SECRETMEM_STATS '1=>stderr' '0=>off' "$BATS_TEST_TMPDIR/stats.%p"
 }
 
 # ---- SECRETMEM_LOG ----
