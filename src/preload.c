@@ -36,6 +36,7 @@
 #include "options.h"
 #include "route.h"
 #include "stats.h"
+#include "streams.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -313,6 +314,12 @@ __attribute__((constructor)) static void sm_ctor(void)
 {
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_UNINIT)
 		init();
+	/* Before main, with rules set: stdin's and stdout's buffers are secret. */
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
+		in_shim++;
+		sm_streams_secret();
+		in_shim--;
+	}
 }
 
 /* During our own start-up (same thread) the bootstrap buffer serves; otherwise the
