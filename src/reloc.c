@@ -87,15 +87,24 @@ static int find_spans(struct dl_phdr_info *info, size_t size, void *data)
 	return 0;
 }
 
-static const struct sm_api_fn *api_fn(const char *name)
+/* The function of the API named by the max bytes at name (a NUL ends the name
+ * within them, else it is none of ours). */
+static const struct sm_api_fn *api_fn(const char *name, size_t max)
 {
-	/* Every name of the API starts with one of these letters: most symbols are
-	 * turned away by the first test. */
-	if (!name[0] || !strchr("acfmprsv", name[0]))
+	/* Start-up cost: libcrypto alone has over a thousand symbolic relocations, so
+	 * the first two letters turn most names away before the whole name is read. */
+	if (max < 2 || !name[0])
 		return NULL;
-	for (size_t i = 0; i < sm_api_nfns; i++)
-		if (strcmp(sm_api_fns[i].name, name) == 0)
+	for (size_t i = 0; i < sm_api_nfns; i++) {
+		const char *n = sm_api_fns[i].name;
+		if (n[0] != name[0] || n[1] != name[1])
+			continue;
+		size_t k = 2;
+		while (k < max && n[k] && n[k] == name[k])
+			k++;
+		if (k < max && n[k] == name[k])
 			return &sm_api_fns[i];
+	}
 	return NULL;
 }
 
@@ -125,11 +134,13 @@ static bool read_dynamic(const struct dl_phdr_info *info, const struct span *obj
 		return false;
 	memset(d, 0, sizeof(*d));
 	size_t relasz = 0, pltrelsz = 0, relaent = sizeof(ElfW(Rela)), syment = sizeof(ElfW(Sym));
+	size_t relacount = 0;
 	ElfW(Sxword) pltrel = DT_RELA;
 	for (; dyn->d_tag != DT_NULL; dyn++) {
 		switch (dyn->d_tag) {
 		case DT_RELA: d->rela = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
 		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
+		case DT_RELACOUNT: relacount = dyn->d_un.d_val; break;
 		case DT_RELAENT: relaent = dyn->d_un.d_val; break;
 		case DT_JMPREL: d->jmprel = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
 		case DT_PLTRELSZ: pltrelsz = dyn->d_un.d_val; break;
@@ -146,6 +157,12 @@ static bool read_dynamic(const struct dl_phdr_info *info, const struct span *obj
 	    syment != sizeof(ElfW(Sym)) || pltrel != DT_RELA)
 		return false;
 	d->nrela = d->rela ? relasz / sizeof(ElfW(Rela)) : 0;
+	/* The linker sorts the relative relocations first and counts them
+	 * (-z combreloc, the default): none of them names a symbol. */
+	if (d->rela && relacount <= d->nrela) {
+		d->rela += relacount;
+		d->nrela -= relacount;
+	}
 	d->njmprel = d->jmprel ? pltrelsz / sizeof(ElfW(Rela)) : 0;
 	return true;
 }
@@ -211,9 +228,7 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	if (sym->st_shndx != SHN_UNDEF || sym->st_name >= d->strsz)
 		return; /* the object's own definition (or bound to it with -Bsymbolic) */
 	const char *sname = d->strtab + sym->st_name;
-	if (!memchr(sname, '\0', d->strsz - sym->st_name))
-		return;
-	const struct sm_api_fn *fn = api_fn(sname);
+	const struct sm_api_fn *fn = api_fn(sname, d->strsz - sym->st_name);
 	if (!fn)
 		return;
 

@@ -63,7 +63,7 @@ next_run() {
 	rm -f "$BATS_TEST_TMPDIR/paused.out" "$BATS_TEST_TMPDIR/paused.err"
 }
 
-CASES=(alloc calloc realloc strdup aligned ptr)
+CASES=(alloc calloc realloc strdup aligned ptr table)
 
 @test "reloc: the probes are what the compiler makes of them (tail calls, GOT calls)" {
 	# the premise: at -O2 lib_alloc is a jump to malloc's PLT stub, with -fno-plt
@@ -74,6 +74,9 @@ CASES=(alloc calloc realloc strdup aligned ptr)
 	assert_output --regexp '<lib_alloc>:'$'\n''[^'$'\n'']*jmp +\*0x[0-9a-f]+\(%rip\)'
 	run -0 readelf -d "$RT_BIN/bindnow/libreloc.so"
 	assert_output --partial 'BIND_NOW'
+	# the table of pointers: an absolute relocation against malloc
+	run -0 readelf -rW "$RT_BIN/o2/libreloc.so"
+	assert_output --regexp 'R_X86_64_64 +0+ malloc'
 }
 
 @test "reloc: a tagged library at start-up: its tail calls are secret (every build variant)" {
@@ -96,7 +99,7 @@ CASES=(alloc calloc realloc strdup aligned ptr)
 		# a rule is set (routing runs) but names something else
 		start_paused LD_LIBRARY_PATH="$RT_BIN/$v" SECRETMEM_LIBS=libother.so "$PROG" pause "${CASES[@]}" plain
 		local c
-		for c in alloc calloc aligned ptr plain; do
+		for c in alloc calloc aligned ptr table plain; do
 			echo "variant $v, case $c"
 			assert_lives_ordinary "$c"
 		done

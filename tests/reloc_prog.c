@@ -13,7 +13,7 @@
  * by dlsym(RTLD_DEFAULT)). rescan: dlclose(dlopen(NULL)), after which the shim has
  * looked at the loaded objects again (it does after a dlopen once the shim wraps
  * dlopen; until then this stands in). Cases: alloc calloc realloc strdup aligned
- * ptr (libreloc's functions), plain (the program's own malloc), freesecret (a
+ * ptr table (libreloc's functions), plain (the program's own malloc), freesecret (a
  * secret block from a scope, freed by libreloc: must not abort), early (what
  * libreloc's early constructor allocated), ossl (OPENSSL_malloc from the program),
  * sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
@@ -97,6 +97,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(c, "ptr")) {
 			void *(*m)(size_t) = ((void *(*(*)(void))(size_t))fn("lib_malloc_ptr"))();
 			report(c, m(64), 1);
+		} else if (!strcmp(c, "table")) {
+			report(c, ((void *(*)(size_t))fn("lib_table_alloc"))(64), 1);
 		} else if (!strcmp(c, "plain")) {
 			report(c, malloc(64), 1);
 		} else if (!strcmp(c, "freesecret")) {
