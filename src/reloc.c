@@ -169,10 +169,13 @@ static bool read_dynamic(const struct dl_phdr_info *info, const struct span *obj
 
 /* The stores waiting for a writable RELRO segment, applied together. */
 #define BATCH 64
+#define MAX_RW 4
 struct patcher {
 	const struct dl_phdr_info *info;
 	const char *name;
 	struct span obj, relro;
+	struct span rw[MAX_RW]; /* the writable PT_LOAD segments (RELRO lies in one) */
+	unsigned nrw;
 	struct { void **slot; void *value; } todo[BATCH];
 	unsigned ntodo;
 	struct sm_reloc_result r;
@@ -233,9 +236,14 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 		return;
 
 	uintptr_t where = p->info->dlpi_addr + r->r_offset;
-	if (!within(&p->obj, where) || (where & (sizeof(void *) - 1))) {
+	bool writable = false;
+	for (unsigned i = 0; i < p->nrw && !writable; i++)
+		writable = within(&p->rw[i], where);
+	/* Not one aligned store, or in a segment the loader left read-only (a text
+	 * relocation): left alone. */
+	if (!writable || (where & (sizeof(void *) - 1))) {
 		p->r.kept += secret;
-		return; /* not one aligned store: left alone */
+		return;
 	}
 	void **slot = (void **)where;
 	uintptr_t v = (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED);
@@ -278,6 +286,10 @@ struct sm_reloc_result sm_reloc_patch(const struct dl_phdr_info *info, const cha
 	uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && p.nrw < MAX_RW) {
+			uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+			p.rw[p.nrw++] = (struct span){ a, a + ph->p_memsz };
+		}
 		if (ph->p_type != PT_GNU_RELRO)
 			continue;
 		/* The pages the loader made read-only (as glibc's _dl_protect_relro). */

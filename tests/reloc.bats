@@ -41,7 +41,7 @@ setup_file() {
 	local cf=(-O2 -g "-I$abs_top_srcdir/include")
 	gcc "${cf[@]}" "$RT_SRC/reloc_prog.c" -L"$RT_BIN/o2" -Wl,--no-as-needed -lreloc -Wl,--as-needed \
 		-ldl -o "$RT_BIN/reloc_prog" || return 1
-	gcc "${cf[@]}" "$RT_SRC/reloc_prog.c" -ldl -o "$RT_BIN/reloc_prog_dl" || return 1
+	gcc "${cf[@]}" "$RT_SRC/reloc_prog.c" -ldl -lpthread -o "$RT_BIN/reloc_prog_dl" || return 1
 	gcc "${cf[@]}" -DWITH_OPENSSL "$RT_SRC/reloc_prog.c" -lssl -lcrypto -ldl \
 		-o "$RT_BIN/reloc_prog_ssl" || return 1
 }
@@ -123,6 +123,15 @@ CASES=(alloc calloc realloc strdup aligned ptr table)
 		assert_lives_secret ptr
 		assert_lives_ordinary plain
 		next_run
+	done
+}
+
+@test "reloc: threads allocating through a library while its slots are rewritten" {
+	local m
+	for m in lazy now deeplazy; do
+		run -0 with_shim SECRETMEM_LIBS=libreloc.so "$DLPROG" open "$RT_BIN/o2/libreloc.so" $m threads alloc
+		assert_line 'threads done 1'
+		assert_block alloc 1
 	done
 }
 

@@ -16,11 +16,13 @@
  * ptr table (libreloc's functions), plain (the program's own malloc), freesecret (a
  * secret block from a scope, freed by libreloc: must not abort), early (what
  * libreloc's early constructor allocated), ossl (OPENSSL_malloc from the program),
- * sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
+ * threads (two threads allocate and free through libreloc while the shim
+ * rewrites its slots: a rescan in the middle), sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
  * (SSL_CIPHER_description with no buffer: libssl's own OPENSSL_malloc call).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,40 @@ static void *fn(const char *name)
 		exit(2);
 	}
 	return f;
+}
+
+static volatile int stop;
+static long rounds[2];
+
+static void *churn(void *arg)
+{
+	long *n = arg;
+	void *(*alloc)(size_t) = (void *(*)(size_t))fn("lib_alloc");
+	void (*release)(void *) = (void (*)(void *))fn("lib_free");
+	while (!stop) {
+		void *p = alloc(64);
+		if (!p)
+			abort();
+		((char *)p)[0] = 1;
+		release(p);
+		++*n;
+	}
+	return NULL;
+}
+
+static void threads(void)
+{
+	pthread_t t[2];
+	for (int k = 0; k < 2; k++)
+		if (pthread_create(&t[k], NULL, churn, &rounds[k]))
+			exit(1);
+	usleep(20000);
+	dlclose(dlopen(NULL, RTLD_NOW)); /* the shim rewrites libreloc's slots now */
+	usleep(20000);
+	stop = 1;
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	printf("threads done %d\n", rounds[0] > 0 && rounds[1] > 0);
 }
 
 static void report(const char *name, void *p, int fill)
@@ -99,6 +135,8 @@ int main(int argc, char **argv)
 			report(c, m(64), 1);
 		} else if (!strcmp(c, "table")) {
 			report(c, ((void *(*)(size_t))fn("lib_table_alloc"))(64), 1);
+		} else if (!strcmp(c, "threads")) {
+			threads();
 		} else if (!strcmp(c, "plain")) {
 			report(c, malloc(64), 1);
 		} else if (!strcmp(c, "freesecret")) {
