@@ -37,6 +37,9 @@
 #else
 #error "reloc.c knows the relocation types of x86_64 and aarch64 only"
 #endif
+#if UINTPTR_MAX != UINT64_MAX
+#error "reloc.c reads 64-bit ELF only"
+#endif
 
 void *sm_api_next_malloc;
 
@@ -228,8 +231,11 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	if (type != R_SLOT && r->r_addend != 0)
 		return;
 	const ElfW(Sym) *sym = &d->symtab[ELF64_R_SYM(r->r_info)];
-	if (sym->st_shndx != SHN_UNDEF || sym->st_name >= d->strsz)
-		return; /* the object's own definition (or bound to it with -Bsymbolic) */
+	if (sym->st_name >= d->strsz)
+		return;
+	/* The object defines the function itself (a compat strdup): its references
+	 * are ours only where the loader bound them to the shim (interposition). */
+	bool own = sym->st_shndx != SHN_UNDEF;
 	const char *sname = d->strtab + sym->st_name;
 	const struct sm_api_fn *fn = api_fn(sname, d->strsz - sym->st_name);
 	if (!fn)
@@ -252,6 +258,16 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 		return;
 	if (within(&self_span, v)) {
 		if (secret) {
+			store(p, slot, want);
+			p->r.secret++;
+		}
+	} else if (own) {
+		/* Not bound yet (lazy): the resolver would bind it to the shim, or under
+		 * RTLD_DEEPBIND to the object's own function, whose calls into the API are
+		 * the object's too; so a tagged object's slot may go to the secret entry.
+		 * Bound to its own definition: left alone. */
+		if (secret && type == R_SLOT && within(&p->obj, v) &&
+		    v != p->info->dlpi_addr + sym->st_value) {
 			store(p, slot, want);
 			p->r.secret++;
 		}

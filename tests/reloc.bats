@@ -63,7 +63,7 @@ next_run() {
 	rm -f "$BATS_TEST_TMPDIR/paused.out" "$BATS_TEST_TMPDIR/paused.err"
 }
 
-CASES=(alloc calloc realloc strdup aligned ptr table)
+CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 
 @test "reloc: the probes are what the compiler makes of them (tail calls, GOT calls)" {
 	# the premise: at -O2 lib_alloc is a jump to malloc's PLT stub, with -fno-plt

@@ -72,6 +72,25 @@ void *lib_table_alloc(size_t n)
 	return table[table_index](n);
 }
 
+/* The library's own strndup, as some libraries carry for old systems: the loader
+ * binds the library's calls to the shim's (interposition), so they are its own
+ * calls into the allocation API too. */
+char *strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = malloc(len + 1);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
+char *lib_strndup(const char *s, size_t n)
+{
+	return strndup(s, n);
+}
+
 void lib_free(void *p)
 {
 	free(p);

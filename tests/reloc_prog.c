@@ -13,7 +13,7 @@
  * by dlsym(RTLD_DEFAULT)). rescan: dlclose(dlopen(NULL)), after which the shim has
  * looked at the loaded objects again (it does after a dlopen once the shim wraps
  * dlopen; until then this stands in). Cases: alloc calloc realloc strdup aligned
- * ptr table (libreloc's functions), plain (the program's own malloc), freesecret (a
+ * strndup (libreloc's own strndup) ptr table (libreloc's functions), plain (the program's own malloc), freesecret (a
  * secret block from a scope, freed by libreloc: must not abort), early (what
  * libreloc's early constructor allocated), ossl (OPENSSL_malloc from the program),
  * threads (two threads allocate and free through libreloc while the shim
@@ -126,6 +126,8 @@ int main(int argc, char **argv)
 			if (p)
 				strcpy(p, "blk:realloc");
 			report(c, ((void *(*)(void *, size_t))fn("lib_realloc"))(p, 64), 0);
+		} else if (!strcmp(c, "strndup")) {
+			report(c, ((char *(*)(const char *, size_t))fn("lib_strndup"))("blk:strndup", 64), 0);
 		} else if (!strcmp(c, "strdup")) {
 			report(c, ((char *(*)(const char *))fn("lib_strdup"))("blk:strdup"), 0);
 		} else if (!strcmp(c, "aligned")) {
