@@ -153,15 +153,16 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	done
 }
 
-@test "reloc: RTLD_DEEPBIND, untagged: its blocks are ordinary and it frees secret blocks" {
+@test "reloc: RTLD_DEEPBIND, untagged: its blocks are ordinary and it frees and reallocates secret blocks" {
 	local m
 	for m in deep deeplazy; do
 		run -0 with_shim SECRETMEM_LIBS=libother.so "$DLPROG" open "$RT_BIN/o2/libreloc.so" $m rescan \
-			alloc freesecret strdup plain
+			alloc freesecret reallocsecret strdup plain
 		assert_block alloc 0
 		assert_block strdup 0
 		assert_line 'freesecret_block secret=1'
 		assert_line 'freesecret done'
+		assert_line 'reallocsecret secret=1 same=1'
 	done
 }
 

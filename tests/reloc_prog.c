@@ -14,7 +14,8 @@
  * looked at the loaded objects again (it does after a dlopen once the shim wraps
  * dlopen; until then this stands in). Cases: alloc calloc realloc strdup aligned
  * strndup (libreloc's own strndup) ptr table (libreloc's functions), plain (the program's own malloc), freesecret (a
- * secret block from a scope, freed by libreloc: must not abort), early (what
+ * secret block from a scope, freed by libreloc: must not abort), reallocsecret
+ * (one reallocated by libreloc: stays secret, keeps its content), early (what
  * libreloc's early constructor allocated), ossl (OPENSSL_malloc from the program),
  * threads (two threads allocate and free through libreloc while the shim
  * rewrites its slots: a rescan in the middle), sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
@@ -148,6 +149,15 @@ int main(int argc, char **argv)
 			printf("freesecret_block secret=%d\n", secretmem_is_secret(p));
 			((void (*)(void *))fn("lib_free"))(p);
 			printf("freesecret done\n");
+		} else if (!strcmp(c, "reallocsecret")) {
+			secretmem_scope_begin();
+			char *p = malloc(32);
+			secretmem_scope_end();
+			if (p)
+				strcpy(p, "blk:reallocsecret");
+			p = ((void *(*)(void *, size_t))fn("lib_realloc"))(p, 4096);
+			printf("reallocsecret secret=%d same=%d\n", secretmem_is_secret(p),
+			       p && !strcmp(p, "blk:reallocsecret"));
 		} else if (!strcmp(c, "early")) {
 			report(c, ((char *(*)(void))fn("lib_early"))(), 0);
 #ifdef WITH_OPENSSL
