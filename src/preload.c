@@ -3,7 +3,8 @@
  * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
  * free_sized and free_aligned_sized, strdup and strndup, plus the secretmem.h
- * entry points.
+ * entry points, and the secret entry points that a tagged object's own references
+ * to the API are pointed at (reloc.c): secret memory without a routing decision.
  *
  * Each call either goes to the secret arena (arena.c) or to the next allocator in
  * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
