@@ -258,16 +258,44 @@ def write_md(r, out):
           "*rules*: `SECRETMEM_SITES=zcycle`, a rule that matches none of these callers.")
         m()
         rows = []
+        # the program-tagged column once a run has measured it
+        tagged = any("tagged" in x for x in ro.values() if isinstance(x, dict))
         for c, what in (("direct", "malloc from program code: cached decision"),
+                        ("tagged", "malloc tail-called from a wrapper (as CRYPTO_malloc)"),
                         ("strdup", "strdup from program code: cached decision (the shim is strdup)"),
                         ("wcsdup", "wcsdup: look-through walk (libc is the caller)"),
                         ("cxxnew", "operator new: look-through walk (libstdc++)"),
                         ("deep", "malloc 8 frames deep")):
-            x = ro[c]
-            rows.append([what, ns(x["nopre"]), ns(x["shim"]), ns(x["rules"]), ns(x["depth4"]),
-                         ns(x["rules"] - x["shim"]), ns(x["depth4"] - x["shim"])])
-        m.table(["caller", "no preload", "shim, no rule", "rules", "rules + DEPTH=4",
-                 "rules cost", "DEPTH=4 cost"], rows)
+            x = ro.get(c)
+            if not x:
+                continue
+            rows.append([what, ns(x["nopre"]), ns(x["shim"]), ns(x["rules"]), ns(x["depth4"])] +
+                        ([ns(x["tagged"]) if "tagged" in x else "-"] if tagged else []) +
+                        [ns(x["rules"] - x["shim"]), ns(x["depth4"] - x["shim"])])
+        m.table(["caller", "no preload", "shim, no rule", "rules", "rules + DEPTH=4"] +
+                (["program tagged"] if tagged else []) + ["rules cost", "DEPTH=4 cost"], rows)
+        ri = r.get("routing_ir")
+        if ri:
+            ir = ri["ir"]
+            before = "before" in next(iter(ir.values()))
+            m("Instructions per allocation+free (callgrind, `SECRETMEM_FALLBACK=mlock`: valgrind "
+              "does not know memfd_secret, the code path is the same), measured %s from %s%s."
+              % (ri.get("date", "?"), ri.get("source", "?"),
+                 (" and, in the same run, %s" % ri.get("baseline", "a baseline build")) if before else ""))
+            m()
+            rows = []
+            for c, what in (("pairs_rules", "`bench/pairs`, rules set, call site not tagged (cached)"),
+                            ("pairs_tagged", "`bench/pairs`, `SECRETMEM_LIBS=pairs`: the program's own calls"),
+                            ("direct_tagged", "`route_bench direct`, `SECRETMEM_LIBS=route_bench`"),
+                            ("tail_tagged", "`route_bench tagged` (malloc tail-called), `SECRETMEM_LIBS=route_bench`")):
+                if c not in ir:
+                    continue
+                x = ir[c]
+                row = [what, "%.0f" % x["now"]]
+                if before:
+                    row += ["%.0f" % x["before"], "%+.0f" % (x["now"] - x["before"])]
+                rows.append(row)
+            m.table(["case", "instructions"] + (["before", "difference"] if before else []), rows)
         rows = []
         for c in ("dlopen", "startup"):
             x = ro[c]
@@ -277,7 +305,12 @@ def write_md(r, out):
         m.table(["operation (us)", "no preload", "shim, no rule", "SECRETMEM_SITES", "SECRETMEM_LIBS=libz.so*",
                  "SITES - shim", "LIBS - shim"], rows)
         m("*What dominates:* the cached decision is one probe of a lock-free table keyed by return "
-          "address. A look-through walk unwinds the stack with libunwind (~70 ns) to find the first "
+          "address. A tagged object's own calls (*program tagged*: `SECRETMEM_LIBS=route_bench`, and "
+          "the callgrind table) need no decision: the shim rewrote the object's GOT and PLT slots for "
+          "the allocation API to its secret entry points when it registered the object, so a "
+          "tail-called malloc is secret too, and takes the same path as a direct one (`route_bench "
+          "tagged` also runs one more string comparison of the case name per iteration, hence its "
+          "higher count). A look-through walk unwinds the stack with libunwind (~70 ns) to find the first "
           "caller outside libc/libstdc++. `SECRETMEM_DEPTH` walks on every allocation. Rule "
           "resolution reads the symbol tables of every loaded object from their files once at "
           "start-up (SITES) or matches file names (LIBS), and again for each newly loaded object "

@@ -6,6 +6,10 @@
  *
  *   route_bench CASE [-n N]
  *   CASE: direct     malloc from ordinary code (the cached decision)
+ *         tagged     malloc through a wrapper ending in `return malloc(n)` (a tail
+ *                    call, as OpenSSL's CRYPTO_malloc): with SECRETMEM_LIBS=route_bench
+ *                    the program is a tagged object and its calls go to the shim's
+ *                    secret entry points (no decision)
  *         strdup     strdup from ordinary code (the shim is strdup: cached)
  *         wcsdup     wcsdup from ordinary code (libc is the caller: a look-through walk)
  *         cxxnew     operator new from ordinary code (libstdc++ is the caller: a walk)
@@ -41,6 +45,19 @@ static long n = 1000000;
 static NOINLINE void direct(void)
 {
 	void *p = malloc(64);
+	KEEP(p);
+	free(p);
+}
+
+/* Ends in a jump to malloc: the return address malloc sees is tagged_pair's. */
+static NOINLINE void *wrap_alloc(size_t size)
+{
+	return malloc(size);
+}
+
+static NOINLINE void tagged_pair(void)
+{
+	void *p = wrap_alloc(64);
 	KEEP(p);
 	free(p);
 }
@@ -127,8 +144,10 @@ static NOINLINE int spawn_self(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: route_bench direct|strdup|wcsdup|cxxnew|deep|dlopen|startup|noop [-n N]\n"
+	fprintf(f, "usage: route_bench direct|tagged|strdup|wcsdup|cxxnew|deep|dlopen|startup|noop [-n N]\n"
 		   "  direct   malloc+free from program code (the cached decision)\n"
+		   "  tagged   malloc (tail-called from a wrapper)+free; with SECRETMEM_LIBS=route_bench:\n"
+		   "           a tagged object's own calls (the shim's secret entry points)\n"
 		   "  strdup   strdup+free (the shim is strdup: the cached decision)\n"
 		   "  wcsdup   wcsdup+free (libc is the immediate caller: look-through walk)\n"
 		   "  cxxnew   operator new+delete (libstdc++ is the immediate caller: look-through walk)\n"
@@ -160,6 +179,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		if (!strcmp(kind, "direct"))
 			direct();
+		else if (!strcmp(kind, "tagged"))
+			tagged_pair();
 		else if (!strcmp(kind, "strdup"))
 			dup_str();
 		else if (!strcmp(kind, "wcsdup"))

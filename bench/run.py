@@ -262,9 +262,11 @@ def bench_routing(a):
     rb = os.path.join(B, "route_bench")
     n = "300000" if a.quick else "1000000"
     rule = dict(SHIM, SECRETMEM_SITES="zcycle")  # a rule that matches none of these callers
+    # the program itself tagged: its own calls go to the secret entry points
+    tagged = dict(SHIM, SECRETMEM_LIBS="route_bench")
     configs = [("nopre", NOPRE), ("shim", SHIM), ("rules", rule),
-               ("depth4", dict(rule, SECRETMEM_DEPTH="4"))]
-    cases = {"direct": n, "strdup": n, "wcsdup": n, "cxxnew": n, "deep": n}
+               ("depth4", dict(rule, SECRETMEM_DEPTH="4")), ("tagged", tagged)]
+    cases = {"direct": n, "tagged": n, "strdup": n, "wcsdup": n, "cxxnew": n, "deep": n}
     res = {}
 
     def one(name, cfg):
@@ -292,6 +294,37 @@ def bench_routing(a):
     for c in res:
         say("  %-8s " % c + ", ".join("%s %.0f ns" % kv_ for kv_ in res[c].items()))
     results["routing"] = res
+
+
+def bench_routing_ir(a):
+    """Instructions per allocation+free (callgrind: repeatable where times on a
+    shared VM are not), for this build and, with --baseline-shim, another one in
+    the same run: an untagged call site with rules set, and a tagged object's own
+    calls (valgrind does not know memfd_secret: SECRETMEM_FALLBACK=mlock)."""
+    say("== routing: instructions per call (callgrind)")
+    rb = os.path.join(B, "route_bench")
+    ncg1, ncg2 = (100000, 200000) if a.quick else (200000, 400000)
+    cgcases = {
+        "pairs_rules": (lambda k: [os.path.join(B, "pairs"), "-n", str(k)], {"SECRETMEM_SITES": "zcycle"}),
+        "pairs_tagged": (lambda k: [os.path.join(B, "pairs"), "-n", str(k)], {"SECRETMEM_LIBS": "pairs"}),
+        "direct_tagged": (lambda k: [rb, "direct", "-n", str(k)], {"SECRETMEM_LIBS": "route_bench"}),
+        "tail_tagged": (lambda k: [rb, "tagged", "-n", str(k)], {"SECRETMEM_LIBS": "route_bench"}),
+    }
+    shims = [("now", LIB)] + ([("before", a.baseline_shim)] if a.baseline_shim else [])
+    ir = {}
+    for c, (mk, extra) in cgcases.items():
+        ir[c] = {}
+        for label, lib in shims:
+            cfg = dict(extra, LD_PRELOAD=lib, SECRETMEM_FALLBACK="mlock")
+            ir[c][label] = per_call_ir(mk, ncg1, ncg2, cfg)
+        say("  %-13s " % c + ", ".join("%s %.1f instructions" % kv_ for kv_ in ir[c].items()))
+    res = {"ir": ir, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+           "source": subprocess.run(["git", "-C", TOP, "describe", "--always", "--dirty"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True).stdout.strip()}
+    if a.baseline_shim:
+        res["baseline"] = a.baseline_desc or a.baseline_shim
+    results["routing_ir"] = res
 
 
 # ---------------------------------------------------------------- TLS
@@ -471,8 +504,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer rounds and iterations (about 2 minutes)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds per figure (default 5, --quick 1)")
     ap.add_argument("--out", default=os.path.join(B, "results"), help="output directory")
-    ap.add_argument("--only", help="comma-separated sections: untagged,arena,memory,fork,routing,tls,"
+    ap.add_argument("--only", help="comma-separated sections: untagged,arena,memory,fork,routing,routing-ir,tls,"
                     "python,profile (updates those in an existing results.json)")
+    ap.add_argument("--baseline-shim", help="another build of libsecretmem-preload.so whose "
+                    "routing instruction counts (routing-ir) are measured in the same run (before/after)")
+    ap.add_argument("--baseline-desc", help="what --baseline-shim is (e.g. its git describe)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md and results.png from OUT/results.json, run nothing")
     a = ap.parse_args()
@@ -490,7 +526,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     log = open(os.path.join(a.out, "raw.log"), "a" if a.only else "w")
     sections = {"untagged": bench_untagged, "arena": bench_arena, "memory": bench_memory,
-                "fork": bench_fork, "routing": bench_routing, "tls": bench_tls, "python": bench_python,
+                "fork": bench_fork, "routing": bench_routing, "routing-ir": bench_routing_ir,
+                "tls": bench_tls, "python": bench_python,
                 "profile": lambda x: bench_profile(x, a.out)}
     only = a.only.split(",") if a.only else list(sections)
     t0 = time.time()

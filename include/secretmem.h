@@ -90,9 +90,25 @@ static inline int secretmem_active(void)
 
 /*
  * An ELF note (owner "secretmem", type 0x534d) in an allocated section, so the
- * linker places it in a PT_NOTE segment where the shim finds it, and a constructor
- * that tells the shim the moment the object is loaded (at start-up or by dlopen).
+ * linker places it in a PT_NOTE segment where the shim finds it, and a call that
+ * tells the shim the moment the object is loaded (at start-up or by dlopen), before
+ * any of the object's constructors run: from the object's DT_INIT function (_init,
+ * which the loader runs before the constructors of .init_array, whatever their
+ * priority), with a constructor as well for objects linked without _init
+ * (-nostartfiles). The first of the two to run tells the shim.
  */
+#if defined(__x86_64__)
+#define SECRETMEM_INIT_CALL_ "call secretmem_annotated_init_\n"
+#elif defined(__aarch64__)
+#define SECRETMEM_INIT_CALL_ "bl secretmem_annotated_init_\n"
+#else
+#define SECRETMEM_INIT_CALL_ ""
+#endif
+#ifdef __cplusplus
+#define SECRETMEM_EXTERN_C_ extern "C"
+#else
+#define SECRETMEM_EXTERN_C_
+#endif
 #define SECRETMEM_NOTE_TYPE 0x534d
 #define SECRETMEM_ANNOTATE_LIBRARY                                            \
 	__asm__(".pushsection .note.secretmem,\"a\",%note\n"                  \
@@ -104,14 +120,26 @@ static inline int secretmem_active(void)
 		".balign 4\n"                                                 \
 		".long 1\n"           /* desc: annotation version */          \
 		".balign 4\n"                                                 \
+		".popsection\n"                                               \
+		".pushsection .init,\"ax\",%progbits\n"                       \
+		SECRETMEM_INIT_CALL_                                          \
 		".popsection\n");                                             \
+	/* Hidden, and weak so that a second use in the same object links. */ \
+	SECRETMEM_EXTERN_C_ __attribute__((weak, visibility("hidden"), used)) \
+	void secretmem_annotated_init_(void)                                  \
+	{                                                                     \
+		static int told_;                                             \
+		void (*f)(void) = SECRETMEM_IMPL_(void (*)(void),             \
+						  secretmem_impl_annotated);  \
+		if (__atomic_exchange_n(&told_, 1, __ATOMIC_ACQ_REL))          \
+			return;                                               \
+		if (f)                                                        \
+			f();                                                  \
+	}                                                                     \
 	__attribute__((constructor, used)) static void                        \
 	secretmem_annotated_object_(void)                                     \
 	{                                                                     \
-		void (*f)(void) = SECRETMEM_IMPL_(void (*)(void),             \
-						  secretmem_impl_annotated);  \
-		if (f)                                                        \
-			f();                                                  \
+		secretmem_annotated_init_();                                  \
 	}                                                                     \
 	extern int secretmem_annotation_needs_a_semicolon_
 

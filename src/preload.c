@@ -3,7 +3,8 @@
  * The interposed allocation API: malloc, free, calloc, realloc, reallocarray,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
  * free_sized and free_aligned_sized, strdup and strndup, plus the secretmem.h
- * entry points.
+ * entry points, and the secret entry points that a tagged object's own references
+ * to the API are pointed at (reloc.c): secret memory without a routing decision.
  *
  * Each call either goes to the secret arena (arena.c) or to the next allocator in
  * the chain (glibc, or a jemalloc preloaded after us), found with dlsym(RTLD_NEXT).
@@ -34,6 +35,7 @@
 #include "log.h"
 #include "meta.h"
 #include "options.h"
+#include "reloc.h"
 #include "route.h"
 #include "stats.h"
 #include "streams.h"
@@ -176,6 +178,7 @@ static void resolve_next(void)
 		sm_die("the next allocator has no posix_memalign");
 	if (!next.malloc_usable_size)
 		sm_die("the next allocator has no malloc_usable_size");
+	sm_api_next_malloc = (void *)next.malloc;
 	/* Other threads wait for this in starting(). */
 	__atomic_store_n(&next_ready, true, __ATOMIC_RELEASE);
 }
@@ -714,6 +717,151 @@ SM_EXPORT char *strndup(const char *s, size_t max)
 	}
 	return p;
 }
+
+/* ---- secret entry points ----
+ *
+ * What a tagged object's own references to the allocation API call (reloc.c points
+ * them here): secret memory with no routing decision, since the caller is known.
+ * Until routing runs, and inside the shim (whatever the routing code's helpers
+ * allocate), they decide as the public functions do. free, malloc_usable_size,
+ * free_sized and free_aligned_sized handle both kinds of block already. */
+
+static inline bool secret_entry(void)
+{
+	return likely(__atomic_load_n(&state, __ATOMIC_RELAXED) == ST_ROUTE && !in_shim);
+}
+
+static void *secret_entry_malloc(size_t size)
+{
+	void *ra = __builtin_return_address(0);
+	return secret_entry() ? secret_malloc(size, ra) : malloc_slow(size, ra);
+}
+
+static void *secret_entry_calloc(size_t n, size_t size)
+{
+	void *ra = __builtin_return_address(0);
+	size_t total;
+	if (!secret_entry() || __builtin_mul_overflow(n, size, &total))
+		return calloc_slow(n, size, ra);
+	return secret_malloc(total, ra); /* fresh secret blocks are zero */
+}
+
+static void *secret_realloc(void *p, size_t size, void *ra)
+{
+	if (!secret_entry())
+		return realloc_impl(p, size, ra);
+	if (!p)
+		return secret_malloc(size, ra);
+	if (sm_arena_owns(p) || is_boot(p))
+		return realloc_impl(p, size, ra); /* stays secret, or is copied */
+	if (!size)
+		return next.realloc(p, 0);
+	return move_to_secret(p, size, ra);
+}
+
+static void *secret_entry_realloc(void *p, size_t size)
+{
+	return secret_realloc(p, size, __builtin_return_address(0));
+}
+
+static void *secret_entry_reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return secret_realloc(p, total, __builtin_return_address(0));
+}
+
+static int secret_entry_posix_memalign(void **pp, size_t align, size_t size)
+{
+	if (!secret_entry())
+		return posix_memalign(pp, align, size);
+	if (align < sizeof(void *) || (align & (align - 1)))
+		return EINVAL;
+	int saved = errno;
+	void *p = secret_memalign(align, size, __builtin_return_address(0));
+	if (!p)
+		return ENOMEM;
+	errno = saved;
+	*pp = p;
+	return 0;
+}
+
+static void *secret_aligned(size_t align, size_t size, void *ra)
+{
+	if (!secret_entry())
+		return memalign_impl(align, size, ra);
+	size_t a = round_align(align);
+	if (!a) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return secret_memalign(a, size, ra);
+}
+
+static void *secret_entry_memalign(size_t align, size_t size)
+{
+	return secret_aligned(align, size, __builtin_return_address(0));
+}
+
+static void *secret_entry_valloc(size_t size)
+{
+	return secret_aligned(page_size, size, __builtin_return_address(0));
+}
+
+static void *secret_entry_pvalloc(size_t size)
+{
+	size_t rounded;
+	if (__builtin_add_overflow(size, page_size - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rounded &= ~(page_size - 1);
+	return secret_aligned(page_size, rounded ? rounded : page_size,
+			      __builtin_return_address(0));
+}
+
+static char *secret_entry_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	void *ra = __builtin_return_address(0);
+	char *p = secret_entry() ? secret_malloc(n, ra) : malloc_slow(n, ra);
+	return p ? memcpy(p, s, n) : NULL;
+}
+
+static char *secret_entry_strndup(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	void *ra = __builtin_return_address(0);
+	char *p = secret_entry() ? secret_malloc(n + 1, ra) : malloc_slow(n + 1, ra);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+#define API_FN(name, secret) { #name, (void *)name, (void *)secret }
+const struct sm_api_fn sm_api_fns[] = {
+	API_FN(malloc, secret_entry_malloc),
+	API_FN(calloc, secret_entry_calloc),
+	API_FN(realloc, secret_entry_realloc),
+	API_FN(reallocarray, secret_entry_reallocarray),
+	API_FN(posix_memalign, secret_entry_posix_memalign),
+	API_FN(aligned_alloc, secret_entry_memalign),
+	API_FN(memalign, secret_entry_memalign),
+	API_FN(valloc, secret_entry_valloc),
+	API_FN(pvalloc, secret_entry_pvalloc),
+	API_FN(strdup, secret_entry_strdup),
+	API_FN(strndup, secret_entry_strndup),
+	API_FN(free, free),
+	API_FN(malloc_usable_size, malloc_usable_size),
+	API_FN(free_sized, free_sized),
+	API_FN(free_aligned_sized, free_aligned_sized),
+};
+const size_t sm_api_nfns = sizeof(sm_api_fns) / sizeof(sm_api_fns[0]);
 
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "meta.h"
 #include "options.h"
+#include "reloc.h"
 #include "stats.h"
 
 #include <dlfcn.h>
@@ -355,6 +356,10 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 		o->cls = note || lib ? SM_SECRET : SM_ORDINARY;
 		read_symbols(o, main_program ? "/proc/self/exe" : name);
 	}
+	/* Its own references to the allocation API: secret entry points for a tagged
+	 * object, and the shim for any object the loader bound past it. */
+	if (o->cls != SM_MACHINERY)
+		sm_reloc_patch(info, o->path, o->cls == SM_SECRET);
 	have_rules |= o->cls == SM_SECRET;
 	for (size_t i = 0; i < o->nranges; i++)
 		have_rules |= o->ranges[i].cls == SM_SECRET;

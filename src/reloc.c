@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relocations (see reloc.h): the object's dynamic section is read from memory
+ * (PT_DYNAMIC of its program headers: DT_JMPREL and DT_RELA, DT_SYMTAB, DT_STRTAB),
+ * and each JUMP_SLOT, GLOB_DAT or absolute 64-bit relocation against an undefined
+ * symbol of the allocation API gets its slot rewritten. x86_64 and aarch64.
+ *
+ * What a slot holds says how the loader bound it: the shim's function (the normal
+ * case), the next allocator's or libc's (RTLD_DEEPBIND: the object's own scope
+ * came first), an address inside the object itself (a lazy PLT slot not yet bound),
+ * or anything else (another definition, kept).
+ *
+ * Runs with the routing table's lock held (called when an object is registered),
+ * inside dl_iterate_phdr, so it never calls malloc, and uses no lookup that the
+ * loader may not have set up yet at start-up (_dl_find_object is set up after the
+ * first malloc): address ranges come from dl_iterate_phdr.
+ */
+#include "config.h"
+#include "reloc.h"
+#include "log.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <gnu/libc-version.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#define R_SLOT R_X86_64_JUMP_SLOT
+#define R_GOT R_X86_64_GLOB_DAT
+#define R_ABS R_X86_64_64
+#elif defined(__aarch64__)
+#define R_SLOT R_AARCH64_JUMP_SLOT
+#define R_GOT R_AARCH64_GLOB_DAT
+#define R_ABS R_AARCH64_ABS64
+#else
+#error "reloc.c knows the relocation types of x86_64 and aarch64 only"
+#endif
+#if UINTPTR_MAX != UINT64_MAX
+#error "reloc.c reads 64-bit ELF only"
+#endif
+
+void *sm_api_next_malloc;
+
+struct span {
+	uintptr_t lo, hi;
+};
+
+static bool within(const struct span *s, uintptr_t a)
+{
+	return a - s->lo < s->hi - s->lo;
+}
+
+/* The lowest and highest address of the object's PT_LOAD segments. */
+static struct span object_span(const struct dl_phdr_info *info)
+{
+	struct span s = { UINTPTR_MAX, 0 };
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+		if (a < s.lo)
+			s.lo = a;
+		if (a + ph->p_memsz > s.hi)
+			s.hi = a + ph->p_memsz;
+	}
+	if (s.lo >= s.hi)
+		s.lo = s.hi = 0;
+	return s;
+}
+
+/* Where the shim, the next allocator and libc lie; found once (they are never
+ * unloaded). dl_iterate_phdr's lock is recursive, so this may run inside it. */
+static struct span self_span, next_span, libc_span;
+static bool spans_known;
+
+static int find_spans(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	(void)data;
+	struct span s = object_span(info);
+	if (within(&s, (uintptr_t)&find_spans))
+		self_span = s;
+	if (within(&s, (uintptr_t)sm_api_next_malloc))
+		next_span = s;
+	if (within(&s, (uintptr_t)&gnu_get_libc_version)) /* never interposed */
+		libc_span = s;
+	return 0;
+}
+
+/* The function of the API named by the max bytes at name (a NUL ends the name
+ * within them, else it is none of ours). */
+static const struct sm_api_fn *api_fn(const char *name, size_t max)
+{
+	/* Start-up cost: libcrypto alone has over a thousand symbolic relocations, so
+	 * the first two letters turn most names away before the whole name is read. */
+	if (max < 2 || !name[0])
+		return NULL;
+	for (size_t i = 0; i < sm_api_nfns; i++) {
+		const char *n = sm_api_fns[i].name;
+		if (n[0] != name[0] || n[1] != name[1])
+			continue;
+		size_t k = 2;
+		while (k < max && n[k] && n[k] == name[k])
+			k++;
+		if (k < max && n[k] == name[k])
+			return &sm_api_fns[i];
+	}
+	return NULL;
+}
+
+/* The d_ptr of a dynamic entry as an address. glibc adds the load bias to the
+ * entries in place, except where the dynamic section is read-only (the vDSO, some
+ * architectures); an address inside the object has been adjusted. */
+static uintptr_t dyn_addr(const struct dl_phdr_info *info, const struct span *obj, ElfW(Addr) v)
+{
+	return within(obj, v) ? v : info->dlpi_addr + v;
+}
+
+struct dyn {
+	const ElfW(Rela) *rela, *jmprel;
+	size_t nrela, njmprel;
+	const ElfW(Sym) *symtab;
+	const char *strtab;
+	size_t strsz;
+};
+
+static bool read_dynamic(const struct dl_phdr_info *info, const struct span *obj, struct dyn *d)
+{
+	const ElfW(Dyn) *dyn = NULL;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			dyn = (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	if (!dyn)
+		return false;
+	memset(d, 0, sizeof(*d));
+	size_t relasz = 0, pltrelsz = 0, relaent = sizeof(ElfW(Rela)), syment = sizeof(ElfW(Sym));
+	size_t relacount = 0;
+	ElfW(Sxword) pltrel = DT_RELA;
+	for (; dyn->d_tag != DT_NULL; dyn++) {
+		switch (dyn->d_tag) {
+		case DT_RELA: d->rela = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
+		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
+		case DT_RELACOUNT: relacount = dyn->d_un.d_val; break;
+		case DT_RELAENT: relaent = dyn->d_un.d_val; break;
+		case DT_JMPREL: d->jmprel = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
+		case DT_PLTRELSZ: pltrelsz = dyn->d_un.d_val; break;
+		case DT_PLTREL: pltrel = (ElfW(Sxword))dyn->d_un.d_val; break;
+		case DT_SYMTAB: d->symtab = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
+		case DT_SYMENT: syment = dyn->d_un.d_val; break;
+		case DT_STRTAB: d->strtab = (const void *)dyn_addr(info, obj, dyn->d_un.d_ptr); break;
+		case DT_STRSZ: d->strsz = dyn->d_un.d_val; break;
+		default: break;
+		}
+	}
+	/* Both architectures use RELA only; anything else is not an object we know. */
+	if (!d->symtab || !d->strtab || relaent != sizeof(ElfW(Rela)) ||
+	    syment != sizeof(ElfW(Sym)) || pltrel != DT_RELA)
+		return false;
+	d->nrela = d->rela ? relasz / sizeof(ElfW(Rela)) : 0;
+	/* The linker sorts the relative relocations first and counts them
+	 * (-z combreloc, the default): none of them names a symbol. */
+	if (d->rela && relacount <= d->nrela) {
+		d->rela += relacount;
+		d->nrela -= relacount;
+	}
+	d->njmprel = d->jmprel ? pltrelsz / sizeof(ElfW(Rela)) : 0;
+	return true;
+}
+
+/* The stores waiting for a writable RELRO segment, applied together. */
+#define BATCH 64
+#define MAX_RW 4
+struct patcher {
+	const struct dl_phdr_info *info;
+	const char *name;
+	struct span obj, relro;
+	struct span rw[MAX_RW]; /* the writable PT_LOAD segments (RELRO lies in one) */
+	unsigned nrw;
+	struct { void **slot; void *value; } todo[BATCH];
+	unsigned ntodo;
+	struct sm_reloc_result r;
+};
+
+static void flush(struct patcher *p)
+{
+	if (!p->ntodo)
+		return;
+	size_t len = p->relro.hi - p->relro.lo;
+	if (mprotect((void *)p->relro.lo, len, PROT_READ | PROT_WRITE) != 0) {
+		int e = errno;
+		if (!p->r.failed)
+			sm_warn("cannot make the read-only relocations (RELRO) of %s writable (%s): "
+				"%u of its references to the allocation API are not redirected",
+				p->name, strerror(e), p->ntodo);
+		p->r.failed = true;
+		p->r.kept += p->ntodo;
+		p->ntodo = 0;
+		return;
+	}
+	for (unsigned i = 0; i < p->ntodo; i++)
+		__atomic_store_n(p->todo[i].slot, p->todo[i].value, __ATOMIC_RELEASE);
+	/* What the loader left it: read-only. */
+	if (mprotect((void *)p->relro.lo, len, PROT_READ) != 0)
+		sm_warn("cannot make the read-only relocations (RELRO) of %s read-only again (%s)",
+			p->name, strerror(errno));
+	p->ntodo = 0;
+}
+
+static void store(struct patcher *p, void **slot, void *value)
+{
+	if (!within(&p->relro, (uintptr_t)slot)) {
+		__atomic_store_n(slot, value, __ATOMIC_RELEASE);
+		return;
+	}
+	if (p->ntodo == BATCH)
+		flush(p);
+	p->todo[p->ntodo].slot = slot;
+	p->todo[p->ntodo].value = value;
+	p->ntodo++;
+}
+
+static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *r, bool secret)
+{
+	unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
+	if (type != R_SLOT && type != R_GOT && type != R_ABS)
+		return;
+	/* A pointer into the function (S + A, A != 0) is not a reference to it. */
+	if (type != R_SLOT && r->r_addend != 0)
+		return;
+	const ElfW(Sym) *sym = &d->symtab[ELF64_R_SYM(r->r_info)];
+	if (sym->st_name >= d->strsz)
+		return;
+	/* The object defines the function itself (a compat strdup): its references
+	 * are ours only where the loader bound them to the shim (interposition). */
+	bool own = sym->st_shndx != SHN_UNDEF;
+	const char *sname = d->strtab + sym->st_name;
+	const struct sm_api_fn *fn = api_fn(sname, d->strsz - sym->st_name);
+	if (!fn)
+		return;
+
+	uintptr_t where = p->info->dlpi_addr + r->r_offset;
+	bool writable = false;
+	for (unsigned i = 0; i < p->nrw && !writable; i++)
+		writable = within(&p->rw[i], where);
+	/* Not one aligned store, or in a segment the loader left read-only (a text
+	 * relocation): left alone. */
+	if (!writable || (where & (sizeof(void *) - 1))) {
+		p->r.kept += secret;
+		return;
+	}
+	void **slot = (void **)where;
+	uintptr_t v = (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED);
+	void *want = secret ? fn->secret : fn->routed;
+	if ((void *)v == want)
+		return;
+	if (within(&self_span, v)) {
+		if (secret) {
+			store(p, slot, want);
+			p->r.secret++;
+		}
+	} else if (own) {
+		/* Not bound yet (lazy): the resolver would bind it to the shim, or under
+		 * RTLD_DEEPBIND to the object's own function, whose calls into the API are
+		 * the object's too; so a tagged object's slot may go to the secret entry.
+		 * Bound to its own definition: left alone. */
+		if (secret && type == R_SLOT && within(&p->obj, v) &&
+		    v != p->info->dlpi_addr + sym->st_value) {
+			store(p, slot, want);
+			p->r.secret++;
+		}
+	} else if (within(&next_span, v) || within(&libc_span, v)) {
+		store(p, slot, want);
+		p->r.deep++;
+		p->r.secret += secret;
+	} else if (type == R_SLOT && within(&p->obj, v)) {
+		/* lazy binding, not bound yet: what the resolver would write */
+		store(p, slot, want);
+		p->r.secret += secret;
+	} else if (secret) {
+		p->r.kept++;
+		sm_debug("object %s: its reference to %s is bound to %p, not the shim: kept",
+			 p->name, sname, (void *)v);
+	}
+}
+
+struct sm_reloc_result sm_reloc_patch(const struct dl_phdr_info *info, const char *name,
+				      bool secret)
+{
+	struct patcher p = { .info = info, .name = name };
+	if (!spans_known) {
+		dl_iterate_phdr(find_spans, NULL);
+		spans_known = true;
+	}
+	p.obj = object_span(info);
+	struct dyn d;
+	if (!p.obj.hi || !read_dynamic(info, &p.obj, &d))
+		return p.r;
+	long ps = sysconf(_SC_PAGESIZE);
+	uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && p.nrw < MAX_RW) {
+			uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+			p.rw[p.nrw++] = (struct span){ a, a + ph->p_memsz };
+		}
+		if (ph->p_type != PT_GNU_RELRO)
+			continue;
+		/* The pages the loader made read-only (as glibc's _dl_protect_relro). */
+		uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+		p.relro.lo = a & ~(page - 1);
+		p.relro.hi = (a + ph->p_memsz) & ~(page - 1);
+	}
+	for (size_t i = 0; i < d.njmprel; i++)
+		patch_one(&p, &d, &d.jmprel[i], secret);
+	for (size_t i = 0; i < d.nrela; i++)
+		patch_one(&p, &d, &d.rela[i], secret);
+	flush(&p);
+
+	if (p.r.deep)
+		sm_debug("object %s: %u references to the allocation API bound past the shim "
+			 "(RTLD_DEEPBIND) now go to it", name, p.r.deep);
+	if (secret)
+		sm_debug("object %s: %u references to the allocation API go to secret entry points",
+			 name, p.r.secret);
+	if (secret && p.r.kept && !p.r.failed)
+		sm_warn("references to the allocation API in %s are bound to another allocator, "
+			"not the shim (%u): what it allocates through them is not secret",
+			name, p.r.kept);
+	return p.r;
+}
