@@ -17,6 +17,7 @@
  */
 #include "config.h"
 #include "route.h"
+#include "frames.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"
@@ -552,6 +553,7 @@ static void set_generation(unsigned g)
 /* Called with table_lock held. */
 static void flush_cache(void)
 {
+	sm_frames_flush(); /* the unwind rules of code that may be gone */
 	if (generation + 1 >= (1u << (64 - SM_PC_BITS - 2))) {
 		for (size_t i = 0; i < (1u << SM_CACHE_BITS); i++)
 			__atomic_store_n(&sm_route_cache[i], 0, __ATOMIC_RELAXED);
@@ -663,11 +665,12 @@ void sm_route_fork_child(void)
 #define WALK_OWN 6
 #define WALK_MACHINERY 24
 
-/* libgcc's unwinder (_Unwind_Backtrace), loaded when routing starts rather than
- * with the shim. It finds each frame's object with _dl_find_object, so a walk
- * takes no lock a fork can leave held (libgcc's own lock guards only frames
- * registered with __register_frame_info, which nothing on Debian does unless a JIT
- * asks); and the walk stops as soon as the decision is known. */
+/* libgcc's unwinder (_Unwind_Backtrace), for the walks the shim's own (frames.c)
+ * gives up on, loaded when routing starts rather than with the shim. It finds each
+ * frame's object with _dl_find_object, so a walk takes no lock a fork can leave
+ * held (libgcc's own lock guards only frames registered with
+ * __register_frame_info, which nothing on Debian does unless a JIT asks). Either
+ * walk stops as soon as the decision is known. */
 static _Unwind_Reason_Code (*unwind_backtrace)(_Unwind_Trace_Fn, void *);
 static _Unwind_Ptr (*unwind_getip)(struct _Unwind_Context *);
 
@@ -707,29 +710,34 @@ struct walk {
 };
 
 /* One frame, innermost first: skip the shim's own frames up to ra, look through
- * machinery, then check the call site and the SECRETMEM_DEPTH frames above it. */
-static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
+ * machinery, then check the call site and the SECRETMEM_DEPTH frames above it.
+ * Returns whether the walk goes on. */
+static bool walk_pc(uintptr_t pc, void *arg)
 {
 	struct walk *w = arg;
 	if (w->left-- <= 0)
-		return _URC_END_OF_STACK;
-	uintptr_t pc = (uintptr_t)unwind_getip(ctx);
+		return false;
 	if (!w->seen_ra) {
 		if (pc != w->ra)
-			return _URC_NO_REASON;
+			return true;
 		w->seen_ra = true;
 	}
 	enum sm_class c = classify(pc);
 	if (!w->at_site) {
 		if (c == SM_MACHINERY)
-			return _URC_NO_REASON;
+			return true;
 		w->at_site = true;
 	}
 	if (c == SM_SECRET) {
 		w->secret = true;
-		return _URC_END_OF_STACK;
+		return false;
 	}
-	return w->above-- > 0 ? _URC_NO_REASON : _URC_END_OF_STACK;
+	return w->above-- > 0;
+}
+
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	return walk_pc((uintptr_t)unwind_getip(ctx), arg) ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
 /* Finds the call site (the first frame at or above ra that is not machinery) and
@@ -743,8 +751,14 @@ static bool walk(uintptr_t ra)
 	if (!backtrace)
 		return false; /* routing is starting: only the immediate caller counts */
 	/* When the unwinder loses us before ra, ra alone was not secret. */
-	struct walk w = { .ra = ra, .left = WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1,
-			  .above = (int)sm_opt.depth };
+	const struct walk start = { .ra = ra, .left = WALK_OWN + WALK_MACHINERY + (int)sm_opt.depth + 1,
+				    .above = (int)sm_opt.depth };
+	struct walk w = start;
+	/* The fast unwinder first; where it gives up (signal frames, unusual unwind
+	 * tables), libgcc's from the start. */
+	if (sm_frames_walk(walk_pc, &w, w.left, loader_quiet()))
+		return w.secret;
+	w = start;
 	backtrace(walk_frame, &w);
 	return w.secret;
 }

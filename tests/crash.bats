@@ -6,9 +6,10 @@
 # library that dlopens its neighbour through its RUNPATH, thread exit with secret
 # per-thread buffers, and an interior free of freed secret memory.
 #
-# The probes (tests/crash_prog.c, crash_lib.c, crash_opener.c) are built here the
-# way distributions build: -O2 -g, tail calls, inlining and ICF allowed; the
-# RUNPATH case also with -fno-plt, -O3 -flto and clang.
+# The probes (tests/crash_prog.c, crash_lib.c, crash_opener.c, crash_walk.c) are
+# built here the way distributions build: -O2 -g, tail calls, inlining and ICF
+# allowed; the RUNPATH and walk cases also with -fno-plt, -O3 -flto and clang (and
+# the walk with frame pointers and -O0).
 
 load helpers
 
@@ -23,6 +24,13 @@ setup_file() {
 		"$cc" -O2 -g "$src/crash_prog.c" -o "$CR/crash_prog" -ldl -lpthread &&
 		"$cc" -O2 -g -shared -fPIC "$src/crash_lib.c" -o "$CR/op/sub/libcrashneighbour.so" ||
 		return 1
+	local w
+	for w in "gcc -O2 -g" "gcc -O2 -g -fno-omit-frame-pointer" "gcc -O0 -g" "gcc -O3 -g -flto" \
+		"gcc -O2 -g -fno-plt" "clang -O2 -g"; do
+		command -v "${w%% *}" >/dev/null || continue
+		# shellcheck disable=SC2086 # the compiler and its flags
+		$w "$src/crash_walk.c" -o "$CR/walk-$(tr -c 'a-zA-Z0-9' _ <<<"$w")" -ldl || return 1
+	done
 	local v flags
 	for v in o2 noplt lto clang; do
 		case $v in
@@ -141,6 +149,34 @@ runpath_case() {
 
 @test "a library with RUNPATH=\$ORIGIN/sub dlopens its neighbour by bare name (clang)" {
 	runpath_case clang SECRETMEM_LIBS=libcrashT.so
+}
+
+# ---- the look-through walk through frames of every kind ----
+
+@test "look-through walk: asprintf in a named function is secret, however the program was built" {
+	local w n=0
+	for w in walk-*; do
+		n=$((n + 1))
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=key_site "./$w" plain
+		[[ $output == secret=1 ]] || fail "$w plain: $output"
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=key_site "./$w" alloca
+		[[ $output == secret=1 ]] || fail "$w below an alloca frame: $output"
+		# the control: named nothing, the same block is ordinary
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=nothing_here "./$w" plain
+		[[ $output == secret=0 ]] || fail "$w control: $output"
+	done
+	((n >= 5)) || fail "only $n builds"
+}
+
+@test "look-through walk through a signal frame (SECRETMEM_DEPTH reaches the function that raised it)" {
+	local w
+	for w in walk-*; do
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=key_site SECRETMEM_DEPTH=4 "./$w" signal
+		[[ $output == secret=1 ]] || fail "$w: $output"
+		# the control: without the depth the handler alone is the call site
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=key_site "./$w" signal
+		[[ $output == secret=0 ]] || fail "$w control: $output"
+	done
 }
 
 # ---- thread exit ----

@@ -21,6 +21,12 @@
  *                                its neighbour by bare name through its RUNPATH;
  *                                then tries the same bare name from here
  *
+ *   crash_prog soak LIB ROUNDS   all of the above at once, for scripts/soak: two
+ *                                threads load, call and unload LIB, rounds of
+ *                                short-lived workers with strsignal/strerror
+ *                                buffers, iconv, and forked children that do the
+ *                                same; prints rounds=, hung=, failed=
+ *
  * In the fork children, CRASH_EXPECT=secret or =ordinary makes a child whose
  * asprintf block is not that exit with status 4 (counted as failed).
  *
@@ -334,6 +340,100 @@ static int runpath(const char *opener)
 	return 0;
 }
 
+/* ---- soak ---- */
+
+static int expect_secret(const void *p, int expect)
+{
+	return expect < 0 || !p || is_secret(p) == expect;
+}
+
+static void *soak_loader(void *arg)
+{
+	long *bad = arg;
+	const char *e = getenv("CRASH_EXPECT");
+	int expect = !e ? -1 : strcmp(e, "secret") == 0;
+	while (!atomic_load(&stop)) {
+		alloc_fn fn;
+		void *h = open_lib(fork_lib, &fn);
+		char *p = fn(40);
+		*bad += !expect_secret(p, expect);
+		free(p);
+		dlclose(h);
+	}
+	return NULL;
+}
+
+static void *soak_worker(void *arg)
+{
+	int expect = (int)(intptr_t)arg;
+	const char *a = strsignal(SIGRTMIN + 2);
+	const char *b = strerror(2000);
+	char *c;
+	if (asprintf(&c, "%s %s", a, b) < 0)
+		return (void *)1;
+	int ok = expect_secret(c, expect) && expect_secret(a, expect) && expect_secret(b, expect);
+	free(c);
+	return ok ? NULL : (void *)1;
+}
+
+/* One round of workers and an iconv; 0 when all went as expected. */
+static int soak_round(int expect)
+{
+	pthread_t t[4];
+	int bad = 0;
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, soak_worker, (void *)(intptr_t)expect);
+	iconv_t cd = iconv_open("ISO-8859-5", "UTF-8");
+	if (cd != (iconv_t)-1)
+		iconv_close(cd);
+	for (int i = 0; i < 4; i++) {
+		void *v;
+		pthread_join(t[i], &v);
+		bad += v != NULL;
+	}
+	return bad;
+}
+
+static int soak(const char *lib, int rounds)
+{
+	const char *e = getenv("CRASH_EXPECT");
+	int expect = !e ? -1 : strcmp(e, "secret") == 0;
+	fork_lib = lib;
+	long bad_loads[2] = { 0, 0 };
+	pthread_t ld[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&ld[i], NULL, soak_loader, &bad_loads[i]);
+	int hung = 0, failed = 0;
+	for (int r = 0; r < rounds; r++) {
+		failed += soak_round(expect) != 0;
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(soak_round(expect) ? 4 : 0);
+		if (pid < 0) {
+			failed++;
+			continue;
+		}
+		int st = 0;
+		double deadline = now() + 5.0;
+		pid_t w;
+		while ((w = waitpid(pid, &st, WNOHANG)) == 0 && now() < deadline)
+			usleep(1000);
+		if (w == 0) {
+			hung++;
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			failed++;
+		}
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(ld[i], NULL);
+	failed += bad_loads[0] + bad_loads[1] != 0;
+	printf("rounds=%d hung=%d failed=%d\n", rounds, hung, failed);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	is_secret_fn = (int (*)(const void *))dlsym(RTLD_DEFAULT, "secretmem_impl_is_secret");
@@ -350,6 +450,8 @@ int main(int argc, char **argv)
 		return interior(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "runpath") == 0)
 		return runpath(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "soak") == 0)
+		return soak(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: see the comment at the top of tests/crash_prog.c\n");
 	return 2;
 }
