@@ -45,7 +45,7 @@ struct rule {
  * same rules), and a pair of words torn between two writers does not match. A rule
  * that does not fit is not cached. */
 
-#define CACHE_BITS 12
+#define CACHE_BITS 10
 static struct {
 	uint64_t pc, rule;
 } cache[1u << CACHE_BITS];
@@ -95,10 +95,11 @@ static void cache_put(uintptr_t pc, const void *table, const struct rule *r)
 	__atomic_store_n(&cache[i].rule, e, __ATOMIC_RELAXED);
 }
 
-void sm_frames_flush(void)
+void sm_frames_forget(uintptr_t lo, uintptr_t hi)
 {
 	for (size_t i = 0; i < (1u << CACHE_BITS); i++)
-		__atomic_store_n(&cache[i].rule, 0, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&cache[i].pc, __ATOMIC_RELAXED) - 1 - lo < hi - lo)
+			__atomic_store_n(&cache[i].rule, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- reading the tables ---- */
@@ -488,8 +489,10 @@ bool sm_frames_walk(bool (*fn)(uintptr_t, void *), void *arg, int max, bool stor
 	return false; /* libgcc's unwinder does the walks */
 }
 
-void sm_frames_flush(void)
+void sm_frames_forget(uintptr_t lo, uintptr_t hi)
 {
+	(void)lo;
+	(void)hi;
 }
 
 #endif

@@ -19,12 +19,14 @@
  * first (the first is in the caller of sm_frames_walk), until fn returns false, max
  * frames were seen or the stack ends: then returns true. Returns false if a frame
  * could not be unwound (nothing is known about the frames past those seen). With
- * store, the rules found are cached (the caller passes false while objects may be
- * being unloaded). */
+ * store, the rules found are cached. A cached rule counts only for the object
+ * whose unwind table it came from (at the same address), so an unload the caller
+ * has not heard of yet makes no rule wrong. */
 bool sm_frames_walk(bool (*fn)(uintptr_t pc, void *arg), void *arg, int max, bool store);
 
-/* Forgets every cached rule: code at a cached address may have been unloaded. */
-void sm_frames_flush(void);
+/* Forgets the cached rules of return addresses in [lo, hi): an object there was
+ * unloaded. */
+void sm_frames_forget(uintptr_t lo, uintptr_t hi);
 
 #pragma GCC visibility pop
 

@@ -395,6 +395,7 @@ static struct object *object_at(uintptr_t a)
 			return o;
 		if (o->lo < hi && lo < o->hi) {
 			o->present = false;
+			sm_frames_forget(o->lo, o->hi); /* the unwind rules of code that is gone */
 			stale = true;
 		}
 	}
@@ -489,6 +490,7 @@ static void rescan(bool all, bool try)
 				k++;
 			if (k == nseen) {
 				o->present = false;
+				sm_frames_forget(o->lo, o->hi);
 				dropped = true;
 			}
 		}
@@ -553,7 +555,6 @@ static void set_generation(unsigned g)
 /* Called with table_lock held. */
 static void flush_cache(void)
 {
-	sm_frames_flush(); /* the unwind rules of code that may be gone */
 	if (generation + 1 >= (1u << (64 - SM_PC_BITS - 2))) {
 		for (size_t i = 0; i < (1u << SM_CACHE_BITS); i++)
 			__atomic_store_n(&sm_route_cache[i], 0, __ATOMIC_RELAXED);
@@ -756,7 +757,7 @@ static bool walk(uintptr_t ra)
 	struct walk w = start;
 	/* The fast unwinder first; where it gives up (signal frames, unusual unwind
 	 * tables), libgcc's from the start. */
-	if (sm_frames_walk(walk_pc, &w, w.left, loader_quiet()))
+	if (sm_frames_walk(walk_pc, &w, w.left, true))
 		return w.secret;
 	w = start;
 	backtrace(walk_frame, &w);
