@@ -111,6 +111,10 @@ struct tcache {
 	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
 	int64_t delta;              /* live bytes not yet published to g_live */
 	bool registered;
+	/* The thread is exiting and tc_exit ran: glibc may still free (or allocate)
+	 * in __libc_thread_freeres, after every destructor; this cache is then
+	 * bypassed and never registered again (its memory dies with the thread). */
+	bool dead;
 	struct tcache *next, *prev;
 };
 
@@ -608,6 +612,8 @@ static void tc_exit(void *arg);
 
 static void tc_register(void)
 {
+	if (tc.dead)
+		return;
 	lock(&reg_lock);
 	tc.prev = NULL;
 	tc.next = reg_head;
@@ -711,6 +717,21 @@ static void slab_release(struct central *ce, struct span *s)
 	unlock(&page_lock);
 }
 
+/* Puts the free slot x back on its slab (class lock held). */
+static void slot_return(struct central *ce, struct blk *x)
+{
+	struct span *s = span_at((uintptr_t)x);
+	x->next = mangle(x, s->free);
+	s->free = (uintptr_t)x;
+	if (!s->on_list) {
+		list_push(&ce->partial, s);
+		s->on_list = 1;
+	}
+	SM_ASSERT(s->kind == SPAN_SLAB && s->used > 0);
+	if (--s->used == 0 && s != ce->cur)
+		slab_release(ce, s);
+}
+
 /* Returns the n blocks at the head of this thread's bin c to their slabs. */
 static void central_put(unsigned c, unsigned n)
 {
@@ -722,16 +743,7 @@ static void central_put(unsigned c, unsigned n)
 		struct blk *x = (struct blk *)b->head;
 		b->head = link_next(x);
 		b->count--;
-		struct span *s = span_at((uintptr_t)x);
-		x->next = mangle(x, s->free);
-		s->free = (uintptr_t)x;
-		if (!s->on_list) {
-			list_push(&ce->partial, s);
-			s->on_list = 1;
-		}
-		SM_ASSERT(s->kind == SPAN_SLAB && s->cls == c && s->used > 0);
-		if (--s->used == 0 && s != ce->cur)
-			slab_release(ce, s);
+		slot_return(ce, x);
 	}
 	unlock(&ce->lock);
 }
@@ -754,6 +766,16 @@ static void tc_exit(void *arg)
 	STORE(tc.nalloc, 0);
 	STORE(tc.nfree, 0);
 	tc.registered = false;
+	tc.dead = true;
+	unlock(&reg_lock);
+}
+
+/* What a dead thread cache would have counted goes to the retired totals. */
+static void count_dead(uint64_t allocs, uint64_t frees)
+{
+	lock(&reg_lock);
+	g_retired_allocs += allocs;
+	g_retired_frees += frees;
 	unlock(&reg_lock);
 }
 
@@ -797,11 +819,18 @@ static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 	if (!tc.registered)
 		tc_register();
 	publish_live();
-	if (!central_take(c, class_cap[c] / 2 ? class_cap[c] / 2 : 1)) {
+	/* An exiting thread takes one block at a time: nothing stays in its cache. */
+	unsigned want = tc.dead ? 1 : class_cap[c] / 2 ? class_cap[c] / 2 : 1;
+	if (!central_take(c, want)) {
 		count_oom();
 		return NULL;
 	}
-	return small_pop(c);
+	void *p = small_pop(c);
+	if (tc.dead) {
+		count_dead(1, 0);
+		publish_live();
+	}
+	return p;
 }
 
 static inline void *small_alloc(unsigned c)
@@ -833,6 +862,8 @@ static void *large_alloc(size_t size, size_t align)
 	STORE(tc.nalloc, tc.nalloc + 1);
 	STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
 	publish_live();
+	if (tc.dead)
+		count_dead(1, 0);
 	return (void *)s->start;
 }
 
@@ -861,6 +892,8 @@ static void large_free(struct span *s)
 	STORE(tc.nfree, tc.nfree + 1);
 	STORE(tc.delta, tc.delta - (int64_t)len);
 	publish_live();
+	if (tc.dead)
+		count_dead(0, 1);
 }
 
 /* ---- misuse ---- */
@@ -895,9 +928,13 @@ static struct span *checked_span(const void *p, const char *fn)
 			sm_abort("%s(): invalid pointer %p (inside a secret block, not at its start)", fn, p);
 		return s;
 	}
-	/* A free run: a page-aligned pointer there is most likely a freed large block. */
-	if (a & (PAGE - 1))
-		sm_abort("%s(): invalid pointer %p (not a secret block)", fn, p);
+	/* A free run. Its start is most likely a freed large block; elsewhere in it
+	 * (freed runs merge, so a freed block's start may lie inside) the pointer is
+	 * an address inside freed secret memory, or a block freed twice. */
+	if (a != s->start) {
+		sm_abort("%s(): invalid pointer %p (inside freed secret memory: an address inside "
+			 "a freed block, or a block freed twice)", fn, p);
+	}
 	if (fn[0] == 'f')
 		sm_abort("free(): double free of secret block %p", p);
 	sm_abort("%s(): invalid pointer %p (secret block already freed)", fn, p);
@@ -911,6 +948,20 @@ static __attribute__((noinline)) void free_slow(void *p)
 		return;
 	if (s->kind == SPAN_LARGE) {
 		large_free(s);
+	} else if (tc.dead) {
+		/* An exiting thread (glibc's per-thread buffers, freed after every
+		 * destructor): straight back to the slab, wiped. */
+		struct blk *x = p;
+		unsigned c = s->cls;
+		explicit_bzero(x, class_size[c]);
+		x->key = blk_key;
+		struct central *ce = &central[c];
+		lock(&ce->lock);
+		slot_return(ce, x);
+		unlock(&ce->lock);
+		STORE(tc.delta, tc.delta - (int64_t)class_size[c]);
+		publish_live();
+		count_dead(0, 1);
 	} else {
 		/* A valid small block from a thread with no registered cache yet. */
 		tc_register();

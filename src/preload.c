@@ -14,7 +14,7 @@
  * initialises (options, next allocator, arena probe, routing rules). The
  * allocations dlsym makes while we look the next allocator up are served from a
  * static buffer and recognised on free. A thread-local guard keeps the shim from
- * re-entering itself: whatever the routing code's helpers (libunwind, the loader)
+ * re-entering itself: whatever the routing code's helpers (the unwinder, the loader)
  * allocate goes straight to the next allocator.
  *
  * With no rule (or SECRETMEM_MODE=off) the fast path is one load and compare in
@@ -257,9 +257,10 @@ static void check_first(void)
  * everything is secret). Loading the unwinder takes the loader's lock, which is
  * why a scope must not: a thread in dlopen may be waiting for this one (a library
  * constructor that joins a thread it started). */
+static pthread_mutex_t routing_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void routing_on(bool walks)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	check_first();
 	if (walks) {
 		in_shim++;
@@ -268,14 +269,14 @@ static void routing_on(bool walks)
 	}
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE)
 		return;
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&routing_lock);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
 		sm_arena_init();
 		set_special_ranges();
 		__atomic_store_n(&state, ST_ROUTE, __ATOMIC_RELEASE);
 		sm_stats_refresh();
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&routing_lock);
 }
 
 static void init(void)
@@ -306,8 +307,14 @@ static void init(void)
 	if (route) {
 		routing_on(true);
 	} else {
-		set_special_ranges();
-		__atomic_store_n(&state, ST_PASS, __ATOMIC_RELEASE);
+		/* A scope begun meanwhile by another thread may have started routing
+		 * (and set the special ranges to the arena): keep that. */
+		pthread_mutex_lock(&routing_lock);
+		int init_state = ST_INIT;
+		if (__atomic_compare_exchange_n(&state, &init_state, ST_PASS, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			set_special_ranges();
+		pthread_mutex_unlock(&routing_lock);
 	}
 }
 
@@ -865,17 +872,57 @@ const size_t sm_api_nfns = sizeof(sm_api_fns) / sizeof(sm_api_fns[0]);
 
 /* ---- dlclose: code addresses of the unloaded object may be reused ---- */
 
+/* ---- dlopen, dlmopen, dlclose: the routing tables hear of loads and unloads ----
+ *
+ * dlopen and dlmopen are assembly stubs (dlopen.S) that call the pre-hook below and
+ * jump to the real function, so that glibc still sees the program's return
+ * address. dlclose has its hook before and after the real call: nothing cached
+ * about the object may be trusted from before it can be unmapped until after. */
+
+static int (*next_dlclose)(void *);
+
+/* The real dlopen (which 0) or dlmopen (1); resolved on first use, under the
+ * re-entry guard (dlsym allocates). */
+__attribute__((visibility("hidden"))) void *sm_dlopen_prehook(int which);
+
+void *sm_dlopen_prehook(int which)
+{
+	static void *real[2];
+	int saved = errno;
+	void *f = __atomic_load_n(&real[which], __ATOMIC_ACQUIRE);
+	if (!f) {
+		in_shim++;
+		f = dlsym(RTLD_NEXT, which ? "dlmopen" : "dlopen");
+		in_shim--;
+		if (!f)
+			sm_die("cannot find the next %s", which ? "dlmopen" : "dlopen");
+		__atomic_store_n(&real[which], f, __ATOMIC_RELEASE);
+	}
+	sm_route_loading();
+	errno = saved;
+	return f;
+}
+
 SM_EXPORT int dlclose(void *handle)
 {
-	static int (*next_dlclose)(void *);
-	if (!next_dlclose)
-		next_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-	int r = next_dlclose(handle);
-	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
+	int (*f)(void *) = __atomic_load_n(&next_dlclose, __ATOMIC_ACQUIRE);
+	if (!f) {
 		in_shim++;
-		sm_route_objects_changed();
+		f = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
 		in_shim--;
+		if (!f)
+			sm_die("cannot find the next dlclose");
+		__atomic_store_n(&next_dlclose, f, __ATOMIC_RELEASE);
 	}
+	in_shim++;
+	sm_route_closing(true);
+	in_shim--;
+	int r = f(handle);
+	int saved = errno;
+	in_shim++;
+	sm_route_closing(false);
+	in_shim--;
+	errno = saved;
 	return r;
 }
 

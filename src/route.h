@@ -8,10 +8,11 @@
  *
  * It runs on every allocation while rules are active, so what a code address means
  * is cached: one 64-bit word per address, read without locks, holding the address,
- * its class and the generation of the object table. Loading an object needs no
- * flush (its addresses were unmapped before); dlclose bumps the generation, so
- * nothing stale survives. The caller holds the re-entry guard, so what libunwind or
- * the loader allocate while we look goes to the next allocator.
+ * its class and the generation of the object table. Every dlopen, dlmopen and
+ * dlclose turns the cache off until the table is brought up to date, and dlclose
+ * flushes it before and after the real call, so nothing stale survives (see
+ * docs/attribution-loader.md). The caller holds the re-entry guard, so what the
+ * unwinder or the loader allocate while we look goes to the next allocator.
  */
 #ifndef SM_ROUTE_H
 #define SM_ROUTE_H
@@ -81,7 +82,7 @@ static inline int sm_route_lookup(uintptr_t pc)
 	return -1;
 }
 
-/* Loads the unwinder the stack walks use (libunwind), once; stops the program if it
+/* Loads the unwinder the stack walks use (libgcc's), once; stops the program if it
  * cannot. Called as routing starts, before any walk. */
 void sm_route_load_unwinder(void);
 
@@ -95,15 +96,24 @@ bool sm_route_init(void);
 bool sm_route_decide(void *ra);
 
 /* The decision for a call made while the thread is already inside the routing
- * code (a signal handler, or what libunwind allocates): scopes, SECRETMEM_LIBS=*
+ * code (a signal handler, or what the unwinder allocates): scopes, SECRETMEM_LIBS=*
  * the cache, and the object table only if its lock is free (the interrupted code
  * may hold it): an address not cached while the table is busy counts as secret,
- * unless it lies in the routing code's own helpers (libc, the loader, libunwind,
+ * unless it lies in the routing code's own helpers (libc, the loader, the unwinder,
  * the shim). */
 bool sm_route_reentered(uintptr_t pc);
 
-/* Objects were unloaded: forget everything cached about code addresses. */
+/* An object was loaded that the table must know now (an annotated library's
+ * constructor): rescan the loaded objects. */
 void sm_route_objects_changed(void);
+
+/* A dlopen or dlmopen is about to run: until the next rescan (on the next routed
+ * call), nothing cached is trusted. Lock-free; called outside the loader. */
+void sm_route_loading(void);
+
+/* dlclose: begin before the real call, !begin after it. In between, nothing is
+ * cached; the cache is flushed at both ends. */
+void sm_route_closing(bool begin);
 
 /* The function containing pc (from the object's .symtab and .dynsym, so static
  * functions of unstripped objects too), its offset, and the object's path. Reads
@@ -111,7 +121,8 @@ void sm_route_objects_changed(void);
 bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object);
 
 /* fork: the object table's lock is held across fork() (then the metadata lock,
- * which the table allocates under). */
+ * which the table allocates under); the child drops whatever rescan the parent
+ * had pending (another thread may have held the loader's lock). */
 void sm_route_fork_prepare(void);
 void sm_route_fork_parent(void);
 void sm_route_fork_child(void);

@@ -343,37 +343,38 @@ as_nobody() {
 	assert_equal "$stderr" ""
 }
 
-# ---- a missing libunwind ----
+# ---- a missing unwinder ----
 
-# Runs ARGS with libunwind.so.8 hidden (/dev/null bind-mounted over it in a private
-# mount namespace), as on a machine where it is not installed.
+# Runs ARGS with libgcc_s.so.1 (the unwinder of the look-through walks) hidden:
+# /dev/null bind-mounted over it in a private mount namespace, as on a machine
+# where it is not installed. Nothing else in the run needs it.
 unwind_file() {
 	local lib
-	lib=$(ldconfig -p | awk '/libunwind\.so\.8 .*x86-64/ { print $NF; exit }')
-	[[ -n $lib ]] || fail "ldconfig does not know libunwind.so.8"
+	lib=$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ { print $NF; exit }')
+	[[ -n $lib ]] || fail "ldconfig does not know libgcc_s.so.1"
 	readlink -f "$lib"
 }
 
-without_libunwind() {
+without_unwinder() {
 	unshare -m true 2>/dev/null || skip "unshare -m needs root"
 	timeout -k 5 "$FT_TIMEOUT" unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' \
 		sh "$(unwind_file)" "$@"
 }
 
-@test "libunwind missing, no rule: the program runs (the shim loads it only when routing starts)" {
-	run --separate-stderr without_libunwind env LD_PRELOAD="$SHIM" "$FP" blocks
+@test "unwinder missing, no rule: the program runs (the shim loads it only when routing starts)" {
+	run --separate-stderr without_unwinder env LD_PRELOAD="$SHIM" "$FP" blocks
 	assert_success
 	[[ -z $stderr ]] || fail "stderr: $stderr"
 	# the proof can fail: in there the file is empty
-	run without_libunwind test -s "$(unwind_file)"
+	run without_unwinder test -s "$(unwind_file)"
 	assert_failure
 }
 
-@test "libunwind missing, a rule set: one line naming it, exit before main" {
-	run --separate-stderr without_libunwind env LD_PRELOAD="$SHIM" "$SITES" "$FP" blocks
+@test "unwinder missing, a rule set: one line naming it, exit before main" {
+	run --separate-stderr without_unwinder env LD_PRELOAD="$SHIM" "$SITES" "$FP" blocks
 	assert_failure
 	[[ -z $output ]] || fail "main ran: $output"
-	[[ $stderr == *"cannot load libunwind.so.8, which finds the callers of allocations"*"apt-get install libunwind8"* ]] ||
+	[[ $stderr == *"cannot load libgcc_s.so.1, which finds the callers of allocations"*"apt-get install libgcc-s1"* ]] ||
 		fail "stderr: $stderr"
 	(($(wc -l <<<"$stderr") == 1)) || fail "more than one line: $stderr"
 }
