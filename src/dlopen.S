@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dlopen and dlmopen: the routing tables must hear of every load (see
- * docs/attribution-loader.md), so the shim defines both. Each runs a pre-hook
+ * dlopen, dlmopen and dlsym: the routing tables must hear of every load (see
+ * docs/attribution-loader.md), and must know a loaded object before the program
+ * calls into it through what dlsym returned, so the shim defines all three. Each runs a pre-hook
  * (sm_dlopen_prehook in preload.c, which returns the real function) and then
  * jumps to the real one with the caller's arguments and return address untouched:
  * glibc takes the caller's namespace, RUNPATH and $ORIGIN from dlopen's return
- * address, which a C wrapper calling the real dlopen would make the shim's.
+ * address, and RTLD_NEXT's meaning from dlsym's, which a C wrapper calling the
+ * real function would make the shim's.
  */
 #include "config.h"
 
 #if defined(__x86_64__)
 
-/* which: 0 dlopen, 1 dlmopen. The argument registers are kept across the call. */
+/* which: 0 dlopen, 1 dlmopen, 2 dlsym. The argument registers are kept across the
+ * call. */
 .macro HOOK name, which
 	.globl \name
 	.type \name, @function
@@ -74,5 +77,6 @@
 	.hidden sm_dlopen_prehook
 HOOK dlopen, 0
 HOOK dlmopen, 1
+HOOK dlsym, 2
 
 	.section .note.GNU-stack, "", %progbits

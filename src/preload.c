@@ -881,24 +881,35 @@ const size_t sm_api_nfns = sizeof(sm_api_fns) / sizeof(sm_api_fns[0]);
 
 static int (*next_dlclose)(void *);
 
-/* The real dlopen (which 0) or dlmopen (1); resolved on first use, under the
- * re-entry guard (dlsym allocates). */
+/* The real dlopen (which 0), dlmopen (1) or dlsym (2); resolved on first use,
+ * under the re-entry guard (dlsym allocates). dlopen and dlmopen mark the tables
+ * stale; dlsym brings them up to date first (sm_route_settle), so that what the
+ * program reaches through the pointer it returns is registered. */
 __attribute__((visibility("hidden"))) void *sm_dlopen_prehook(int which);
 
 void *sm_dlopen_prehook(int which)
 {
-	static void *real[2];
+	static void *real[3];
+	static const char *const names[3] = { "dlopen", "dlmopen", "dlsym" };
 	int saved = errno;
 	void *f = __atomic_load_n(&real[which], __ATOMIC_ACQUIRE);
 	if (!f) {
 		in_shim++;
-		f = dlsym(RTLD_NEXT, which ? "dlmopen" : "dlopen");
+		/* dlsym is the shim's own: the real one through dlvsym, which is not. */
+		f = which == 2 ? dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34")
+			       : dlsym(RTLD_NEXT, names[which]);
 		in_shim--;
 		if (!f)
-			sm_die("cannot find the next %s", which ? "dlmopen" : "dlopen");
+			sm_die("cannot find the next %s", names[which]);
 		__atomic_store_n(&real[which], f, __ATOMIC_RELEASE);
 	}
-	sm_route_loading();
+	if (which == 2) {
+		in_shim++;
+		sm_route_settle();
+		in_shim--;
+	} else {
+		sm_route_loading();
+	}
 	errno = saved;
 	return f;
 }

@@ -516,6 +516,12 @@ void sm_route_loading(void)
 	__atomic_store_n(&sm_route_fast_tag, UINT64_MAX, __ATOMIC_SEQ_CST);
 }
 
+void sm_route_settle(void)
+{
+	if (__atomic_load_n(&objects, __ATOMIC_ACQUIRE) && !loader_quiet())
+		rescan(false, false);
+}
+
 void sm_route_closing(bool begin)
 {
 	if (begin) {

@@ -111,6 +111,12 @@ void sm_route_objects_changed(void);
  * call), nothing cached is trusted. Lock-free; called outside the loader. */
 void sm_route_loading(void);
 
+/* Program code is about to look into what it loaded (dlsym): a rescan the hooks
+ * left pending runs now, so that a new object is registered (and a tagged one's
+ * relocations redirected) before any of its functions can be called through the
+ * pointer dlsym returns. Called outside the loader, from program context. */
+void sm_route_settle(void);
+
 /* dlclose: begin before the real call, !begin after it. In between, nothing is
  * cached; the cache is flushed at both ends. */
 void sm_route_closing(bool begin);

@@ -200,3 +200,18 @@ runpath_case() {
 	run -134 --separate-stderr crash SECRETMEM_LIBS='*' interior 0
 	[[ $stderr == *"${SM_PREFIX}free(): double free of secret block 0x"* ]] || fail "stderr: $stderr"
 }
+
+# ---- dlsym ----
+
+@test "dlsym through the shim's hook: RTLD_NEXT still means 'after the caller'" {
+	gcc -O2 -g "$abs_top_srcdir/tests/dlsym_next.c" -o "$BATS_TEST_TMPDIR/dlsym_next" -ldl
+	run -0 "$BATS_TEST_TMPDIR/dlsym_next"
+	assert_line "malloc from libc.so.6"
+	assert_line "puts from libc.so.6"
+	run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=libz.so.1 "$BATS_TEST_TMPDIR/dlsym_next"
+	# from the program, the next malloc is the shim's (first in LD_PRELOAD), the next
+	# puts libc's: what glibc says for the program, not for the shim
+	assert_line "malloc from libsecretmem-preload.so"
+	assert_line "puts from libc.so.6"
+	assert_line "zlibVersion found"
+}
