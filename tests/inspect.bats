@@ -49,8 +49,16 @@ teardown() {
 	rm -rf "$DIR"
 }
 
+# start_paused_under truncates its output file in the background job: a test that
+# starts a second process could read the first one's READY (and PID) before the
+# truncation. Each start here begins with an empty file.
+fresh_output() {
+	: >"$BATS_TEST_TMPDIR/paused.out"
+}
+
 # As nobody, with no shim: the process only maps files.
 start_target() {
+	fresh_output
 	local shim=$SHIM
 	SHIM=
 	start_paused_under "${AS_NOBODY[@]}" -- env -u LD_PRELOAD "$TARGET" "$@"
@@ -59,6 +67,7 @@ start_target() {
 
 # As nobody, under the copy of the shim in $DIR (nobody cannot reach the build tree).
 start_target_shim() {
+	fresh_output
 	local shim=$SHIM
 	SHIM=$DIR/libsecretmem-preload.so
 	start_paused_under "${AS_NOBODY[@]}" prlimit --memlock=1048576:1048576 -- "$@"
@@ -196,6 +205,7 @@ assert d["stats"]["allocs"] == 1 and d["stats_invalid"] == [], d
 	chown -R nobody:nogroup "$DIR/sub"
 	local shim=$SHIM
 	SHIM=$DIR/sub/libsecretmem-preload.so
+	fresh_output
 	start_paused_under "${AS_NOBODY[@]}" prlimit --memlock=1048576:1048576 -- \
 		SECRETMEM_STATS=1 "$TARGET" protnone "$PLAIN_FILE" "$SECRET_FILE"
 	SHIM=$shim

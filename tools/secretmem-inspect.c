@@ -737,7 +737,7 @@ static void print_text(long pid, const struct summary *s, enum live_state ls, co
 		break;
 	case LIVE_NOFILE:
 		printf("live stats:        cannot open the mapped shim file (it is not a regular file "
-		       "with the mapping's inode, and /proc/%ld/map_files needs root)\n", pid);
+		       "with the mapping's inode, and /proc/%ld/map_files needs CAP_SYS_ADMIN)\n", pid);
 		break;
 	case LIVE_BADFILE:
 		printf("live stats:        the mapped shim file is not a valid ELF object of the shim\n");
