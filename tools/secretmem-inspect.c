@@ -517,33 +517,35 @@ static void scan_range(struct scanner *sc, uint64_t lo, uint64_t hi)
 }
 
 /* Scans the pages of [lo, hi) that are resident or swapped out (pagemap bits 63
- * and 62); a page that is neither holds nothing the process wrote. False when
- * pagemap cannot be read. */
-static bool scan_sparse(struct scanner *sc, uint64_t lo, uint64_t hi)
+ * and 62); a page that is neither holds nothing the process wrote. Where pagemap
+ * cannot be read (any more), the rest is scanned whole. */
+static void scan_sparse(struct scanner *sc, uint64_t lo, uint64_t hi)
 {
 	enum { BATCH = 512 };
 	uint64_t ent[BATCH];
-	uint64_t run = 0; /* start of the pending run of present pages, 0: none */
+	uint64_t run = 0; /* start of the pending run of present pages, if in_run */
+	bool in_run = false;
 	for (uint64_t a = lo; a < hi;) {
 		uint64_t pages = (hi - a) / sc->page < BATCH ? (hi - a) / sc->page : BATCH;
-		if (pages == 0)
-			break;
 		ssize_t want = (ssize_t)(pages * sizeof(ent[0]));
-		if (pread(sc->pagemap, ent, (size_t)want, (off_t)(a / sc->page * sizeof(ent[0]))) != want)
-			return false;
+		if (pages == 0 ||
+		    pread(sc->pagemap, ent, (size_t)want, (off_t)(a / sc->page * sizeof(ent[0]))) != want) {
+			scan_range(sc, in_run ? run : a, hi);
+			return;
+		}
 		for (uint64_t i = 0; i < pages; i++, a += sc->page) {
-			bool in = (ent[i] >> 63 & 1) || (ent[i] >> 62 & 1);
-			if (in && !run)
+			bool present = (ent[i] >> 63 & 1) || (ent[i] >> 62 & 1);
+			if (present && !in_run) {
 				run = a;
-			else if (!in && run) {
+				in_run = true;
+			} else if (!present && in_run) {
 				scan_range(sc, run, a);
-				run = 0;
+				in_run = false;
 			}
 		}
 	}
-	if (run)
+	if (in_run)
 		scan_range(sc, run, hi);
-	return true;
 }
 
 /* Scans every mapping that can be read through /proc/PID/mem: for root that is
@@ -580,7 +582,9 @@ static int scan(pid_t pid, const struct maps *ms, struct needle *nd, size_t nn, 
 		if (sparse && m->rss_kb == 0 && m->swap_kb == 0)
 			continue; /* nothing in it */
 		sc.read_bytes = sc.failed_bytes = 0;
-		if (!sparse || sc.pagemap < 0 || !scan_sparse(&sc, m->lo, m->hi))
+		if (sparse && sc.pagemap >= 0)
+			scan_sparse(&sc, m->lo, m->hi);
+		else
 			scan_range(&sc, m->lo, m->hi);
 		s->scanned += sc.read_bytes;
 		s->unreadable_bytes += sc.failed_bytes;
