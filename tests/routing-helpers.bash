@@ -104,6 +104,10 @@ start_paused_under() {
 	shift
 	RT_OUT="$BATS_TEST_TMPDIR/paused.out"
 	RT_ERR="$BATS_TEST_TMPDIR/paused.err"
+	# Emptied here, not by the background job's redirection: a second start in one
+	# test must not see the first program's READY and PID.
+	: >"$RT_OUT"
+	: >"$RT_ERR"
 	timeout 60 "${pre[@]}" env LD_PRELOAD="$SHIM" "$@" >"$RT_OUT" 2>"$RT_ERR" </dev/null 3>&- &
 	RT_JOB=$!
 	# A deadline, not a count of polls: a loaded machine runs fewer polls.
