@@ -850,7 +850,21 @@ static char *secret_entry_strndup(const char *s, size_t max)
 	return p;
 }
 
-#define API_FN(name, secret) { #name, (void *)name, (void *)secret }
+/* The shim's own functions, not what the global scope binds the names to (an
+ * executable that defines malloc comes first there). */
+#if defined(__clang__)
+#define SM_COPY(name)
+#else
+#define SM_COPY(name) copy(name),
+#endif
+#define SELF(name)                                                                      \
+	extern __typeof(name) sm_self_##name                                            \
+		__attribute__((alias(#name), SM_COPY(name) visibility("hidden")));
+SELF(malloc) SELF(calloc) SELF(realloc) SELF(reallocarray) SELF(posix_memalign)
+SELF(aligned_alloc) SELF(memalign) SELF(valloc) SELF(pvalloc) SELF(strdup) SELF(strndup)
+SELF(free) SELF(malloc_usable_size) SELF(free_sized) SELF(free_aligned_sized)
+#undef SELF
+#define API_FN(name, secret) { #name, (void *)sm_self_##name, (void *)secret }
 const struct sm_api_fn sm_api_fns[] = {
 	API_FN(malloc, secret_entry_malloc),
 	API_FN(calloc, secret_entry_calloc),
@@ -887,23 +901,34 @@ static int (*next_dlclose)(void *);
  * program reaches through the pointer it returns is registered. */
 __attribute__((visibility("hidden"))) void *sm_dlopen_prehook(int which);
 
+void *sm_dlopen_prehook(int which);
+
+/* The real dlsym, for the shim's own look-ups of the global scope. */
+void *sm_global_symbol(const char *name)
+{
+	void *(*real)(void *, const char *) = (void *(*)(void *, const char *))sm_dlopen_prehook(3);
+	return real(RTLD_DEFAULT, name);
+}
+
 void *sm_dlopen_prehook(int which)
 {
 	static void *real[3];
 	static const char *const names[3] = { "dlopen", "dlmopen", "dlsym" };
 	int saved = errno;
-	void *f = __atomic_load_n(&real[which], __ATOMIC_ACQUIRE);
+	int k = which == 3 ? 2 : which; /* 3: the real dlsym for the shim itself */
+	void *f = __atomic_load_n(&real[k], __ATOMIC_ACQUIRE);
 	if (!f) {
 		in_shim++;
 		/* dlsym is the shim's own: the real one through dlvsym, which is not. */
-		f = which == 2 ? dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34")
-			       : dlsym(RTLD_NEXT, names[which]);
+		f = k == 2 ? dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34") : dlsym(RTLD_NEXT, names[k]);
 		in_shim--;
 		if (!f)
-			sm_die("cannot find the next %s", names[which]);
-		__atomic_store_n(&real[which], f, __ATOMIC_RELEASE);
+			sm_die("cannot find the next %s", names[k]);
+		__atomic_store_n(&real[k], f, __ATOMIC_RELEASE);
 	}
-	if (which == 2) {
+	if (which == 3) {
+		/* the shim's own use: nothing to settle */
+	} else if (which == 2) {
 		in_shim++;
 		sm_route_settle();
 		in_shim--;

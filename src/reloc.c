@@ -76,11 +76,24 @@ static struct span object_span(const struct dl_phdr_info *info)
 static struct span self_span, next_span, libc_span;
 static bool spans_known;
 
+/* What the loader binds each API function to in the global scope: the shim's own
+ * function, unless the program defines one (the executable comes first). */
+static void *global_binding[32];
+
+/* A non-PIE executable's span: its canonical PLT entries are where every GOT
+ * points for a function whose address it takes. */
+static struct span exec_span;
+
 static int find_spans(struct dl_phdr_info *info, size_t size, void *data)
 {
 	(void)size;
 	(void)data;
 	struct span s = object_span(info);
+	if (info->dlpi_addr == 0 && s.hi) {
+		const ElfW(Ehdr) *eh = (const void *)s.lo;
+		if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_type == ET_EXEC)
+			exec_span = s;
+	}
 	if (within(&s, (uintptr_t)&find_spans))
 		self_span = s;
 	if (within(&s, (uintptr_t)sm_api_next_malloc))
@@ -182,6 +195,8 @@ struct patcher {
 	struct { void **slot; void *value; } todo[BATCH];
 	unsigned ntodo;
 	struct sm_reloc_result r;
+	bool exec;      /* a non-PIE executable (ET_EXEC) */
+	bool foreign;   /* a slot is bound to an allocator other than the shim, libc's or the next */
 };
 
 static void flush(struct patcher *p)
@@ -233,6 +248,12 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	const ElfW(Sym) *sym = &d->symtab[ELF64_R_SYM(r->r_info)];
 	if (sym->st_name >= d->strsz)
 		return;
+	/* In a non-PIE executable an undefined function with a value has a canonical
+	 * PLT entry: its address is what every other object's GOT holds for the
+	 * function, so redirecting the executable's slot would redirect theirs. Its
+	 * calls are routed by their return address instead. */
+	if (p->exec && sym->st_shndx == SHN_UNDEF && sym->st_value != 0)
+		return;
 	/* The object defines the function itself (a compat strdup): its references
 	 * are ours only where the loader bound them to the shim (interposition). */
 	bool own = sym->st_shndx != SHN_UNDEF;
@@ -276,9 +297,19 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 		p->r.deep++;
 		p->r.secret += secret;
 	} else if (type == R_SLOT && within(&p->obj, v)) {
-		/* lazy binding, not bound yet: what the resolver would write */
-		store(p, slot, want);
-		p->r.secret += secret;
+		/* Lazy binding, not bound yet. Redirected only where the resolver would
+		 * bind the shim: the global scope's definition is the shim's and no slot
+		 * of the object is bound to another allocator (one of its own
+		 * dependencies under RTLD_DEEPBIND). Else the resolver decides later. */
+		size_t k = (size_t)(fn - sm_api_fns);
+		if (!p->foreign && k < sizeof(global_binding) / sizeof(global_binding[0]) &&
+		    global_binding[k] == fn->routed) {
+			store(p, slot, want);
+			p->r.secret += secret;
+		}
+	} else if (within(&exec_span, v)) {
+		/* the executable's canonical PLT entry, which leads to the shim: the calls
+		 * are routed by their return address; left alone */
 	} else if (secret) {
 		p->r.kept++;
 		sm_debug("object %s: its reference to %s is bound to %p, not the shim: kept",
@@ -286,14 +317,50 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	}
 }
 
+
+void sm_reloc_init(void)
+{
+	if (spans_known)
+		return;
+	dl_iterate_phdr(find_spans, NULL);
+	for (size_t i = 0; i < sm_api_nfns && i < sizeof(global_binding) / sizeof(global_binding[0]); i++)
+		global_binding[i] = sm_global_symbol(sm_api_fns[i].name);
+	spans_known = true;
+}
+
+/* Whether one of the object's references to the API is bound to a definition
+ * that is neither the shim's, libc's, the next allocator's nor the object's own. */
+static bool bound_elsewhere(const struct patcher *p, const struct dyn *d)
+{
+	const ElfW(Rela) *tables[2] = { d->jmprel, d->rela };
+	size_t counts[2] = { d->njmprel, d->nrela };
+	for (int t = 0; t < 2; t++) {
+		for (size_t i = 0; i < counts[t]; i++) {
+			const ElfW(Rela) *r = &tables[t][i];
+			unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
+			if ((type != R_SLOT && type != R_GOT) || (type == R_GOT && r->r_addend))
+				continue;
+			const ElfW(Sym) *sym = &d->symtab[ELF64_R_SYM(r->r_info)];
+			if (sym->st_name >= d->strsz || sym->st_shndx != SHN_UNDEF ||
+			    !api_fn(d->strtab + sym->st_name, d->strsz - sym->st_name))
+				continue;
+			uintptr_t where = p->info->dlpi_addr + r->r_offset;
+			if (!within(&p->obj, where) || (where & (sizeof(void *) - 1)))
+				continue;
+			uintptr_t v = (uintptr_t)__atomic_load_n((void **)where, __ATOMIC_RELAXED);
+			if (!within(&self_span, v) && !within(&next_span, v) &&
+			    !within(&libc_span, v) && !within(&p->obj, v) && !within(&exec_span, v))
+				return true;
+		}
+	}
+	return false;
+}
+
 struct sm_reloc_result sm_reloc_patch(const struct dl_phdr_info *info, const char *name,
 				      bool secret)
 {
 	struct patcher p = { .info = info, .name = name };
-	if (!spans_known) {
-		dl_iterate_phdr(find_spans, NULL);
-		spans_known = true;
-	}
+	sm_reloc_init(); /* done at start-up, outside the table's lock; here only as a fallback */
 	p.obj = object_span(info);
 	struct dyn d;
 	if (!p.obj.hi || !read_dynamic(info, &p.obj, &d))
@@ -313,6 +380,9 @@ struct sm_reloc_result sm_reloc_patch(const struct dl_phdr_info *info, const cha
 		p.relro.lo = a & ~(page - 1);
 		p.relro.hi = (a + ph->p_memsz) & ~(page - 1);
 	}
+	const ElfW(Ehdr) *eh = (const void *)p.obj.lo;
+	p.exec = memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_type == ET_EXEC;
+	p.foreign = bound_elsewhere(&p, &d);
 	for (size_t i = 0; i < d.njmprel; i++)
 		patch_one(&p, &d, &d.jmprel[i], secret);
 	for (size_t i = 0; i < d.nrela; i++)

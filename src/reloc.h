@@ -45,6 +45,15 @@ extern const size_t sm_api_nfns;
  * a reference bound past the shim points. */
 extern void *sm_api_next_malloc;
 
+/* Finds where the shim, libc and the next allocator lie, and what the global
+ * scope binds each API function to (sm_global_symbol). Once, at start-up, before
+ * any lock of the routing tables is taken (it calls dl_iterate_phdr). */
+void sm_reloc_init(void);
+
+/* The global scope's definition of name (the real dlsym(RTLD_DEFAULT, name));
+ * defined in preload.c. */
+void *sm_global_symbol(const char *name);
+
 /* What sm_reloc_patch did to one object. */
 struct sm_reloc_result {
 	unsigned secret;     /* references pointed at secret entry points */

@@ -895,6 +895,7 @@ bool sm_route_init(void)
 	struct object *table = sm_meta_alloc(MAX_OBJECTS * sizeof(*objects));
 	if (!table)
 		sm_die("cannot map memory for the routing tables");
+	sm_reloc_init(); /* dl_iterate_phdr: never under the table's lock */
 	pthread_mutex_lock(&table_lock);
 	set_generation(1);
 	pthread_mutex_unlock(&table_lock);

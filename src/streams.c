@@ -6,8 +6,11 @@
  * whichever function used it first (often main), so routing cannot make them
  * secret. When rules are set, before main, each of stdin and stdout that has no
  * buffer yet gets one from the arena, of the size and buffering mode glibc would
- * have chosen (the file's st_blksize, line-buffered on a terminal), so the
- * program's I/O behaves exactly as before. They are whole pages of the shim's own
+ * have chosen (the file's st_blksize up to BUFSIZ, line-buffered on a terminal
+ * or where line buffering was asked for already), so the program's I/O behaves as
+ * before. One difference: glibc decides a stream's mode at its first use, the
+ * shim before main, so a program that later puts a terminal or a file on fd 0 or
+ * 1 with dup2 keeps the mode its start-up descriptors had. They are whole pages of the shim's own
  * (sm_arena_own_pages): the statistics count the program's allocations only.
  *
  * Only with SECRETMEM_FORK=copy: with drop, a forked child loses its secret
@@ -38,7 +41,10 @@ static void give_buffer(FILE *f, const char *name)
 	}
 	int fd = fileno(f);
 	struct stat st;
-	size_t size = fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > 0 ? (size_t)st.st_blksize : BUFSIZ;
+	/* glibc's own choice (filedoalloc.c): st_blksize when it is below BUFSIZ. */
+	size_t size = BUFSIZ;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > 0 && (size_t)st.st_blksize < BUFSIZ)
+		size = (size_t)st.st_blksize;
 	char *buf = sm_arena_own_pages(size);
 	if (!buf) {
 		funlockfile(f);
@@ -46,7 +52,9 @@ static void give_buffer(FILE *f, const char *name)
 			"there stays in ordinary memory", name);
 		return;
 	}
-	int mode = fd >= 0 && isatty(fd) ? _IOLBF : _IOFBF;
+	/* Line buffering asked for already (setvbuf(f, NULL, _IOLBF, 0) allocates
+	 * nothing; stdbuf -oL does it) is kept; else glibc's rule for a terminal. */
+	int mode = __flbf(f) || (fd >= 0 && isatty(fd)) ? _IOLBF : _IOFBF;
 	int err = setvbuf(f, buf, mode, size); /* on failure the pages stay unused */
 	funlockfile(f);
 	if (err)

@@ -217,3 +217,30 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	[[ $stderr == *"references to the allocation API go to secret entry points"* ]] ||
 		fail "no secret-entry line: $stderr"
 }
+
+# ---- where redirecting would be wrong (found in review) ----
+
+@test "reloc: a tagged non-PIE executable that takes malloc's address leaves untagged libraries ordinary" {
+	local d=$BATS_TEST_TMPDIR
+	gcc -O2 -g -fPIC -fno-plt -shared "$RT_SRC/reloc_edge_lib.c" -o "$d/libedge.so"
+	gcc -O2 -g -no-pie -fno-pic -DCANON "-I$abs_top_srcdir/include" "$RT_SRC/reloc_edge.c" -L"$d" -ledge -Wl,-rpath,"$d" \
+		-o "$d/canon"
+	run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=canon "$d/canon"
+	assert_output "exe secret=1 lib secret=0"
+	# the control: the library tagged instead
+	run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=libedge.so "$d/canon"
+	assert_output "exe secret=0 lib secret=1"
+}
+
+@test "reloc: a program with its own malloc: a tagged library's lazy slots still bind to it" {
+	local d=$BATS_TEST_TMPDIR
+	gcc -O2 -g -fPIC -shared "$RT_SRC/reloc_edge_lib.c" -o "$d/libedge.so"
+	gcc -O2 -g -DOWNALLOC "-I$abs_top_srcdir/include" "$RT_SRC/reloc_edge.c" -L"$d" -ledge -Wl,-rpath,"$d" -o "$d/ownalloc"
+	run -0 "$d/ownalloc"
+	assert_output "ok secret=0"
+	# lazy binding (the default) and bind-now: no abort, the program's allocator serves
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=libedge.so "$d/ownalloc"
+	assert_output "ok secret=0"
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=libedge.so LD_BIND_NOW=1 "$d/ownalloc"
+	assert_output "ok secret=0"
+}
