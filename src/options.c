@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 struct sm_options sm_opt = {
 	.mode = SM_MODE_EXCLUSIVE,
@@ -307,6 +308,25 @@ static const char *shown(const char *v, char *buf, size_t size)
 	return buf;
 }
 
+/* In secure-execution mode (set-user-ID, set-group-ID, file capabilities) no
+ * variable is read: the user who starts a privileged program must not steer it
+ * (SECRETMEM_STATS would write a file with its rights). A user who set rules
+ * there expects protection they do not get: say so, once. */
+static void warn_if_ignored(void)
+{
+	extern char **environ;
+	if (!getauxval(AT_SECURE) || !environ)
+		return;
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "SECRETMEM_", 10) == 0) {
+			sm_warn("this is a set-user-ID, set-group-ID or file-capability program: "
+				"every SECRETMEM_* variable is ignored and no rule makes anything "
+				"secret; only secretmem.h annotations in its code do");
+			return;
+		}
+	}
+}
+
 void sm_options_read(void)
 {
 	for (size_t i = 0; i < NROWS; i++) {
@@ -323,6 +343,7 @@ void sm_options_read(void)
 		}
 	}
 	sm_log_level = sm_opt.log_level;
+	warn_if_ignored();
 }
 
 bool sm_options_have_rules(const struct sm_options *o)

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 bool sm_stats_on;
@@ -247,12 +248,38 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* The standard error the program started with: many programs close theirs at exit
+ * (coreutils' close_stdout does, in an atexit handler that runs before this
+ * destructor), so a copy is kept from start-up, far above the descriptors programs
+ * use. The copy is used only while it still is that file: a program that has put
+ * something else at its number gets no report written into it. */
+static int stderr_copy = -1;
+static struct stat stderr_st;
+
+static void keep_stderr(void)
+{
+	stderr_copy = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
+	if (stderr_copy >= 0 && fstat(stderr_copy, &stderr_st) != 0) {
+		close(stderr_copy);
+		stderr_copy = -1;
+	}
+}
+
+static int report_stderr(void)
+{
+	struct stat st;
+	if (stderr_copy >= 0 && fstat(stderr_copy, &st) == 0 && st.st_dev == stderr_st.st_dev &&
+	    st.st_ino == stderr_st.st_ino)
+		return stderr_copy;
+	return STDERR_FILENO;
+}
+
 __attribute__((destructor)) static void report(void)
 {
 	if (!sm_stats_on)
 		return;
 	if (sm_opt.stats == SM_STATS_STDERR) {
-		sm_stats_write(STDERR_FILENO, false);
+		sm_stats_write(report_stderr(), false);
 		return;
 	}
 	char path[4096];
@@ -272,6 +299,8 @@ void sm_stats_init(void)
 	if (!sm_stats_on)
 		return;
 	struct sm_live *l = &secretmem_impl_live;
+	if (sm_opt.stats == SM_STATS_STDERR)
+		keep_stderr();
 	memcpy(l->magic, SM_LIVE_MAGIC, sizeof(SM_LIVE_MAGIC));
 	l->mode = (uint64_t)sm_opt.mode;
 	publish();
