@@ -252,7 +252,11 @@ bg() {
 		kill -0 "$BG_PID" 2>/dev/null || break
 		sleep 0.05
 	done
-	grep -q '^READY$' "$out" || fail "no READY from: $cmd: $(cat "$out" "$BATS_TEST_TMPDIR/bg.err")"
+	if ! grep -q '^READY$' "$out"; then
+		local st=running
+		kill -0 "$BG_PID" 2>/dev/null || { wait "$BG_PID" && st=0 || st=$?; }
+		fail "no READY from: $cmd (status: $st): $(cat "$out" "$BATS_TEST_TMPDIR/bg.err")"
+	fi
 	BG_OUT=$(cat "$out")
 }
 
@@ -481,4 +485,39 @@ ex_install_setuid() {
 		"$h" "$(cat "$f")" "$(cat "$b.text")" "$(cat "$b.out")"
 	done
 	((n >= 22)) || fail "found only $n examples"
+}
+
+# ==== 7. the tools and the demo ====
+
+@test "inspect: the unreadable mappings it counts are exactly the secret ones (the kernel's [vvar*] pages are not)" {
+	bg "SECRETMEM_SITES=_ZN8KeyStore4loadEv SECRETMEM_DEPTH=4 secretmem-run -- ./keyd"
+	local nsecret
+	nsecret=$(grep -c ' /secretmem' "/proc/$BG_PID/maps")
+	((nsecret >= 1)) || fail "keyd holds no secret mapping"
+	run --separate-stderr -0 "$abs_top_builddir/tools/secretmem-inspect" --find "$(head -c 16 /dev/urandom | xxd -p)" "$BG_PID"
+	[[ $output =~ \(([0-9]+)\ unreadable\) ]] || fail "no scan line: $output"
+	assert_equal "${BASH_REMATCH[1]}" "$nsecret"
+	# the control: the kernel's pages that root cannot read either are there
+	local line start n=0
+	while read -r line; do
+		start=$((16#${line%%-*}))
+		dd if="/proc/$BG_PID/mem" bs=4096 skip=$((start / 4096)) count=1 status=none \
+			of=/dev/null 2>/dev/null || n=$((n + 1))
+	done < <(grep -E '\[(vvar|vvar_vclock|vsyscall)\]' "/proc/$BG_PID/maps" | grep '^[0-9a-f]*-[0-9a-f]* r')
+	((n >= 1)) || skip "no unreadable kernel page in this process (older kernel)"
+}
+
+@test "demo: scripts/demo exits 0 with PROTECTED, says where the commands are and what is unreadable, no build noise" {
+	run --separate-stderr timeout 300 "$abs_top_srcdir/scripts/demo" --no-install
+	assert_success
+	assert_equal "$stderr" ""
+	assert_line --regexp '^PROTECTED: '
+	assert_line "built, not installed: $abs_top_srcdir/tools/secretmem-run and $abs_top_srcdir/tools/secretmem-inspect"
+	[[ -x $abs_top_srcdir/tools/secretmem-run && -x $abs_top_srcdir/tools/secretmem-inspect ]]
+	# every scan explains its unreadable mappings, and with the shim they are the
+	# secret ones
+	assert_line --regexp '^  the ([1-9][0-9]*) unreadable mappings are the \1 secret ones: root gets EIO there$'
+	assert_line '  no mapping refused root: all of the server'"'"'s memory was read'
+	refute_line --partial 'autoreconf'
+	run -2 "$abs_top_srcdir/scripts/demo" --bogus
 }
