@@ -134,6 +134,16 @@ static const char *parse_stats(const char *v, struct sm_options *o)
 	return NULL;
 }
 
+static const char *parse_stats_if(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "always", "secret", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected always or secret";
+	o->stats_if_secret = i == 1;
+	return NULL;
+}
+
 static bool is_sep(char c, const char *seps)
 {
 	return strchr(seps, c) != NULL && c != '\0';
@@ -264,6 +274,8 @@ static const struct row table[] = {
 	    "cap on mapped secret memory" }, parse_max },
 	{ { "SECRETMEM_STATS", "1, 0, FILE", "unset",
 	    "report at exit on stderr (1) or into FILE (%p = pid)" }, parse_stats },
+	{ { "SECRETMEM_STATS_IF", "always, secret", "always",
+	    "which processes report: all, or those that made a secret allocation" }, parse_stats_if },
 	{ { "SECRETMEM_LOG", "error, warn, info, debug", "warn",
 	    "how much the library says on stderr" }, parse_log },
 };

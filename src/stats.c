@@ -278,6 +278,10 @@ __attribute__((destructor)) static void report(void)
 {
 	if (!sm_stats_on)
 		return;
+	/* In a chain of wrappers (a shell, a version manager's shim) only the process
+	 * that held secrets has something to say. */
+	if (sm_opt.stats_if_secret && !__atomic_load_n(&secretmem_impl_live.allocs, __ATOMIC_RELAXED))
+		return;
 	if (sm_opt.stats == SM_STATS_STDERR) {
 		sm_stats_write(report_stderr(), false);
 		return;

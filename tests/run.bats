@@ -240,12 +240,14 @@ ex() {
 # bg CMD: starts the command of an example in the background (its programs pause
 # with their blocks live) and waits for READY; BG_PID is the program's process.
 bg() {
-	local cmd=$1 out=$BATS_TEST_TMPDIR/bg.out
+	BG_N=$((${BG_N:-0} + 1))
+	local cmd=$1 out=$BATS_TEST_TMPDIR/bg.$BG_N.out
+	: >"$out"
 	cmd=${cmd//\/usr\/local\/lib\/libsecretmem-preload.so/$SHIM_REAL}
 	cmd=${cmd//LD_PRELOAD=.../LD_PRELOAD=$SHIM_REAL}
 	cmd=$(sed -E 's/^(([A-Za-z_][A-Za-z0-9_]*=[^ ]* )*)/\1exec /' <<<"$cmd")
 	bash -c "cd '$DOC' && export PATH='$DOC/path':\$PATH DOCPROG_PAUSE=1 && $cmd" \
-		>"$out" 2>"$BATS_TEST_TMPDIR/bg.err" </dev/null 3>&- &
+		>"$out" 2>"$out.err" </dev/null 3>&- &
 	BG_PID=$!
 	local deadline=$((SECONDS + 30))
 	until grep -q '^READY$' "$out" 2>/dev/null || ((SECONDS > deadline)); do
@@ -255,7 +257,7 @@ bg() {
 	if ! grep -q '^READY$' "$out"; then
 		local st=running
 		kill -0 "$BG_PID" 2>/dev/null || { wait "$BG_PID" && st=0 || st=$?; }
-		fail "no READY from: $cmd (status: $st): $(cat "$out" "$BATS_TEST_TMPDIR/bg.err")"
+		fail "no READY from: $cmd (status: $st): $(cat "$out" "$out.err")"
 	fi
 	BG_OUT=$(cat "$out")
 }
@@ -520,4 +522,32 @@ ex_install_setuid() {
 	assert_line '  no mapping refused root: all of the server'"'"'s memory was read'
 	refute_line --partial 'autoreconf'
 	run -2 "$abs_top_srcdir/scripts/demo" --bogus
+}
+
+# ==== 3. reports of programs behind wrappers ====
+
+@test "stats: --stats-if secret: in a wrapper chain with %p only the process that held secrets writes a file" {
+	local d=$BATS_TEST_TMPDIR/reports
+	mkdir -p "$d"
+	# bash forks the agent (not exec: a command follows), as wrappers do; dash
+	# would not do for the control, it leaves with _exit and never reports
+	run --separate-stderr -0 "$RUN" --stats="$d/s.%p.json" --stats-if secret --site load_key -- \
+		bash -c "'$DOC/agent'; exit 0"
+	assert_line 'key secret=1'
+	local files
+	files=$(ls "$d")
+	(($(wc -l <<<"$files") == 1)) || fail "expected one report, got: $files"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["allocs"] >= 1, d' "$d/$files"
+	# the control: without it the shell writes its own (empty) report too
+	rm -f "$d"/*
+	run --separate-stderr -0 "$RUN" --stats="$d/s.%p.json" --site load_key -- bash -c "'$DOC/agent'; exit 0"
+	(($(ls "$d" | wc -l) == 2)) || fail "expected two reports, got: $(ls "$d")"
+	# on stderr the same: only the agent reports
+	run --separate-stderr -0 env SECRETMEM_STATS_IF=secret "$RUN" --stats --site load_key -- \
+		bash -c "'$DOC/agent'; exit 0"
+	(($(grep -c "statistics of process" <<<"$stderr") == 1)) || fail "stderr: $stderr"
+	run --separate-stderr -2 "$RUN" --stats-if sometimes true
+	[[ $stderr == 'secretmem-run: --stats-if "sometimes" is not valid: expected always, secret' ]] || fail "stderr: $stderr"
+	run --separate-stderr -78 env SECRETMEM_STATS_IF=sometimes "$RUN" true
+	[[ $stderr == "${SM_PREFIX}SECRETMEM_STATS_IF=\"sometimes\" is not valid: expected always or secret" ]] || fail "stderr: $stderr"
 }
