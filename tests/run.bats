@@ -590,3 +590,76 @@ build_vault() {
 		esac
 	done
 }
+
+# ==== 3. reports of servers stopped by a signal ====
+
+@test "stats: a server stopped by SIGTERM leaves its report and still ends by SIGTERM (status 143)" {
+	local f=$BATS_TEST_TMPDIR/keyd.%p.json
+	bg "SECRETMEM_SITES=_ZN8KeyStore4loadEv SECRETMEM_DEPTH=4 secretmem-run --stats='$f' -- ./keyd"
+	assert_equal "$BG_OUT" $'key secret=1\nraw secret=1\nREADY'
+	local pid=$BG_PID st=0
+	kill -TERM "$pid"
+	wait "$pid" || st=$?
+	BG_PID=
+	assert_equal "$st" 143
+	local report=${f/\%p/$pid}
+	[[ -f $report ]] || fail "no report in $report: $(ls "$BATS_TEST_TMPDIR")"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["signal"] == 15 and d["allocs"] >= 2 and d["mapped_bytes"] > 0, d' "$report"
+	# on stderr, in text
+	bg "SECRETMEM_SITES=_ZN8KeyStore4loadEv SECRETMEM_DEPTH=4 secretmem-run --stats -- ./keyd"
+	pid=$BG_PID st=0
+	# (SIGHUP: a background job of a script ignores SIGINT, with or without the shim)
+	kill -HUP "$pid"
+	wait "$pid" || st=$?
+	BG_PID=
+	assert_equal "$st" 129
+	grep -q "^libsecretmem-preload: statistics of process $pid, ended by signal 1\$" "$BATS_TEST_TMPDIR/bg.$BG_N.out.err" ||
+		fail "no report: $(cat "$BATS_TEST_TMPDIR/bg.$BG_N.out.err")"
+	grep -Eq '^  secret allocations [1-9]' "$BATS_TEST_TMPDIR/bg.$BG_N.out.err"
+	# the control: without --stats the same stop leaves nothing and the same status
+	bg "SECRETMEM_SITES=_ZN8KeyStore4loadEv SECRETMEM_DEPTH=4 secretmem-run -- ./keyd"
+	pid=$BG_PID st=0
+	kill -TERM "$pid"
+	wait "$pid" || st=$?
+	BG_PID=
+	assert_equal "$st" 143
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/bg.$BG_N.out.err")" ""
+}
+
+@test "stats: the program's view of its signals is what it is without the shim (Python's SIGINT, handlers, SIG_IGN)" {
+	local py='import os, signal, sys
+def show(x): print(str(x).split(" at 0x")[0])
+show([signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)])
+show(signal.signal(signal.SIGTERM, lambda *a: sys.exit(3)))
+show(signal.signal(signal.SIGTERM, signal.SIG_DFL))
+show(signal.getsignal(signal.SIGTERM))
+show(signal.signal(signal.SIGTERM, lambda *a: sys.exit(3)))
+os.kill(os.getpid(), signal.SIGTERM)'
+	run --separate-stderr python3 -c "$py"
+	local want=$output want_status=$status
+	assert_equal "$want_status" 3
+	run --separate-stderr "$RUN" --stats --lib '*' -- python3 -c "$py"
+	assert_equal "$output" "$want"
+	assert_equal "$status" "$want_status"
+	# its own handler ended it: the ordinary report at exit
+	[[ $stderr == "${SM_PREFIX}statistics of process "[0-9]*$'\n'* && $stderr != *"ended by signal"* ]] ||
+		fail "stderr: $stderr"
+	# KeyboardInterrupt, then Python ends itself by SIGINT: 130 both ways
+	run --separate-stderr python3 -c 'import os, signal; os.kill(os.getpid(), signal.SIGINT)'
+	assert_equal "$status" 130
+	[[ $stderr == *KeyboardInterrupt* ]]
+	run --separate-stderr "$RUN" --stats -- python3 -c 'import os, signal; os.kill(os.getpid(), signal.SIGINT)'
+	assert_equal "$status" 130
+	[[ $stderr == *KeyboardInterrupt*"${SM_PREFIX}statistics of process "*", ended by signal 2"* ]] ||
+		fail "stderr: $stderr"
+	# an ignored SIGTERM stays ignored, and is shown as without the shim
+	py='import os, signal
+print(signal.getsignal(signal.SIGTERM)); os.kill(os.getpid(), signal.SIGTERM); print("alive")'
+	run --separate-stderr bash -c 'trap "" TERM; exec "$@"' - python3 -c "$py"
+	assert_success
+	want=$output
+	assert_line alive
+	run --separate-stderr bash -c 'trap "" TERM; exec "$@"' - "$RUN" --stats -- python3 -c "$py"
+	assert_success
+	assert_output "$want"
+}
