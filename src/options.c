@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 struct sm_options sm_opt = {
 	.mode = SM_MODE_EXCLUSIVE,
@@ -130,6 +131,16 @@ static const char *parse_stats(const char *v, struct sm_options *o)
 		if (!o->stats_path)
 			return "out of memory";
 	}
+	return NULL;
+}
+
+static const char *parse_stats_if(const char *v, struct sm_options *o)
+{
+	static const char *const w[] = { "always", "secret", NULL };
+	int i;
+	if (word(v, w, &i))
+		return "expected always or secret";
+	o->stats_if_secret = i == 1;
 	return NULL;
 }
 
@@ -263,6 +274,8 @@ static const struct row table[] = {
 	    "cap on mapped secret memory" }, parse_max },
 	{ { "SECRETMEM_STATS", "1, 0, FILE", "unset",
 	    "report at exit on stderr (1) or into FILE (%p = pid)" }, parse_stats },
+	{ { "SECRETMEM_STATS_IF", "always, secret", "always",
+	    "which processes report: all, or those that made a secret allocation" }, parse_stats_if },
 	{ { "SECRETMEM_LOG", "error, warn, info, debug", "warn",
 	    "how much the library says on stderr" }, parse_log },
 };
@@ -338,9 +351,29 @@ static void describe(const struct sm_options *o, char *buf, size_t size)
 		n += sm_format(buf + n, size - n, " SECRETMEM_MAX=%zu", o->max);
 	else
 		n += sm_format(buf + n, size - n, " SECRETMEM_MAX=RLIMIT_MEMLOCK");
-	n += sm_format(buf + n, size - n, " SECRETMEM_STATS=%s",
-		       o->stats == SM_STATS_OFF ? "off" : o->stats == SM_STATS_STDERR ? "stderr" : o->stats_path);
+	n += sm_format(buf + n, size - n, " SECRETMEM_STATS=%s SECRETMEM_STATS_IF=%s",
+		       o->stats == SM_STATS_OFF ? "off" : o->stats == SM_STATS_STDERR ? "stderr" : o->stats_path,
+		       o->stats_if_secret ? "secret" : "always");
 	sm_format(buf + n, size - n, " SECRETMEM_LOG=%s", levels[o->log_level]);
+}
+
+/* In secure-execution mode (set-user-ID, set-group-ID, file capabilities) no
+ * variable is read: the user who starts a privileged program must not steer it
+ * (SECRETMEM_STATS would write a file with its rights). A user who set rules
+ * there expects protection they do not get: say so, once. */
+static void warn_if_ignored(void)
+{
+	extern char **environ;
+	if (!getauxval(AT_SECURE) || !environ)
+		return;
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "SECRETMEM_", 10) == 0) {
+			sm_warn("this is a set-user-ID, set-group-ID or file-capability program: "
+				"every SECRETMEM_* variable is ignored and no rule makes anything "
+				"secret; only secretmem.h annotations in its code do");
+			return;
+		}
+	}
 }
 
 void sm_options_read(void)
@@ -364,6 +397,9 @@ void sm_options_read(void)
 		describe(&sm_opt, line, sizeof(line));
 		sm_debug("options in effect: %s", line);
 	}
+}
+
+	warn_if_ignored();
 }
 
 bool sm_options_have_rules(const struct sm_options *o)

@@ -41,6 +41,7 @@ struct sm_options {
 	size_t max;                 /* 0: the default (RLIMIT_MEMLOCK) */
 	enum sm_stats stats;
 	const char *stats_path;     /* SM_STATS_FILE: the pattern, %p not expanded */
+	bool stats_if_secret;       /* report only after a secret allocation */
 	int log_level;
 };
 

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 bool sm_stats_on;
@@ -247,12 +248,128 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* The standard error the program started with: many programs close theirs at exit
+ * (coreutils' close_stdout does, in an atexit handler that runs before this
+ * destructor), so a copy is kept from start-up, far above the descriptors programs
+ * use. The copy is used only while it still is that file: a program that has put
+ * something else at its number gets no report written into it. */
+static int stderr_copy = -1;
+static struct stat stderr_st;
+
+static void keep_stderr(void)
+{
+	stderr_copy = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 1000);
+	if (stderr_copy >= 0 && fstat(stderr_copy, &stderr_st) != 0) {
+		close(stderr_copy);
+		stderr_copy = -1;
+	}
+}
+
+static int report_stderr(void)
+{
+	struct stat st;
+	if (stderr_copy >= 0 && fstat(stderr_copy, &st) == 0 && st.st_dev == stderr_st.st_dev &&
+	    st.st_ino == stderr_st.st_ino)
+		return stderr_copy;
+	return STDERR_FILENO;
+}
+
+/* Set by the first report, at exit or at a fatal signal: one per process. */
+static int reported;
+
+/* The report's file: stderr's copy, or the file (%p expanded); -1 with a warning. */
+static int open_report(bool *json)
+{
+	*json = false;
+	if (sm_opt.stats == SM_STATS_STDERR)
+		return report_stderr();
+	char path[4096];
+	expand(sm_opt.stats_path, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		sm_warn("SECRETMEM_STATS: cannot write %s: %s", path, strerror(errno));
+	*json = ends_with(path, ".json");
+	return fd;
+}
+
+static uint64_t counter(uint64_t addr)
+{
+	return addr ? __atomic_load_n((const uint64_t *)(uintptr_t)addr, __ATOMIC_RELAXED) : 0;
+}
+
+void sm_stats_write_fatal(int sig)
+{
+	static struct buf b;
+	const struct sm_live *l = &secretmem_impl_live;
+	if (!sm_stats_on || __atomic_exchange_n(&reported, 1, __ATOMIC_ACQ_REL))
+		return;
+	uint64_t allocs = __atomic_load_n(&l->allocs, __ATOMIC_RELAXED);
+	if (sm_opt.stats_if_secret && !allocs)
+		return;
+	bool json;
+	int fd = open_report(&json);
+	if (fd < 0)
+		return;
+	uint64_t frees = __atomic_load_n(&l->frees, __ATOMIC_RELAXED);
+	struct site top[TOP];
+	size_t ntop = top_sites(top);
+	b.len = 0;
+	if (json) {
+		add(&b, "{\"pid\": %d, \"signal\": %d, \"mode\": \"%s\", \"backend\": \"", (int)getpid(), sig,
+		    mode_name());
+		add_json_str(&b, l->backend);
+		add(&b, "\", \"allocs\": %llu, \"frees\": %llu, \"peak_bytes\": %llu, \"touched_bytes\": %llu, "
+			"\"mapped_bytes\": %llu, \"chunks\": %llu, \"enomem\": %llu, \"limit\": %llu, "
+			"\"routed\": %llu, \"stack_walks\": %llu, \"sites\": [",
+		    (unsigned long long)allocs, (unsigned long long)frees,
+		    (unsigned long long)counter(l->addr_peak), (unsigned long long)counter(l->addr_touched),
+		    (unsigned long long)counter(l->addr_mapped), (unsigned long long)counter(l->addr_chunks),
+		    (unsigned long long)counter(l->addr_enomem), (unsigned long long)counter(l->addr_limit),
+		    (unsigned long long)sm_stats_decisions, (unsigned long long)sm_stats_walks);
+		for (size_t i = 0; i < ntop; i++)
+			add(&b, "%s{\"pc\": %lu, \"allocs\": %llu, \"bytes\": %llu}", i ? ", " : "",
+			    (unsigned long)top[i].pc, (unsigned long long)top[i].count,
+			    (unsigned long long)top[i].bytes);
+		add(&b, "]}\n");
+	} else {
+		add(&b, "libsecretmem-preload: statistics of process %d, ended by signal %d\n", (int)getpid(), sig);
+		add(&b, "  mode %s, backend %s\n", mode_name(), l->backend[0] ? l->backend : "none");
+		add(&b, "  secret allocations %llu, frees %llu\n", (unsigned long long)allocs,
+		    (unsigned long long)frees);
+		add(&b, "  peak %llu bytes\n", (unsigned long long)counter(l->addr_peak));
+		add(&b, "  pages touched %llu bytes, mapped %llu bytes in %llu chunks, limit %llu bytes\n",
+		    (unsigned long long)counter(l->addr_touched), (unsigned long long)counter(l->addr_mapped),
+		    (unsigned long long)counter(l->addr_chunks), (unsigned long long)counter(l->addr_limit));
+		add(&b, "  allocations refused for lack of secret memory (ENOMEM): %llu\n",
+		    (unsigned long long)counter(l->addr_enomem));
+		add(&b, "  allocations routed %llu, of which needed a stack walk: %llu\n",
+		    (unsigned long long)sm_stats_decisions, (unsigned long long)sm_stats_walks);
+		if (ntop)
+			add(&b, "  top call sites by secret bytes (return addresses: no names in a signal handler):\n");
+		for (size_t i = 0; i < ntop; i++)
+			add(&b, "    %10llu bytes %8llu allocs  0x%lx\n", (unsigned long long)top[i].bytes,
+			    (unsigned long long)top[i].count, (unsigned long)top[i].pc);
+	}
+	for (size_t off = 0; off < b.len;) {
+		ssize_t w = write(fd, b.data + off, b.len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (fd != STDERR_FILENO && sm_opt.stats != SM_STATS_STDERR)
+		close(fd);
+}
+
 __attribute__((destructor)) static void report(void)
 {
-	if (!sm_stats_on)
+	if (!sm_stats_on || __atomic_exchange_n(&reported, 1, __ATOMIC_ACQ_REL))
+		return;
+	/* In a chain of wrappers (a shell, a version manager's shim) only the process
+	 * that held secrets has something to say. */
+	if (sm_opt.stats_if_secret && !__atomic_load_n(&secretmem_impl_live.allocs, __ATOMIC_RELAXED))
 		return;
 	if (sm_opt.stats == SM_STATS_STDERR) {
-		sm_stats_write(STDERR_FILENO, false);
+		sm_stats_write(report_stderr(), false);
 		return;
 	}
 	char path[4096];
@@ -274,9 +391,12 @@ void sm_stats_init(void)
 	if (!sm_stats_on)
 		return;
 	struct sm_live *l = &secretmem_impl_live;
+	if (sm_opt.stats == SM_STATS_STDERR)
+		keep_stderr();
 	memcpy(l->magic, SM_LIVE_MAGIC, sizeof(SM_LIVE_MAGIC));
 	l->mode = (uint64_t)sm_opt.mode;
 	publish();
+	sm_signals_init();
 }
 
 void sm_stats_refresh(void)

@@ -54,6 +54,14 @@ struct sm_live {
 /* A secret block is freed (counted when SECRETMEM_STATS is set). */
 void sm_stats_free(void);
 
+/* In a signal handler, the process about to end by signal sig: the report, from
+ * lock-free counters only, call sites unnamed (async-signal-safe). Once. */
+void sm_stats_write_fatal(int sig);
+
+/* With SECRETMEM_STATS set: stands in for the default action of SIGTERM, SIGINT
+ * and SIGHUP to write the report (signals.c). */
+void sm_signals_init(void);
+
 #pragma GCC visibility pop
 
 #endif

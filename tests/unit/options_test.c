@@ -152,6 +152,10 @@ static void test_stats(void)
 	e = parse("SECRETMEM_STATS", "report", &o);
 	ok(!e && o.stats == SM_STATS_FILE && streq(o.stats_path, "report"),
 	   "SECRETMEM_STATS=report is a relative file");
+	e = parse("SECRETMEM_STATS_IF", "secret", &o);
+	ok(!e && o.stats_if_secret, "SECRETMEM_STATS_IF=secret: only processes with secrets report");
+	e = sm_option_parse("SECRETMEM_STATS_IF", "always", &o);
+	ok(!e && !o.stats_if_secret, "SECRETMEM_STATS_IF=always: every process reports");
 }
 
 static void test_libs(void)
@@ -210,7 +214,8 @@ static const struct bad bads[] = {
 	{ "SECRETMEM_MODE", "" }, { "SECRETMEM_LIBS", "" }, { "SECRETMEM_SITES", "" },
 	{ "SECRETMEM_WRAPPERS", "" }, { "SECRETMEM_DEPTH", "" }, { "SECRETMEM_FALLBACK", "" },
 	{ "SECRETMEM_FORK", "" }, { "SECRETMEM_MAX", "" }, { "SECRETMEM_STATS", "" },
-	{ "SECRETMEM_LOG", "" },
+	{ "SECRETMEM_STATS_IF", "" }, { "SECRETMEM_STATS_IF", "Secret" },
+	{ "SECRETMEM_STATS_IF", "held" }, { "SECRETMEM_LOG", "" },
 	/* words: exact and lowercase */
 	{ "SECRETMEM_MODE", "Exclusive" }, { "SECRETMEM_MODE", "OFF" }, { "SECRETMEM_MODE", "off " },
 	{ "SECRETMEM_MODE", " off" }, { "SECRETMEM_MODE", "of" }, { "SECRETMEM_MODE", "offf" },
@@ -309,17 +314,19 @@ static void test_doc(void)
 	static const char *const names[] = {
 		"SECRETMEM_MODE", "SECRETMEM_LIBS", "SECRETMEM_SITES", "SECRETMEM_WRAPPERS",
 		"SECRETMEM_DEPTH", "SECRETMEM_FALLBACK", "SECRETMEM_FORK", "SECRETMEM_MAX",
-		"SECRETMEM_STATS", "SECRETMEM_LOG",
+		"SECRETMEM_STATS", "SECRETMEM_STATS_IF", "SECRETMEM_LOG",
 	};
 	/* The defaults column of docs/contract.md. */
 	static const char *const defaults[] = {
-		"exclusive", "none", "none", "none", "0", "none", "copy", "RLIMIT_MEMLOCK", "unset", "warn",
+		"exclusive", "none", "none", "none", "0", "none", "copy", "RLIMIT_MEMLOCK", "unset",
+		"always", "warn",
 	};
 	size_t n = 0;
 	while (sm_option_doc(n))
 		n++;
-	ok(n == 10, "sm_option_doc lists 10 variables (it lists %zu)", n);
-	for (size_t i = 0; i < 10; i++) {
+	size_t rows = sizeof(names) / sizeof(names[0]);
+	ok(n == rows, "sm_option_doc lists %zu variables (it lists %zu)", rows, n);
+	for (size_t i = 0; i < rows; i++) {
 		const struct sm_option_doc *d = sm_option_doc(i);
 		ok(d && streq(d->name, names[i]) && d->values && *d->values && d->meaning && *d->meaning,
 		   "row %zu is %s, with values and meaning", i, names[i]);
@@ -329,7 +336,7 @@ static void test_doc(void)
 		ok(d && !streq(sm_option_parse(d->name, "", &o), "is not a known variable"),
 		   "%s is known to sm_option_parse", names[i]);
 	}
-	ok(sm_option_doc(10) == NULL && sm_option_doc(SIZE_MAX) == NULL, "no row past the end");
+	ok(sm_option_doc(rows) == NULL && sm_option_doc(SIZE_MAX) == NULL, "no row past the end");
 }
 
 /* ---- sm_options_read, in a child ---- */
