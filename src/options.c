@@ -397,8 +397,6 @@ void sm_options_read(void)
 		describe(&sm_opt, line, sizeof(line));
 		sm_debug("options in effect: %s", line);
 	}
-}
-
 	warn_if_ignored();
 }
 

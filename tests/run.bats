@@ -387,7 +387,7 @@ ex_find() {
 	assert_equal "$BG_OUT" $'key secret=1\nraw secret=1\nREADY'
 	ex "$2"
 	assert_success
-	[[ $output =~ search\ results:\ +[0-9a-f]+:\ 0$ ]] || fail "$1: $EX_CMD: $output"
+	[[ $output =~ search\ results:\ +[0-9a-f]+:\ 0($|$'\n') ]] || fail "$1: $EX_CMD: $output"
 	bg_stop
 	bg "./keyd"
 	ex "$2"
