@@ -15,28 +15,20 @@
  */
 #include "config.h"
 #include "route.h"
+#include "elfsym.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"
 #include "stats.h"
 
 #include <dlfcn.h>
-#include <elf.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <gnu/libc-version.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-
-#ifndef SECRETMEM_NOTE_TYPE
-#define SECRETMEM_NOTE_TYPE 0x534d
-#endif
 
 __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
 
@@ -58,6 +50,8 @@ struct object {
 	uintptr_t lo, hi;       /* lowest and highest address of its PT_LOAD segments */
 	uintptr_t bias;         /* dlpi_addr */
 	const char *path;
+	const ElfW(Phdr) *phdr; /* its program headers (dlpi_phdr), for reading it */
+	unsigned phnum;
 	enum sm_class cls;      /* of every address outside its ranges */
 	struct range *ranges;
 	size_t nranges;
@@ -167,60 +161,6 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	}
 }
 
-typedef void (*func_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_t hi);
-
-/* Calls fn for every defined FUNC symbol of the ELF file (.symtab and .dynsym), at
- * its address once loaded with this bias. */
-static void for_each_func(const char *file, uintptr_t bias, func_fn fn, void *ctx)
-{
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	struct stat st;
-	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(Elf64_Ehdr)) {
-		close(fd);
-		return;
-	}
-	size_t size = (size_t)st.st_size;
-	const unsigned char *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (img == MAP_FAILED)
-		return;
-
-	const Elf64_Ehdr *eh = (const void *)img;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
-	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
-		goto out;
-
-	const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff);
-	for (unsigned i = 0; i < eh->e_shnum; i++) {
-		if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM)
-			continue;
-		if (sh[i].sh_link >= eh->e_shnum)
-			continue;
-		const Elf64_Shdr *str = &sh[sh[i].sh_link];
-		if (sh[i].sh_offset + sh[i].sh_size > size || str->sh_offset + str->sh_size > size)
-			continue;
-		const Elf64_Sym *sym = (const void *)(img + sh[i].sh_offset);
-		const char *names = (const char *)img + str->sh_offset;
-		size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-		for (size_t k = 0; k < n; k++) {
-			unsigned t = ELF64_ST_TYPE(sym[k].st_info);
-			if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
-			    sym[k].st_name >= str->sh_size || sym[k].st_size == 0)
-				continue;
-			const char *name = names + sym[k].st_name;
-			if (!memchr(name, '\0', str->sh_size - sym[k].st_name))
-				continue;
-			uintptr_t lo = bias + sym[k].st_value;
-			fn(ctx, name, lo, lo + sym[k].st_size);
-		}
-	}
-out:
-	munmap((void *)img, size);
-}
-
 struct symbols_ctx {
 	struct object *o;
 	struct rangebuf b;
@@ -232,43 +172,33 @@ static void collect(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
 	match_rules(c->o, name, lo, hi, &c->b);
 }
 
-/* Records the ranges of the functions named by SECRETMEM_SITES and
- * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
- * into it. */
-static void read_symbols(struct object *o, const char *file)
+static struct sm_elf_object elf_object(const struct object *o)
 {
-	struct symbols_ctx c = { o, { 0 } };
-	for_each_func(file, o->bias, collect, &c);
-	o->ranges = c.b.r;
-	o->nranges = c.b.n;
+	return (struct sm_elf_object){ o->bias, o->path, o->phdr, o->phnum };
 }
 
-/* An object built with SECRETMEM_ANNOTATE_LIBRARY has our note in a PT_NOTE segment. */
-static bool annotated(const struct dl_phdr_info *info)
+/* Records the ranges of the functions named by SECRETMEM_SITES and
+ * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
+ * into it, read from the file actually mapped (elfsym.c says how it is found). */
+static void read_symbols(struct object *o)
 {
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_NOTE)
-			continue;
-		const unsigned char *p = (const void *)(info->dlpi_addr + ph->p_vaddr);
-		const unsigned char *end = p + ph->p_memsz;
-		while (p + sizeof(ElfW(Nhdr)) <= end) {
-			const ElfW(Nhdr) *nh = (const void *)p;
-			const char *name = (const char *)(nh + 1);
-			size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
-			if (nh->n_type == SECRETMEM_NOTE_TYPE && nh->n_namesz == 10 &&
-			    name + nsz <= (const char *)end && memcmp(name, "secretmem", 10) == 0)
-				return true;
-			p += sizeof(*nh) + nsz + dsz;
-		}
-	}
-	return false;
+	struct symbols_ctx c = { o, { 0 } };
+	struct sm_elf_object eo = elf_object(o);
+	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, NULL, 0);
+	o->ranges = c.b.r;
+	o->nranges = c.b.n;
+	if (src == SM_ELF_MEMORY && sm_opt.nsites && o->phnum && o->path[0] != '\0' &&
+	    strncmp(o->path, "linux-vdso", 10) != 0)
+		sm_warn("cannot read the file of %s (replaced or deleted since it was loaded): "
+			"only its exported functions can match SECRETMEM_SITES (static ones cannot)",
+			o->path);
 }
 
 static int find_annotated(struct dl_phdr_info *info, size_t size, void *any)
 {
 	(void)size;
-	*(bool *)any |= annotated(info);
+	struct sm_elf_object eo = { info->dlpi_addr, info->dlpi_name, info->dlpi_phdr, info->dlpi_phnum };
+	*(bool *)any |= sm_elf_annotated(&eo);
 	return 0;
 }
 
@@ -338,7 +268,8 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 		return 0;
 	}
 	struct object *o = &objects[slot];
-	*o = (struct object){ .lo = lo, .hi = hi, .bias = info->dlpi_addr, .present = true };
+	*o = (struct object){ .lo = lo, .hi = hi, .bias = info->dlpi_addr, .present = true,
+			      .phdr = info->dlpi_phdr, .phnum = info->dlpi_phnum };
 	o->path = sm_meta_strndup(name, strlen(name));
 	if (!o->path)
 		return 0;
@@ -348,12 +279,13 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 	    info->dlpi_addr == self_bias || is_cxx_runtime(base_name(name))) {
 		o->cls = SM_MACHINERY;
 	} else {
-		note = annotated(info);
+		struct sm_elf_object eo = elf_object(o);
+		note = sm_elf_annotated(&eo);
 		bool lib = false;
 		for (size_t i = 0; i < sm_opt.nlibs && !lib; i++)
 			lib = glob_matches(sm_opt.libs[i], name);
 		o->cls = note || lib ? SM_SECRET : SM_ORDINARY;
-		read_symbols(o, main_program ? "/proc/self/exe" : name);
+		read_symbols(o);
 	}
 	have_rules |= o->cls == SM_SECRET;
 	for (size_t i = 0; i < o->nranges; i++)
@@ -615,7 +547,8 @@ bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, cons
 		return false;
 	*object = o->path;
 	struct name_ctx c = { pc, 0, buf, size };
-	for_each_func(strcmp(o->path, exe_path) == 0 ? "/proc/self/exe" : o->path, o->bias, closest, &c);
+	struct sm_elf_object eo = elf_object(o);
+	sm_elf_for_each_func(&eo, closest, &c, NULL, 0);
 	*offset = buf[0] ? pc - c.best_lo : pc - o->bias;
 	return buf[0] != '\0';
 }
