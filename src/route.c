@@ -67,6 +67,7 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t libc_bias, ldso_bias, self_bias, unwind_bias;
 
 static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
+static bool have_sites; /* a SECRETMEM_SITES entry matched a function */
 
 /* ---- rules ---- */
 
@@ -289,7 +290,8 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 	}
 	have_rules |= o->cls == SM_SECRET;
 	for (size_t i = 0; i < o->nranges; i++)
-		have_rules |= o->ranges[i].cls == SM_SECRET;
+		have_sites |= o->ranges[i].cls == SM_SECRET;
+	have_rules |= have_sites;
 	describe(o, note);
 	if (slot == nobjects)
 		nobjects++;
@@ -357,6 +359,141 @@ static void cache_store(uintptr_t pc, enum sm_class cls)
 	__atomic_store_n(&sm_route_cache[victim], e, __ATOMIC_RELAXED);
 }
 
+/* ---- tail calls into a site ----
+ *
+ * A site that ends in "return malloc(n)" is compiled to "jmp malloc": the
+ * allocator's return address is then in the site's caller, just after the call to
+ * the site. So when an address is in no site, the call instruction that ends there
+ * is decoded, followed through a PLT stub or GOT slot, and if it calls a site the
+ * address is secret. Runs on a cache miss only. Every byte read lies in a PT_LOAD
+ * segment of a loaded object with the permission the read needs (elfsym.c), so a
+ * frame address that is not a return address cannot make it fault.
+ */
+
+static bool in_site(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	for (size_t i = 0; o && i < o->nranges; i++)
+		if (o->ranges[i].cls == SM_SECRET && t - o->ranges[i].lo < o->ranges[i].hi - o->ranges[i].lo)
+			return true;
+	return false;
+}
+
+static bool code_at(const struct object *o, uintptr_t a, size_t n)
+{
+	struct sm_elf_object eo = elf_object(o);
+	return a <= UINTPTR_MAX - n && sm_elf_mapped(&eo, a, n, PF_R | PF_X);
+}
+
+/* The pointer in the slot at a, if the object maps it readable; else 0. */
+static uintptr_t slot_at(uintptr_t a)
+{
+	struct object *o = find_object(a);
+	if (!o)
+		return 0;
+	struct sm_elf_object eo = elf_object(o);
+	if ((a & (sizeof(uintptr_t) - 1)) || !sm_elf_mapped(&eo, a, sizeof(uintptr_t), PF_R))
+		return 0;
+	return __atomic_load_n((const uintptr_t *)a, __ATOMIC_RELAXED);
+}
+
+static int32_t rel32(const unsigned char *p)
+{
+	int32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+#if defined(__x86_64__)
+/* What the call that returns to ra in o calls: "call rel32" (e8) or "call
+ * *disp32(%rip)" (ff 15, -fno-plt). */
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	const unsigned char *p = (const unsigned char *)ra;
+	if (code_at(o, ra - 5, 5) && p[-5] == 0xe8)
+		return ra + (uintptr_t)(intptr_t)rel32(p - 4);
+	if (code_at(o, ra - 6, 6) && p[-6] == 0xff && p[-5] == 0x15)
+		return slot_at(ra + (uintptr_t)(intptr_t)rel32(p - 4));
+	return 0;
+}
+
+/* Where a PLT stub at t jumps: "jmp *disp32(%rip)" (ff 25), after an endbr64
+ * (f3 0f 1e fa) and a bnd prefix (f2) in .plt.sec; t itself when it is no stub. */
+static uintptr_t through_plt(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	if (!o || !code_at(o, t, 11))
+		return t;
+	const unsigned char *p = (const unsigned char *)t;
+	if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+		p += 4;
+	if (p[0] == 0xf2)
+		p++;
+	if (p[0] != 0xff || p[1] != 0x25)
+		return t;
+	uintptr_t next = (uintptr_t)(p + 6);
+	uintptr_t to = slot_at(next + (uintptr_t)(intptr_t)rel32(p + 2));
+	return to ? to : t;
+}
+#elif defined(__aarch64__)
+static uint32_t insn_at(uintptr_t a)
+{
+	uint32_t v;
+	memcpy(&v, (const void *)a, sizeof(v));
+	return v;
+}
+
+/* "bl imm26" just before ra. */
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	if (!code_at(o, ra - 4, 4))
+		return 0;
+	uint32_t i = insn_at(ra - 4);
+	if ((i & 0xfc000000u) != 0x94000000u)
+		return 0;
+	int64_t off = (int64_t)((uint64_t)(i & 0x03ffffffu) << 38) >> 36; /* sign-extended, * 4 */
+	return ra - 4 + (uintptr_t)off;
+}
+
+/* A PLT stub: [bti c;] adrp x16, page; ldr x17, [x16, #off]; add x16, ...; br x17. */
+static uintptr_t through_plt(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	if (!o || !code_at(o, t, 16))
+		return t;
+	uintptr_t p = t;
+	if (insn_at(p) == 0xd503245fu && code_at(o, t, 20))
+		p += 4; /* bti c */
+	uint32_t adrp = insn_at(p), ldr = insn_at(p + 4);
+	if ((adrp & 0x9f00001fu) != 0x90000010u || (ldr & 0xffc003ffu) != 0xf9400211u)
+		return t;
+	int64_t imm = (int64_t)((uint64_t)(((adrp >> 29) & 3) | (((adrp >> 5) & 0x7ffff) << 2)) << 43) >> 31;
+	uintptr_t page = (p & ~(uintptr_t)0xfff) + (uintptr_t)imm;
+	uintptr_t to = slot_at(page + ((ldr >> 10) & 0xfff) * 8);
+	return to ? to : t;
+}
+#else
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	(void)o;
+	(void)ra;
+	return 0;
+}
+
+static uintptr_t through_plt(uintptr_t t)
+{
+	return t;
+}
+#endif
+
+/* Whether the call that returns to ra calls a site (directly, through a PLT stub
+ * or a GOT slot). */
+static bool calls_site(const struct object *o, uintptr_t ra)
+{
+	uintptr_t t = call_target(o, ra);
+	return t && (in_site(t) || in_site(through_plt(t)));
+}
+
 /* Called with table_lock held. */
 static enum sm_class classify_locked(uintptr_t pc)
 {
@@ -380,6 +517,8 @@ static enum sm_class classify_locked(uintptr_t pc)
 				break; /* a wrapper is looked through even if also named a site */
 		}
 	}
+	if (cls != SM_SECRET && o->cls != SM_MACHINERY && have_sites && calls_site(o, pc))
+		cls = SM_SECRET;
 	return cls;
 }
 

@@ -74,3 +74,44 @@ teardown() {
 	assert_lives_secret lib_key
 	assert_lives_ordinary tail_plain
 }
+
+# ---- tail calls: a site that ends in "return malloc(n)" is "jmp malloc" ----
+
+# Runs the tail-call cases of one build and checks where each block lives.
+tail_calls() {
+	local v=$1 prog=$B/$1/sites_prog
+	[[ -x $prog ]] || skip "no $v build (compiler missing)"
+	# the premise: each site really ends in a jump to the allocator
+	run -0 objdump -d --no-show-raw-insn "$B/$v/libsites.so"
+	assert_output --regexp "<lib_tail_key>:"$'\n'" +[0-9a-f]+:\s+(jmp|bnd jmp)\s"
+	local cases=(lib_tail_key lib_tail_dup)
+	# -O3 -flto inlines the program's own sites into main: see the inlining case
+	[[ $v == lto ]] || cases+=(tail_key tail_dup tail_calloc)
+	start_paused SECRETMEM_SITES=tail_key,tail_dup,tail_calloc,lib_tail_key,lib_tail_dup \
+		"$prog" pause "${cases[@]}" tail_plain lib_tail_plain
+	local c
+	for c in "${cases[@]}"; do
+		assert_lives_secret "$c"
+	done
+	assert_lives_ordinary tail_plain
+	assert_lives_ordinary lib_tail_plain
+	assert_has_secretmem
+}
+
+@test "tail calls: gcc -O2 -g: malloc, strdup, calloc from a site's tail, direct and through the PLT" {
+	tail_calls o2
+}
+
+@test "tail calls: gcc -O2 -g -fno-plt: through the GOT (call *disp(%rip))" {
+	run -0 objdump -d "$B/noplt/sites_prog"
+	assert_output --regexp "call +\*0x[0-9a-f]+\(%rip\).*<lib_tail_key"
+	tail_calls noplt
+}
+
+@test "tail calls: gcc -O3 -flto -g: a library's sites" {
+	tail_calls lto
+}
+
+@test "tail calls: clang -O2 -g" {
+	tail_calls clang
+}
