@@ -68,6 +68,9 @@ static uintptr_t libc_bias, ldso_bias, self_bias, unwind_bias;
 
 static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
 static bool have_sites; /* a SECRETMEM_SITES entry matched a function */
+/* Which rules have matched something (NULL until the start-up report): a rule
+ * that first matches in an object loaded later is worth an info line. */
+static bool *lib_seen, *site_seen;
 
 /* ---- rules ---- */
 
@@ -147,6 +150,11 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 		const struct sm_site *s = &sm_opt.sites[i];
 		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
 			add_range(b, lo, hi, SM_SECRET, s);
+			if (site_seen && !site_seen[i]) {
+				site_seen[i] = true;
+				sm_info("SECRETMEM_SITES entry %s%s%s now matches %s in %s, loaded after start-up",
+					s->lib ? s->lib : "", s->lib ? ":" : "", s->func, sym, o->path);
+			}
 			sm_debug("SECRETMEM_SITES %s%s%s: %s at %p (%zu bytes) in %s",
 				 s->lib ? s->lib : "", s->lib ? ":" : "", s->func, sym,
 				 (void *)lo, (size_t)(hi - lo), o->path);
@@ -173,6 +181,19 @@ static void collect(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
 	match_rules(c->o, name, lo, hi, &c->b);
 }
 
+/* An object loaded after start-up matches a SECRETMEM_LIBS pattern that matched
+ * nothing until now. */
+static void report_late_libs(const struct object *o)
+{
+	for (size_t i = 0; lib_seen && i < sm_opt.nlibs; i++) {
+		if (!lib_seen[i] && glob_matches(sm_opt.libs[i], o->path)) {
+			lib_seen[i] = true;
+			sm_info("SECRETMEM_LIBS pattern %s now matches %s, loaded after start-up",
+				sm_opt.libs[i], o->path);
+		}
+	}
+}
+
 static struct sm_elf_object elf_object(const struct object *o)
 {
 	return (struct sm_elf_object){ o->bias, o->path, o->phdr, o->phnum };
@@ -188,6 +209,7 @@ static void read_symbols(struct object *o)
 	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, NULL, 0);
 	o->ranges = c.b.r;
 	o->nranges = c.b.n;
+	report_late_libs(o);
 	if (src == SM_ELF_MEMORY && sm_opt.nsites && o->phnum && o->path[0] != '\0' &&
 	    strncmp(o->path, "linux-vdso", 10) != 0)
 		sm_warn("cannot read the file of %s (replaced or deleted since it was loaded): "
@@ -694,16 +716,22 @@ bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, cons
 
 /* ---- start-up ---- */
 
-/* At log level info, a rule that matches nothing loaded now is worth a line: a typo
- * would otherwise protect nothing without a word. */
+/* A rule that matches nothing loaded now is a warning at the default level: a typo
+ * (or an unmangled name the demangler cannot place) would otherwise protect
+ * nothing without a word. */
 static void report_unmatched(void)
 {
+	lib_seen = sm_meta_alloc((sm_opt.nlibs + 1) * sizeof(bool));
+	site_seen = sm_meta_alloc((sm_opt.nsites + 1) * sizeof(bool));
 	for (size_t i = 0; i < sm_opt.nlibs; i++) {
 		bool hit = strcmp(sm_opt.libs[i], "*") == 0;
 		for (size_t k = 0; k < nobjects && !hit; k++)
 			hit = objects[k].cls != SM_MACHINERY && glob_matches(sm_opt.libs[i], objects[k].path);
+		if (lib_seen)
+			lib_seen[i] = hit;
 		if (!hit)
-			sm_info("SECRETMEM_LIBS pattern %s matches no object loaded now (an object loaded later may match)",
+			sm_warn("SECRETMEM_LIBS pattern %s matches no object loaded now; "
+				"it protects nothing unless an object loaded later matches it",
 				sm_opt.libs[i]);
 	}
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
@@ -711,8 +739,11 @@ static void report_unmatched(void)
 		for (size_t k = 0; k < nobjects && !hit; k++)
 			for (size_t r = 0; r < objects[k].nranges && !hit; r++)
 				hit = objects[k].ranges[r].rule == &sm_opt.sites[i];
+		if (site_seen)
+			site_seen[i] = hit;
 		if (!hit)
-			sm_info("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now",
+			sm_warn("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now; "
+				"it protects nothing unless an object loaded later defines it",
 				sm_opt.sites[i].lib ? sm_opt.sites[i].lib : "",
 				sm_opt.sites[i].lib ? ":" : "", sm_opt.sites[i].func);
 	}

@@ -115,3 +115,40 @@ tail_calls() {
 @test "tail calls: clang -O2 -g" {
 	tail_calls clang
 }
+
+# ---- rules that match nothing ----
+
+@test "a SITES entry or LIBS glob that matches nothing is a warning at the default log level" {
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=no_such_function,libnomatch*:tail_key \
+		SECRETMEM_LIBS='libnothing*.so' "$B/o2/sites_prog" tail_key
+	assert_block tail_key 0
+	output=$stderr
+	mapfile -t lines <<<"$stderr"
+	assert_line "${SM_PREFIX}SECRETMEM_SITES entry no_such_function matches no function in the objects loaded now; it protects nothing unless an object loaded later defines it"
+	assert_line --regexp "^${SM_PREFIX}SECRETMEM_SITES entry libnomatch\\*:tail_key matches no function .* loaded later"
+	assert_line "${SM_PREFIX}SECRETMEM_LIBS pattern libnothing*.so matches no object loaded now; it protects nothing unless an object loaded later matches it"
+	assert_equal "${#lines[@]}" 3
+	# a rule that matches says nothing
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=tail_key SECRETMEM_LIBS=libsites.so "$B/o2/sites_prog" tail_key
+	assert_block tail_key 1
+	assert_equal "$stderr" ""
+	# SECRETMEM_LOG=error silences it
+	run -0 --separate-stderr with_shim SECRETMEM_LOG=error SECRETMEM_SITES=no_such_function "$B/o2/sites_prog" tail_key
+	assert_equal "$stderr" ""
+}
+
+@test "a rule first matched by an object loaded later: an info line names it" {
+	# (the program has a lib_key of its own: the rule names the library's)
+	run -0 --separate-stderr with_shim SECRETMEM_LOG=info SECRETMEM_SITES='libdyn*:lib_key' \
+		SECRETMEM_LIBS='libdyn*.so' "$B/sites_dl" dlopen "$B/libdyn.so" call lib_key
+	assert_block lib_key 1
+	output=$stderr
+	mapfile -t lines <<<"$stderr"
+	assert_line --partial "SECRETMEM_SITES entry libdyn*:lib_key matches no function"
+	assert_line "${SM_PREFIX}SECRETMEM_SITES entry libdyn*:lib_key now matches lib_key in $B/libdyn.so, loaded after start-up"
+	assert_line "${SM_PREFIX}SECRETMEM_LIBS pattern libdyn*.so now matches $B/libdyn.so, loaded after start-up"
+	# not at the default level
+	run -0 --separate-stderr with_shim SECRETMEM_SITES='libdyn*:lib_key' "$B/sites_dl" dlopen "$B/libdyn.so" call lib_key
+	assert_block lib_key 1
+	[[ $stderr != *"now matches"* ]] || fail "info line at the default level: $stderr"
+}
