@@ -53,6 +53,7 @@ setup() {
 
 teardown() {
 	stop_paused
+	[[ -z ${DIR:-} ]] || rm -rf "$DIR"
 }
 
 # ---- the symbol reader ----
@@ -151,4 +152,58 @@ tail_calls() {
 	run -0 --separate-stderr with_shim SECRETMEM_SITES='libdyn*:lib_key' "$B/sites_dl" dlopen "$B/libdyn.so" call lib_key
 	assert_block lib_key 1
 	[[ $stderr != *"now matches"* ]] || fail "info line at the default level: $stderr"
+}
+
+# ---- which file the symbols come from ----
+
+@test "a library opened by a relative path, then chdir: its static site is found" {
+	# hidden_key is static (.symtab only): found only in the file really mapped
+	run -0 nm "$B/libdyn.so"
+	assert_line --regexp ' t hidden_key$'
+	start_paused SECRETMEM_SITES=hidden_key "$B/sites_dl" pause chdir "$B" dlopen ./libdyn.so chdir / \
+		call lib_hidden_entry call lib_key
+	assert_lives_secret lib_hidden_entry
+	assert_lives_ordinary lib_key
+}
+
+# A directory others can enter (the Bats one is root's alone), with libkeys.so (a
+# copy of libdyn.so) and libkeys.so.new (another library, as an upgrade would
+# install: no hidden_key, other addresses); sets DIR.
+upgrade_dir() {
+	DIR=$(mktemp -d /tmp/sites-upgrade.XXXXXX)
+	cp "$B/libdyn.so" "$DIR/libkeys.so"
+	gcc -O2 -g -shared -fPIC "$abs_top_srcdir/tests/libroutetest.c" -o "$DIR/libkeys.so.new" ||
+		fail "cannot build the replacement"
+	cp "$B/sites_dl" "$DIR/"
+	chmod -R a+rX "$DIR"
+	chmod 777 "$DIR" # the other user renames in it
+}
+
+# The library is replaced on disk (rename, as dpkg does) after dlopen and before
+# its first allocation. (sites_dl has a hidden_key and a lib_key of its own, so
+# the rules match at start-up and say nothing.)
+REPLACED=(pause dlopen libkeys.so mv libkeys.so.new libkeys.so call lib_hidden_entry call lib_key)
+
+@test "a library replaced on disk after it was loaded, root: symbols from the mapping itself" {
+	[[ $(id -u) == 0 ]] || skip "needs root (/proc/self/map_files)"
+	upgrade_dir
+	start_paused SECRETMEM_SITES=hidden_key,lib_key "$DIR/sites_dl" "${REPLACED[@]/libkeys/$DIR/libkeys}"
+	assert_lives_secret lib_hidden_entry
+	assert_lives_secret lib_key
+	[[ ! -s $RT_ERR ]] || fail "unexpected messages: $(cat "$RT_ERR")"
+}
+
+@test "a library replaced on disk, not root: exported sites still match, a warning names what is lost" {
+	[[ $(id -u) == 0 ]] || skip "needs root to become another user"
+	upgrade_dir
+	# the premise: map_files is closed to a process without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE
+	start_paused_under setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+		SECRETMEM_SITES=hidden_key,lib_key "$DIR/sites_dl" "${REPLACED[@]/libkeys/$DIR/libkeys}"
+	assert_lives_secret lib_key
+	# hidden_key is static: .dynsym does not have it
+	assert_lives_ordinary lib_hidden_entry blk:hidden_key
+	run grep -c . "$RT_ERR"
+	assert_output 1
+	run cat "$RT_ERR"
+	assert_output "${SM_PREFIX}cannot read the file of $DIR/libkeys.so (replaced or deleted since it was loaded): only its exported functions can match SECRETMEM_SITES (static ones cannot)"
 }
