@@ -450,6 +450,15 @@ static uintptr_t first_segment(const struct sm_elf_object *o)
 	return lo;
 }
 
+bool sm_elf_path(const struct sm_elf_object *o, char *path, size_t size)
+{
+	struct mapping m;
+	if (!size || !find_mapping(first_segment(o), &m) || m.inode == 0 || m.path[0] != '/')
+		return false;
+	sm_format(path, size, "%s", m.path);
+	return true;
+}
+
 enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_func_fn fn,
 					void *ctx, char *path, size_t pathsize)
 {

@@ -57,6 +57,10 @@ enum sm_elf_source {
 enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_func_fn fn,
 					void *ctx, char *path, size_t pathsize);
 
+/* The absolute path of the file mapped at o's first segment, as the kernel names
+ * it (with " (deleted)" when it was unlinked); false when unknown. */
+bool sm_elf_path(const struct sm_elf_object *o, char *path, size_t size);
+
 /* The .dynsym of the loaded image alone (what sm_elf_for_each_func falls back to);
  * false when its dynamic section does not lead to one inside its segments. */
 bool sm_elf_read_memory(const struct sm_elf_object *o, sm_elf_func_fn fn, void *ctx);

@@ -749,13 +749,40 @@ static void report_unmatched(void)
 	}
 }
 
+/* The main program (the first object dl_iterate_phdr reports): its file's path. */
+static int main_path(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	(void)data;
+	struct sm_elf_object eo = { info->dlpi_addr, "", info->dlpi_phdr, info->dlpi_phnum };
+	sm_elf_path(&eo, exe_path, sizeof(exe_path));
+	return 1;
+}
+
+/* Defined by the loader alone, on x86_64 and aarch64 alike (glibc 2.35 moved
+ * _dl_find_object into libc, so that one will not do). */
+extern void *__tls_get_addr(void *);
+
+/* The loader's load address. AT_BASE is 0 when the program was started as
+ * "ld.so ./prog" (the kernel ran ld.so as the program), and a non-PIE main program
+ * has load address 0 too, so 0 must never stand for the loader: then it is found
+ * as the object that defines __tls_get_addr. */
+static uintptr_t ldso_base(void)
+{
+	uintptr_t b = (uintptr_t)getauxval(AT_BASE);
+	return b ? b : sm_object_base((const void *)__tls_get_addr);
+}
+
 bool sm_route_init(void)
 {
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
+	if (!getauxval(AT_BASE))
+		/* started as "ld.so ./prog": /proc/self/exe is the loader */
+		dl_iterate_phdr(main_path, NULL);
 
 	libc_bias = sm_object_base((const void *)gnu_get_libc_version); /* never interposed */
-	ldso_bias = (uintptr_t)getauxval(AT_BASE);
+	ldso_bias = ldso_base();
 	self_bias = sm_object_base((const void *)sm_route_init);
 
 	for (size_t i = 0; i < sm_opt.nlibs; i++)

@@ -37,6 +37,7 @@ setup_file() {
 	# for dlopen: the same code as a library of its own, and a program without it
 	st_cc gcc -O2 -g -shared -fPIC -DLIB "$S/sites_keys.c" -o "$B/libdyn.so" || return 1
 	st_cc gcc -O2 -g "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_dl" -ldl || return 1
+	st_cc gcc -O2 -g -no-pie -fno-pie "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_nopie" -ldl || return 1
 	local sec mode
 	for sec in .symtab .strtab; do
 		for mode in wrap huge past; do
@@ -206,4 +207,44 @@ REPLACED=(pause dlopen libkeys.so mv libkeys.so.new libkeys.so call lib_hidden_e
 	assert_output 1
 	run cat "$RT_ERR"
 	assert_output "${SM_PREFIX}cannot read the file of $DIR/libkeys.so (replaced or deleted since it was loaded): only its exported functions can match SECRETMEM_SITES (static ones cannot)"
+}
+
+# ---- programs started through the loader ----
+
+LDSO=/lib64/ld-linux-x86-64.so.2
+
+@test "ld.so ./prog (PIE and non-PIE): the program's sites match, the loader stays machinery" {
+	[[ -x $LDSO ]] || skip "no $LDSO"
+	local p
+	for p in sites_dl sites_nopie; do
+		# the premise: run this way, /proc/self/exe is the loader
+		run -0 readelf -h "$B/$p"
+		start_paused SECRETMEM_LOG=debug SECRETMEM_SITES=tail_key "$LDSO" "$B/$p" pause tail_key tail_plain
+		[[ $(readlink "/proc/$RT_PID/exe") == *ld-linux* ]] || fail "not started through ld.so"
+		grep -q "^${SM_PREFIX}object .*ld-linux.*: allocation machinery" "$RT_ERR" ||
+			fail "the loader is not machinery: $(grep object "$RT_ERR")"
+		! grep -q "^${SM_PREFIX}object $B/$p: allocation machinery" "$RT_ERR" ||
+			fail "the program is taken for machinery"
+		assert_lives_secret tail_key
+		assert_lives_ordinary tail_plain
+		stop_paused
+	done
+}
+
+@test "ld.so --preload, from the program's directory: SECRETMEM_LIBS names the program" {
+	[[ -x $LDSO ]] || skip "no $LDSO"
+	local p
+	for p in sites_dl sites_nopie; do
+		cd "$B"
+		# (env runs under the shim too, and its warning that the glob matches nothing
+		# of env is right)
+		start_paused SECRETMEM_LIBS="$p" env -u LD_PRELOAD "$LDSO" --preload "$SHIM" "./$p" pause tail_key tail_plain
+		assert_lives_secret tail_key
+		assert_lives_secret tail_plain
+		stop_paused
+		# the control: a glob naming another program
+		start_paused SECRETMEM_LIBS=other_prog SECRETMEM_LOG=error env -u LD_PRELOAD "$LDSO" --preload "$SHIM" "./$p" pause tail_plain
+		assert_lives_ordinary tail_plain
+		stop_paused
+	done
 }
