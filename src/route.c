@@ -20,6 +20,7 @@
 #include "meta.h"
 #include "options.h"
 #include "stats.h"
+#include "symmatch.h"
 
 #include <dlfcn.h>
 #include <fnmatch.h>
@@ -85,14 +86,6 @@ static bool glob_matches(const char *glob, const char *path)
 	return fnmatch(glob, path, 0) == 0 || fnmatch(glob, base_name(path), 0) == 0;
 }
 
-/* Whether the function named sym is the rule's function: the name itself, or a
- * part the compiler split off it (load_key.cold, load_key.part.0, .constprop.N). */
-static bool func_matches(const char *func, const char *sym)
-{
-	size_t n = strlen(func);
-	return strncmp(func, sym, n) == 0 && (sym[n] == '\0' || sym[n] == '.');
-}
-
 /* ---- symbols ---- */
 
 struct rangebuf {
@@ -146,9 +139,12 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 		add_range(b, lo, hi, SM_MACHINERY, NULL);
 		return;
 	}
+	struct sm_symbol ss; /* demangled once, if a rule needs it */
+	ss.sym = sym;
+	ss.state = 0;
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
 		const struct sm_site *s = &sm_opt.sites[i];
-		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
 			add_range(b, lo, hi, SM_SECRET, s);
 			if (site_seen && !site_seen[i]) {
 				site_seen[i] = true;
@@ -162,7 +158,7 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	}
 	for (size_t i = 0; i < sm_opt.nwrappers; i++) {
 		const struct sm_site *s = &sm_opt.wrappers[i];
-		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
 			add_range(b, lo, hi, SM_MACHINERY, s);
 			sm_debug("SECRETMEM_WRAPPERS %s: %s at %p in %s, looked through",
 				 s->func, sym, (void *)lo, o->path);

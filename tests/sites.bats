@@ -37,6 +37,10 @@ setup_file() {
 	# for dlopen: the same code as a library of its own, and a program without it
 	st_cc gcc -O2 -g -shared -fPIC -DLIB "$S/sites_keys.c" -o "$B/libdyn.so" || return 1
 	st_cc gcc -O2 -g "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_dl" -ldl || return 1
+	st_cc g++ -O2 -g "$S/sites_cxx_main.cc" "$S/sites_cxx.cc" -o "$B/sites_cxx" || return 1
+	if command -v clang++ >/dev/null; then
+		st_cc clang++ -O2 -g "$S/sites_cxx_main.cc" "$S/sites_cxx.cc" -o "$B/sites_cxx_clang" || return 1
+	fi
 	st_cc gcc -O2 -g -no-pie -fno-pie "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_nopie" -ldl || return 1
 	local sec mode
 	for sec in .symtab .strtab; do
@@ -247,4 +251,59 @@ LDSO=/lib64/ld-linux-x86-64.so.2
 		assert_lives_ordinary tail_plain
 		stop_paused
 	done
+}
+
+# ---- C++ names ----
+
+# cxx_case RULE SECRET... -- ORDINARY...: under SECRETMEM_SITES=RULE, the blocks
+# named before -- live in /secretmem, those after it are readable, in the g++ and
+# the clang++ build.
+cxx_case() {
+	local rule=$1 p c
+	shift
+	local secret=() ordinary=()
+	while [[ $1 != -- ]]; do
+		secret+=("$1")
+		shift
+	done
+	shift
+	ordinary=("$@")
+	for p in sites_cxx sites_cxx_clang; do
+		[[ -x $B/$p ]] || continue
+		start_paused SECRETMEM_SITES="$rule" "$B/$p" pause "${secret[@]}" "${ordinary[@]}"
+		for c in "${secret[@]}"; do
+			assert_lives_secret "$c"
+		done
+		for c in "${ordinary[@]}"; do
+			assert_lives_ordinary "$c"
+		done
+		[[ ! -s $RT_ERR ]] || fail "$p: unexpected messages: $(cat "$RT_ERR")"
+		stop_paused
+	done
+}
+
+@test "C++: an unqualified name (make_key_vector, filling a std::vector)" {
+	cxx_case make_key_vector make_key_vector -- load_int save
+}
+
+@test "C++: Class::method matches every overload, in every namespace" {
+	cxx_case KeyStore::load load_int load_str other_load -- save make_key_vector
+}
+
+@test "C++: ns::Class::method matches that namespace's overloads only" {
+	cxx_case crypto::KeyStore::load load_int load_str -- other_load save
+}
+
+@test "C++: a full signature picks one overload" {
+	cxx_case 'crypto::KeyStore::load(char const*, int)' load_str -- load_int other_load
+	# spaces do not matter; with the LIBGLOB: prefix too
+	cxx_case 'sites_cxx*:KeyStore::load(char const *,int)' load_str -- load_int
+}
+
+@test "C++: mangled names still work, and a signature c++filt would not print warns" {
+	cxx_case _ZN6crypto8KeyStore4loadEi load_int -- load_str other_load
+	run -0 --separate-stderr with_shim SECRETMEM_SITES='KeyStore::load(const char*, int)' "$B/sites_cxx" load_str
+	assert_block load_str 0
+	[[ $stderr == *"SECRETMEM_SITES entry KeyStore::load(const char*, int) matches no function"* ]] ||
+		fail "no warning: $stderr"
 }
