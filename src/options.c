@@ -217,11 +217,11 @@ static bool is_cxx_name(const char *f, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char c = f[i];
 		bool inside = angle > 0 || paren > 0;
-		if (c == ':' && !inside) {
+		if (c == ':') {
 			if (i + 1 >= n || f[i + 1] != ':' || i == 0)
 				return false;
 			i++;
-			word_start = true;
+			word_start = !inside;
 			continue;
 		}
 		if (c == '<' || c == '(') {
@@ -247,7 +247,7 @@ static bool is_cxx_name(const char *f, size_t n)
 			continue;
 		}
 		/* inside brackets */
-		if (!is_symbol_char(c, false) && !strchr(" :,*&[]~", c))
+		if (!is_symbol_char(c, false) && !strchr(" ,*&[]~", c))
 			return false;
 	}
 	return angle == 0 && paren == 0 && !word_start;

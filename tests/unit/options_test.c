@@ -258,7 +258,7 @@ static const struct bad bads[] = {
 	{ "SECRETMEM_SITES", "1abc" }, { "SECRETMEM_SITES", "lib:1abc" },
 	{ "SECRETMEM_SITES", "a:b:c" }, { "SECRETMEM_SITES", "f(" }, { "SECRETMEM_SITES", "func\n" },
 	{ "SECRETMEM_SITES", "f(int" }, { "SECRETMEM_SITES", "a::" }, { "SECRETMEM_SITES", "::a" },
-	{ "SECRETMEM_SITES", "f<int" }, { "SECRETMEM_SITES", "f)(" }, { "SECRETMEM_SITES", "ns::1f" },
+	{ "SECRETMEM_SITES", "f<int" }, { "SECRETMEM_SITES", "f<a:b>" }, { "SECRETMEM_SITES", "f)(" }, { "SECRETMEM_SITES", "ns::1f" },
 	{ "SECRETMEM_SITES", "f() g" }, { "SECRETMEM_SITES", "a:::b" }, { "SECRETMEM_SITES", "(int)" },
 	{ "SECRETMEM_SITES", "ns::(int)" }, { "SECRETMEM_SITES", "f(int)(int)" },
 	{ "SECRETMEM_WRAPPERS", "a,,b" }, { "SECRETMEM_WRAPPERS", "lib:" },
