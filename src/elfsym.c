@@ -308,6 +308,16 @@ static size_t memory_build_id(const struct sm_elf_object *o, const unsigned char
 	return 0;
 }
 
+size_t sm_elf_build_id(const struct sm_elf_object *o, unsigned char *id, size_t size)
+{
+	const unsigned char *p;
+	size_t n = memory_build_id(o, &p);
+	if (n > size)
+		return 0;
+	memcpy(id, p, n);
+	return n;
+}
+
 /* Whether the file open on fd has this build-id (its PT_NOTE segments). */
 static bool file_has_build_id(int fd, const unsigned char *id, size_t idlen)
 {
@@ -492,10 +502,15 @@ enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_fu
 		if (fd >= 0) {
 			bool ok = sm_elf_read_fd(fd, o->bias, fn, ctx);
 			close(fd);
-			if (ok)
+			if (ok) {
+				if (path && pathsize)
+					sm_format(path, pathsize, "%s", mf);
 				return SM_ELF_MAP_FILES;
+			}
 		}
 	}
+	if (path && pathsize)
+		path[0] = '\0';
 	return sm_elf_read_memory(o, fn, ctx) ? SM_ELF_MEMORY : SM_ELF_NONE;
 }
 

@@ -53,13 +53,18 @@ enum sm_elf_source {
  * object was opened by a relative path) and used only if it is the file mapped
  * (same device and inode, or the same build-id); else /proc/self/map_files (needs
  * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE); else the .dynsym of the loaded image.
- * path, if not NULL, receives the file's absolute path (or "" when unknown). */
+ * path, if not NULL, receives the path of the file read (its absolute path, or
+ * the /proc/self/map_files one), "" when symbols came from memory. */
 enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_func_fn fn,
 					void *ctx, char *path, size_t pathsize);
 
 /* The absolute path of the file mapped at o's first segment, as the kernel names
  * it (with " (deleted)" when it was unlinked); false when unknown. */
 bool sm_elf_path(const struct sm_elf_object *o, char *path, size_t size);
+
+/* The loaded object's GNU build-id (from its PT_NOTE segments) into id; its
+ * length, 0 when it has none or it is longer than size. */
+size_t sm_elf_build_id(const struct sm_elf_object *o, unsigned char *id, size_t size);
 
 /* The .dynsym of the loaded image alone (what sm_elf_for_each_func falls back to);
  * false when its dynamic section does not lead to one inside its segments. */

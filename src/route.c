@@ -21,6 +21,7 @@
 #include "options.h"
 #include "stats.h"
 #include "symmatch.h"
+#include "debuginfo.h"
 
 #include <dlfcn.h>
 #include <fnmatch.h>
@@ -198,11 +199,64 @@ static struct sm_elf_object elf_object(const struct object *o)
 /* Records the ranges of the functions named by SECRETMEM_SITES and
  * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
  * into it, read from the file actually mapped (elfsym.c says how it is found). */
+/* ---- inlined copies of sites (debuginfo.c) ---- */
+
+static bool site_wanted(void *ctx, const char *name)
+{
+	const struct object *o = ((const struct symbols_ctx *)ctx)->o;
+	struct sm_symbol ss;
+	ss.sym = name;
+	ss.state = 0;
+	for (size_t i = 0; i < sm_opt.nsites; i++) {
+		const struct sm_site *s = &sm_opt.sites[i];
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path)))
+			return true;
+	}
+	return false;
+}
+
+static void add_inlined(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
+{
+	struct symbols_ctx *c = ctx;
+	size_t before = c->b.n;
+	match_rules(c->o, name, lo, hi, &c->b);
+	for (size_t i = before; i < c->b.n; i++)
+		if (c->b.r[i].cls == SM_SECRET)
+			sm_debug("SECRETMEM_SITES %s: a copy inlined at %p (%zu bytes) in %s", c->b.r[i].rule->func,
+				 (void *)lo, (size_t)(hi - lo), c->o->path);
+}
+
+/* The object's inlined copies of sites, from its debug information; a warning
+ * when it has a site but no debug information says where copies went. */
+static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, const char *file)
+{
+	bool has_site = false;
+	for (size_t i = 0; i < c->b.n && !has_site; i++)
+		has_site = c->b.r[i].cls == SM_SECRET;
+	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, site_wanted, add_inlined, c);
+	if (!has_site || d == SM_DEBUGINFO_READ || !file)
+		return; /* (without the file, the warning about it says more) */
+	if (d == SM_DEBUGINFO_NO_LIBDW)
+		sm_warn("%s has a SECRETMEM_SITES function, but libdw.so.1 is not installed: copies of it the "
+			"compiler inlined are not found (Debian: apt-get install libdw1)", c->o->path);
+	else
+		sm_warn("%s has a SECRETMEM_SITES function but no debug information: copies of it the compiler "
+			"inlined are not found (install its debug symbols, e.g. its -dbgsym package, or build with -g)",
+			c->o->path);
+}
+
+/* Records the ranges of the functions named by SECRETMEM_SITES and
+ * SECRETMEM_WRAPPERS in the object (and their inlined copies, from its debug
+ * information), and of C++ standard library code compiled into it, read from the
+ * file actually mapped (elfsym.c says how it is found). */
 static void read_symbols(struct object *o)
 {
 	struct symbols_ctx c = { o, { 0 } };
 	struct sm_elf_object eo = elf_object(o);
-	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, NULL, 0);
+	char file[4096];
+	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, file, sizeof(file));
+	if (sm_opt.nsites && o->phnum && strncmp(o->path, "linux-vdso", 10) != 0)
+		read_inlined(&c, &eo, src == SM_ELF_FILE || src == SM_ELF_MAP_FILES ? file : NULL);
 	o->ranges = c.b.r;
 	o->nranges = c.b.n;
 	report_late_libs(o);
@@ -784,6 +838,8 @@ bool sm_route_init(void)
 	for (size_t i = 0; i < sm_opt.nlibs; i++)
 		route_all |= strcmp(sm_opt.libs[i], "*") == 0;
 
+	if (sm_opt.nsites)
+		sm_debuginfo_load(); /* where inlined copies of sites went */
 	objects = sm_meta_alloc(MAX_OBJECTS * sizeof(*objects));
 	if (!objects)
 		sm_die("cannot map memory for the routing tables");

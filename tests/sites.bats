@@ -41,6 +41,12 @@ setup_file() {
 	if command -v clang++ >/dev/null; then
 		st_cc clang++ -O2 -g "$S/sites_cxx_main.cc" "$S/sites_cxx.cc" -o "$B/sites_cxx_clang" || return 1
 	fi
+	st_cc gcc -O2 -g "$S/sites_inline.c" -o "$B/inline_gcc" || return 1
+	if command -v clang >/dev/null; then
+		st_cc clang -O2 -g "$S/sites_inline.c" -o "$B/inline_clang" || return 1
+		# the same without its debug information (symbols kept)
+		strip --strip-debug -o "$B/inline_nodebug" "$B/inline_clang" || return 1
+	fi
 	st_cc gcc -O2 -g -no-pie -fno-pie "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_nopie" -ldl || return 1
 	local sec mode
 	for sec in .symtab .strtab; do
@@ -306,4 +312,34 @@ cxx_case() {
 	assert_block load_str 0
 	[[ $stderr == *"SECRETMEM_SITES entry KeyStore::load(const char*, int) matches no function"* ]] ||
 		fail "no warning: $stderr"
+}
+
+# ---- inlined copies of sites ----
+
+@test "inlined sites (gcc -O2 -g, clang -O2 -g): found through the debug information" {
+	local p
+	for p in inline_gcc inline_clang; do
+		[[ -x $B/$p ]] || continue
+		# the premise: inl_key has no symbol of its own; no call to glob_key remains in main
+		run -0 nm "$B/$p"
+		refute_line --regexp ' inl_key$'
+		run -0 objdump -d --no-show-raw-insn "$B/$p"
+		refute_output --regexp "call +[0-9a-f]+ <inl_key>"
+		[[ $p == inline_gcc ]] || refute_output --regexp "call +[0-9a-f]+ <glob_key>"
+		start_paused SECRETMEM_SITES=inl_key,glob_key "$B/$p" pause
+		assert_lives_secret inl_key
+		assert_lives_secret glob_key
+		assert_lives_ordinary plain
+		[[ ! -s $RT_ERR ]] || fail "$p: unexpected messages: $(cat "$RT_ERR")"
+		stop_paused
+	done
+}
+
+@test "an inlined site with no debug information: a warning at the default level says what to do" {
+	[[ -x $B/inline_nodebug ]] || skip "no clang"
+	start_paused SECRETMEM_SITES=glob_key "$B/inline_nodebug" pause
+	# the out-of-line copy matches and catches nothing: the block is ordinary
+	assert_lives_ordinary glob_key
+	run cat "$RT_ERR"
+	assert_output "${SM_PREFIX}$B/inline_nodebug has a SECRETMEM_SITES function but no debug information: copies of it the compiler inlined are not found (install its debug symbols, e.g. its -dbgsym package, or build with -g)"
 }
