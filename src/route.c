@@ -70,6 +70,9 @@ static uintptr_t libc_bias, ldso_bias, self_bias, unwind_bias;
 
 static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
 static bool have_sites; /* a SECRETMEM_SITES entry matched a function */
+/* The thread reading an object's symbols, while it does (read_symbols). */
+static pthread_t reader;
+static bool reading;
 /* Which rules have matched something (NULL until the start-up report): a rule
  * that first matches in an object loaded later is worth an info line. */
 static bool *lib_seen, *site_seen;
@@ -245,11 +248,26 @@ static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, 
 			c->o->path);
 }
 
+static void read_symbols_now(struct object *o);
+
 /* Records the ranges of the functions named by SECRETMEM_SITES and
  * SECRETMEM_WRAPPERS in the object (and their inlined copies, from its debug
  * information), and of C++ standard library code compiled into it, read from the
  * file actually mapped (elfsym.c says how it is found). */
 static void read_symbols(struct object *o)
+{
+	/* What the readers allocate (libdw and libelf can take megabytes for a large
+	 * program's debug information; the demangler its strings) is ordinary: secret
+	 * memory is a small locked budget. Those allocations re-enter the shim on
+	 * this thread while it holds the table, so sm_route_reentered tells them by
+	 * this flag (a signal handler interrupting this thread here is ordinary too). */
+	reader = pthread_self();
+	__atomic_store_n(&reading, true, __ATOMIC_RELEASE);
+	read_symbols_now(o);
+	__atomic_store_n(&reading, false, __ATOMIC_RELEASE);
+}
+
+static void read_symbols_now(struct object *o)
 {
 	struct symbols_ctx c = { o, { 0 } };
 	struct sm_elf_object eo = elf_object(o);
@@ -442,13 +460,20 @@ static void cache_store(uintptr_t pc, enum sm_class cls)
  * frame address that is not a return address cannot make it fault.
  */
 
+/* Whether t is in a site and in no wrapper (a wrapper is looked through even if
+ * also named a site, as in classify_locked). */
 static bool in_site(uintptr_t t)
 {
 	struct object *o = find_object(t);
-	for (size_t i = 0; o && i < o->nranges; i++)
-		if (o->ranges[i].cls == SM_SECRET && t - o->ranges[i].lo < o->ranges[i].hi - o->ranges[i].lo)
-			return true;
-	return false;
+	bool site = false;
+	for (size_t i = 0; o && i < o->nranges; i++) {
+		if (t - o->ranges[i].lo >= o->ranges[i].hi - o->ranges[i].lo)
+			continue;
+		if (o->ranges[i].cls == SM_MACHINERY)
+			return false;
+		site = true;
+	}
+	return site;
 }
 
 static bool code_at(const struct object *o, uintptr_t a, size_t n)
@@ -700,6 +725,8 @@ bool sm_route_reentered(uintptr_t pc)
 	 * memory harms nothing; the reverse would leak). _dl_find_object is
 	 * async-signal-safe. */
 	if (pthread_mutex_trylock(&table_lock) != 0) {
+		if (__atomic_load_n(&reading, __ATOMIC_ACQUIRE) && pthread_equal(reader, pthread_self()))
+			return false; /* libdw, libelf, the demangler: see read_symbols */
 		uintptr_t b = sm_object_base((const void *)pc);
 		return !(b == libc_bias || b == ldso_bias || b == self_bias ||
 			 (unwind_bias && b == unwind_bias));
