@@ -49,6 +49,72 @@ static int find_runtime(struct dl_phdr_info *info, size_t size, void *data)
 	return f != 0;
 }
 
+/* The qualified name of a mangled function name without the runtime's demangler:
+ * _Z<source-name> or _ZN[qualifiers]<source-name>...[C1|C2|D0|D1|D2]E, with
+ * St for std. Enough for rules by name (not by signature); false for anything
+ * else (templates, other substitutions, operators). */
+static bool nested_name(const char *m, char *out, size_t size)
+{
+	const char *p = m + 2;
+	size_t k = 0;
+	bool nested = *p == 'N';
+	const char *last = NULL;
+	size_t lastlen = 0;
+	if (nested) {
+		p++;
+		while (*p == 'r' || *p == 'V' || *p == 'K' || *p == 'R' || *p == 'O')
+			p++;
+	}
+	for (;;) {
+		const char *comp;
+		size_t len;
+		if (p[0] == 'S' && p[1] == 't') {
+			comp = "std";
+			len = 3;
+			p += 2;
+		} else if (nested && (p[0] == 'C' || p[0] == 'D') && p[1] >= '0' && p[1] <= '2' && last) {
+			/* constructor / destructor: the class's name again */
+			bool dtor = p[0] == 'D';
+			p += 2;
+			if (k + 2 + dtor + lastlen >= size)
+				return false;
+			memcpy(out + k, "::", 2);
+			k += 2;
+			if (dtor)
+				out[k++] = '~';
+			memcpy(out + k, last, lastlen);
+			k += lastlen;
+			continue;
+		} else if (*p >= '1' && *p <= '9') {
+			len = 0;
+			while (*p >= '0' && *p <= '9' && len < 4096)
+				len = len * 10 + (size_t)(*p++ - '0');
+			comp = p;
+			if (strnlen(p, len) < len)
+				return false;
+			p += len;
+		} else {
+			break;
+		}
+		if (k + (k ? 2 : 0) + len >= size)
+			return false;
+		if (k) {
+			memcpy(out + k, "::", 2);
+			k += 2;
+		}
+		memcpy(out + k, comp, len);
+		k += len;
+		last = comp;
+		lastlen = len;
+		if (!nested)
+			break;
+	}
+	if (!k || (nested && *p != 'E'))
+		return false;
+	out[k] = '\0';
+	return true;
+}
+
 /* Copies s without spaces into out (size n); false if it does not fit. */
 static bool squeeze(const char *s, size_t len, char *out, size_t n)
 {
@@ -75,8 +141,13 @@ static bool demangled(struct sm_symbol *s)
 		return false;
 	if (!demangle)
 		dl_iterate_phdr(find_runtime, &demangle);
-	if (!demangle)
-		return false;
+	if (!demangle) {
+		/* no C++ runtime loaded (C++ code that needs none of it): names only */
+		if (!nested_name(s->sym, s->name, sizeof(s->name)))
+			return false;
+		s->state = 1;
+		return true;
+	}
 	int status = -1;
 	char *d = demangle(s->sym, NULL, NULL, &status);
 	if (!d || status != 0) {

@@ -9,7 +9,10 @@
  * C++ symbols are demangled with the C++ runtime's own __cxa_demangle (libstdc++
  * or libc++abi, found in the loaded objects without dlsym), only at rule
  * resolution and only for symbols that contain the entry's last name. Its result
- * is malloc'd by the runtime: call only under the shim's re-entry guard.
+ * is malloc'd by the runtime: call only under the shim's re-entry guard. When no
+ * runtime is loaded (C++ code that needs none of it), a small demangler of nested
+ * names gives the qualified name without the signature: rules by name match,
+ * rules with a signature do not.
  */
 #ifndef SM_SYMMATCH_H
 #define SM_SYMMATCH_H

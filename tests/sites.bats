@@ -47,6 +47,8 @@ setup_file() {
 		# the same without its debug information (symbols kept)
 		strip --strip-debug -o "$B/inline_nodebug" "$B/inline_clang" || return 1
 	fi
+	st_cc g++ -O2 -g -shared -fPIC -Wl,--as-needed "$S/sites_plugin.cc" -o "$B/libsitesplugin.so" || return 1
+	st_cc gcc -O2 -g "$S/cxx_host.c" -o "$B/cxx_host" -ldl || return 1
 	st_cc gcc -O2 -g -no-pie -fno-pie "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_nopie" -ldl || return 1
 	local sec mode
 	for sec in .symtab .strtab; do
@@ -304,6 +306,16 @@ cxx_case() {
 	cxx_case 'crypto::KeyStore::load(char const*, int)' load_str -- load_int other_load
 	# spaces do not matter; with the LIBGLOB: prefix too
 	cxx_case 'sites_cxx*:KeyStore::load(char const *,int)' load_str -- load_int
+}
+
+@test "C++: a plugin that loads no C++ runtime, opened by a C program: qualified names still match" {
+	# the premise: no libstdc++ in the process, so no __cxa_demangle
+	run -0 readelf -d "$B/libsitesplugin.so"
+	refute_output --partial 'libstdc++'
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=vault::Box::open "$B/cxx_host" "$B/libsitesplugin.so"
+	assert_block open 1
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=other::Box::open "$B/cxx_host" "$B/libsitesplugin.so"
+	assert_block open 0
 }
 
 @test "C++: mangled names still work, and a signature c++filt would not print warns" {
