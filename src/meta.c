@@ -7,8 +7,6 @@
 #include "config.h"
 #include "meta.h"
 
-#include <dlfcn.h>
-#include <link.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,17 +67,4 @@ char *sm_meta_strndup(const char *s, size_t n)
 		p[n] = '\0';
 	}
 	return p;
-}
-
-unsigned long sm_object_base(const void *addr)
-{
-#ifdef HAVE__DL_FIND_OBJECT
-	struct dl_find_object r;
-	if (_dl_find_object((void *)addr, &r) == 0)
-		return r.dlfo_link_map ? r.dlfo_link_map->l_addr : 0;
-	return 0;
-#else
-	Dl_info info;
-	return dladdr(addr, &info) ? (unsigned long)info.dli_fbase : 0;
-#endif
 }

@@ -17,11 +17,6 @@ void *sm_meta_alloc(size_t size);
 /* A copy of the n bytes at s, NUL-terminated. */
 char *sm_meta_strndup(const char *s, size_t n);
 
-/* The load address of the object that contains addr (its l_addr, dlpi_addr), or 0
- * when none does. _dl_find_object where glibc has it (a few ns, no lock); dladdr,
- * which can take microseconds, elsewhere. Start-up only. */
-unsigned long sm_object_base(const void *addr);
-
 /* fork: hold the lock across fork() so the child never inherits it taken. */
 void sm_meta_fork_prepare(void);
 void sm_meta_fork_parent(void);

@@ -193,24 +193,142 @@ static bool is_symbol_char(char c, bool first)
 	       (!first && (isdigit((unsigned char)c) || c == '.' || c == '$'));
 }
 
+/* What may follow a parameter list: const, volatile, &, &&, noexcept, spaced. */
+static bool qualifiers(const char *f, size_t n)
+{
+	static const char *const words[] = { "const", "volatile", "&&", "&", "noexcept" };
+	size_t i = 0;
+	while (i < n) {
+		if (f[i] == ' ') {
+			i++;
+			continue;
+		}
+		size_t k = 0;
+		for (; k < sizeof(words) / sizeof(words[0]); k++) {
+			size_t w = strlen(words[k]);
+			if (w <= n - i && memcmp(f + i, words[k], w) == 0 &&
+			    (i + w == n || f[i + w] == ' ' || f[i + w] == '&' || words[k][0] == '&')) {
+				i += w;
+				break;
+			}
+		}
+		if (k == sizeof(words) / sizeof(words[0]))
+			return false;
+	}
+	return true;
+}
+
+/* A C++ name as c++filt prints it: identifiers joined by "::", template arguments
+ * in <>, a parameter list in () and qualifiers after it (const, &). Brackets must
+ * balance; spaces only inside them or after the parameter list. */
+static bool is_cxx_name(const char *f, size_t n)
+{
+	int angle = 0, paren = 0;
+	bool word_start = true;
+	for (size_t i = 0; i < n; i++) {
+		char c = f[i];
+		bool inside = angle > 0 || paren > 0;
+		if (c == ':') {
+			if (i + 1 >= n || f[i + 1] != ':' || i == 0)
+				return false;
+			i++;
+			word_start = !inside;
+			continue;
+		}
+		if (c == '<' || c == '(') {
+			if (!inside && (i == 0 || word_start))
+				return false;
+			if (c == '<')
+				angle++;
+			else
+				paren++;
+			continue;
+		}
+		if (c == '>' || c == ')') {
+			if ((c == '>' && --angle < 0) || (c == ')' && --paren < 0))
+				return false;
+			if (c == ')' && paren == 0 && angle == 0)
+				return qualifiers(f + i + 1, n - i - 1);
+			continue;
+		}
+		if (!inside) {
+			if (!is_symbol_char(c, word_start) && c != '~')
+				return false;
+			word_start = false;
+			continue;
+		}
+		/* inside brackets */
+		if (!is_symbol_char(c, false) && !strchr(" ,*&[]~", c))
+			return false;
+	}
+	return angle == 0 && paren == 0 && !word_start;
+}
+
+/* The ':' between LIBGLOB and FUNCTION: the first one that is not half of a
+ * "::" and comes before any template argument or parameter list. */
+static const char *lib_colon(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '(' || s[i] == '<')
+			return NULL;
+		if (s[i] == ':') {
+			if (i + 1 < n && s[i + 1] == ':') {
+				i++;
+				continue;
+			}
+			return s + i;
+		}
+	}
+	return NULL;
+}
+
 static const char *parse_site(const char *s, size_t n, struct sm_site *site)
 {
-	const char *colon = memchr(s, ':', n);
+	const char *colon = lib_colon(s, n);
 	const char *func = colon ? colon + 1 : s;
 	size_t flen = n - (size_t)(func - s);
 
 	if (colon && colon == s)
 		return "LIBGLOB:FUNCTION has an empty LIBGLOB";
+	if (colon && colon[-1] == ':')
+		return "LIBGLOB:FUNCTION with ':::' is ambiguous: a FUNCTION symbol name cannot start with ':'";
 	if (flen == 0)
 		return "a FUNCTION name is empty";
-	for (size_t i = 0; i < flen; i++)
-		if (!is_symbol_char(func[i], i == 0))
-			return "a FUNCTION name must be a symbol name (letters, digits, _ . $)";
+	bool symbol = true;
+	for (size_t i = 0; i < flen && symbol; i++)
+		symbol = is_symbol_char(func[i], i == 0);
+	if (!symbol && !is_cxx_name(func, flen))
+		return "a FUNCTION must be a symbol name (letters, digits, _ . $) or a C++ name "
+		       "as c++filt prints it (ns::Class::f, f(int))";
 	site->lib = colon ? sm_meta_strndup(s, (size_t)(colon - s)) : NULL;
 	site->func = sm_meta_strndup(func, flen);
 	if (!site->func || (colon && !site->lib))
 		return "out of memory";
 	return NULL;
+}
+
+/* Splits a SITES/WRAPPERS list at the commas outside () and <> (a signature's
+ * parameters are separated by commas too). */
+static const char *split_sites(const char *v, const char *(*each)(const char *, size_t, struct sm_options *),
+			       struct sm_options *o)
+{
+	const char *p = v;
+	for (;;) {
+		const char *q = p;
+		int depth = 0;
+		while (*q && (*q != ',' || depth > 0)) {
+			depth += (*q == '(' || *q == '<') - (*q == ')' || *q == '>');
+			q++;
+		}
+		if (q == p)
+			return "an entry of the list is empty";
+		const char *err = each(p, (size_t)(q - p), o);
+		if (err)
+			return err;
+		if (!*q)
+			return NULL;
+		p = q + 1;
+	}
 }
 
 static const char *add_site(const char *s, size_t n, struct sm_options *o)
@@ -238,7 +356,7 @@ static const char *parse_sites(const char *v, struct sm_options *o)
 	o->nsites = 0;
 	if (!o->sites)
 		return "out of memory";
-	return split(v, ",", add_site, o);
+	return split_sites(v, add_site, o);
 }
 
 static const char *parse_wrappers(const char *v, struct sm_options *o)
@@ -247,7 +365,7 @@ static const char *parse_wrappers(const char *v, struct sm_options *o)
 	o->nwrappers = 0;
 	if (!o->wrappers)
 		return "out of memory";
-	return split(v, ",", add_wrapper, o);
+	return split_sites(v, add_wrapper, o);
 }
 
 struct row {

@@ -32,6 +32,7 @@
 #include <malloc.h>
 
 #include "arena.h"
+#include "elfsym.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"

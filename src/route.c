@@ -18,15 +18,16 @@
 #include "config.h"
 #include "route.h"
 #include "frames.h"
+#include "elfsym.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"
 #include "reloc.h"
 #include "stats.h"
+#include "symmatch.h"
+#include "debuginfo.h"
 
 #include <dlfcn.h>
-#include <elf.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <gnu/libc-version.h>
 #include <link.h>
@@ -38,11 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unwind.h>
-
-
-#ifndef SECRETMEM_NOTE_TYPE
-#define SECRETMEM_NOTE_TYPE 0x534d
-#endif
 
 __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
 
@@ -64,6 +60,8 @@ struct object {
 	uintptr_t lo, hi;       /* lowest and highest address of its PT_LOAD segments */
 	uintptr_t bias;         /* dlpi_addr */
 	const char *path;
+	const ElfW(Phdr) *phdr; /* its program headers (dlpi_phdr), for reading it */
+	unsigned phnum;
 	enum sm_class cls;      /* of every address outside its ranges */
 	struct range *ranges;
 	size_t nranges;
@@ -79,6 +77,13 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t libc_bias, ldso_bias, self_bias, unwind_bias;
 
 static bool have_rules; /* SECRETMEM_LIBS or SECRETMEM_SITES given */
+static bool have_sites; /* a SECRETMEM_SITES entry matched a function */
+/* The thread reading an object's symbols, while it does (read_symbols). */
+static pthread_t reader;
+static bool reading;
+/* Which rules have matched something (NULL until the start-up report): a rule
+ * that first matches in an object loaded later is worth an info line. */
+static bool *lib_seen, *site_seen;
 
 /* ---- rules ---- */
 
@@ -91,14 +96,6 @@ static const char *base_name(const char *path)
 static bool glob_matches(const char *glob, const char *path)
 {
 	return fnmatch(glob, path, 0) == 0 || fnmatch(glob, base_name(path), 0) == 0;
-}
-
-/* Whether the function named sym is the rule's function: the name itself, or a
- * part the compiler split off it (load_key.cold, load_key.part.0, .constprop.N). */
-static bool func_matches(const char *func, const char *sym)
-{
-	size_t n = strlen(func);
-	return strncmp(func, sym, n) == 0 && (sym[n] == '\0' || sym[n] == '.');
 }
 
 /* ---- symbols ---- */
@@ -154,10 +151,18 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 		add_range(b, lo, hi, SM_MACHINERY, NULL);
 		return;
 	}
+	struct sm_symbol ss; /* demangled once, if a rule needs it */
+	ss.sym = sym;
+	ss.state = 0;
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
 		const struct sm_site *s = &sm_opt.sites[i];
-		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
 			add_range(b, lo, hi, SM_SECRET, s);
+			if (site_seen && !site_seen[i]) {
+				site_seen[i] = true;
+				sm_info("SECRETMEM_SITES entry %s%s%s now matches %s in %s, loaded after start-up",
+					s->lib ? s->lib : "", s->lib ? ":" : "", s->func, sym, o->path);
+			}
 			sm_debug("SECRETMEM_SITES %s%s%s: %s at %p (%zu bytes) in %s",
 				 s->lib ? s->lib : "", s->lib ? ":" : "", s->func, sym,
 				 (void *)lo, (size_t)(hi - lo), o->path);
@@ -165,66 +170,12 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	}
 	for (size_t i = 0; i < sm_opt.nwrappers; i++) {
 		const struct sm_site *s = &sm_opt.wrappers[i];
-		if (func_matches(s->func, sym) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
 			add_range(b, lo, hi, SM_MACHINERY, s);
 			sm_debug("SECRETMEM_WRAPPERS %s: %s at %p in %s, looked through",
 				 s->func, sym, (void *)lo, o->path);
 		}
 	}
-}
-
-typedef void (*func_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_t hi);
-
-/* Calls fn for every defined FUNC symbol of the ELF file (.symtab and .dynsym), at
- * its address once loaded with this bias. */
-static void for_each_func(const char *file, uintptr_t bias, func_fn fn, void *ctx)
-{
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	struct stat st;
-	if (fstat(fd, &st) || (size_t)st.st_size < sizeof(Elf64_Ehdr)) {
-		close(fd);
-		return;
-	}
-	size_t size = (size_t)st.st_size;
-	const unsigned char *img = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (img == MAP_FAILED)
-		return;
-
-	const Elf64_Ehdr *eh = (const void *)img;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
-	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
-		goto out;
-
-	const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff);
-	for (unsigned i = 0; i < eh->e_shnum; i++) {
-		if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM)
-			continue;
-		if (sh[i].sh_link >= eh->e_shnum)
-			continue;
-		const Elf64_Shdr *str = &sh[sh[i].sh_link];
-		if (sh[i].sh_offset + sh[i].sh_size > size || str->sh_offset + str->sh_size > size)
-			continue;
-		const Elf64_Sym *sym = (const void *)(img + sh[i].sh_offset);
-		const char *names = (const char *)img + str->sh_offset;
-		size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-		for (size_t k = 0; k < n; k++) {
-			unsigned t = ELF64_ST_TYPE(sym[k].st_info);
-			if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
-			    sym[k].st_name >= str->sh_size || sym[k].st_size == 0)
-				continue;
-			const char *name = names + sym[k].st_name;
-			if (!memchr(name, '\0', str->sh_size - sym[k].st_name))
-				continue;
-			uintptr_t lo = bias + sym[k].st_value;
-			fn(ctx, name, lo, lo + sym[k].st_size);
-		}
-	}
-out:
-	munmap((void *)img, size);
 }
 
 struct symbols_ctx {
@@ -238,43 +189,115 @@ static void collect(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
 	match_rules(c->o, name, lo, hi, &c->b);
 }
 
-/* Records the ranges of the functions named by SECRETMEM_SITES and
- * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
- * into it. */
-static void read_symbols(struct object *o, const char *file)
+/* An object loaded after start-up matches a SECRETMEM_LIBS pattern that matched
+ * nothing until now. */
+static void report_late_libs(const struct object *o)
 {
-	struct symbols_ctx c = { o, { 0 } };
-	for_each_func(file, o->bias, collect, &c);
-	o->ranges = c.b.r;
-	o->nranges = c.b.n;
-}
-
-/* An object built with SECRETMEM_ANNOTATE_LIBRARY has our note in a PT_NOTE segment. */
-static bool annotated(const struct dl_phdr_info *info)
-{
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_NOTE)
-			continue;
-		const unsigned char *p = (const void *)(info->dlpi_addr + ph->p_vaddr);
-		const unsigned char *end = p + ph->p_memsz;
-		while (p + sizeof(ElfW(Nhdr)) <= end) {
-			const ElfW(Nhdr) *nh = (const void *)p;
-			const char *name = (const char *)(nh + 1);
-			size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
-			if (nh->n_type == SECRETMEM_NOTE_TYPE && nh->n_namesz == 10 &&
-			    name + nsz <= (const char *)end && memcmp(name, "secretmem", 10) == 0)
-				return true;
-			p += sizeof(*nh) + nsz + dsz;
+	for (size_t i = 0; lib_seen && i < sm_opt.nlibs; i++) {
+		if (!lib_seen[i] && glob_matches(sm_opt.libs[i], o->path)) {
+			lib_seen[i] = true;
+			sm_info("SECRETMEM_LIBS pattern %s now matches %s, loaded after start-up",
+				sm_opt.libs[i], o->path);
 		}
 	}
+}
+
+static struct sm_elf_object elf_object(const struct object *o)
+{
+	return (struct sm_elf_object){ o->bias, o->path, o->phdr, o->phnum };
+}
+
+/* Records the ranges of the functions named by SECRETMEM_SITES and
+ * SECRETMEM_WRAPPERS in the object, and of C++ standard library code compiled
+ * into it, read from the file actually mapped (elfsym.c says how it is found). */
+/* ---- inlined copies of sites (debuginfo.c) ---- */
+
+static bool site_wanted(void *ctx, const char *name)
+{
+	const struct object *o = ((const struct symbols_ctx *)ctx)->o;
+	struct sm_symbol ss;
+	ss.sym = name;
+	ss.state = 0;
+	for (size_t i = 0; i < sm_opt.nsites; i++) {
+		const struct sm_site *s = &sm_opt.sites[i];
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path)))
+			return true;
+	}
 	return false;
+}
+
+static void add_inlined(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
+{
+	struct symbols_ctx *c = ctx;
+	size_t before = c->b.n;
+	match_rules(c->o, name, lo, hi, &c->b);
+	for (size_t i = before; i < c->b.n; i++)
+		if (c->b.r[i].cls == SM_SECRET)
+			sm_debug("SECRETMEM_SITES %s: a copy inlined at %p (%zu bytes) in %s", c->b.r[i].rule->func,
+				 (void *)lo, (size_t)(hi - lo), c->o->path);
+}
+
+/* The object's inlined copies of sites, from its debug information; a warning
+ * when it has a site but no debug information says where copies went. */
+static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, const char *file)
+{
+	bool has_site = false;
+	for (size_t i = 0; i < c->b.n && !has_site; i++)
+		has_site = c->b.r[i].cls == SM_SECRET;
+	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, site_wanted, add_inlined, c);
+	if (!has_site || d == SM_DEBUGINFO_READ || !file)
+		return; /* (without the file, the warning about it says more) */
+	if (d == SM_DEBUGINFO_NO_LIBDW)
+		sm_warn("%s has a SECRETMEM_SITES function, but libdw.so.1 is not installed: copies of it the "
+			"compiler inlined are not found (Debian: apt-get install libdw1)", c->o->path);
+	else
+		sm_warn("%s has a SECRETMEM_SITES function but no debug information: copies of it the compiler "
+			"inlined are not found (install its debug symbols, e.g. its -dbgsym package, or build with -g)",
+			c->o->path);
+}
+
+static void read_symbols_now(struct object *o);
+
+/* Records the ranges of the functions named by SECRETMEM_SITES and
+ * SECRETMEM_WRAPPERS in the object (and their inlined copies, from its debug
+ * information), and of C++ standard library code compiled into it, read from the
+ * file actually mapped (elfsym.c says how it is found). */
+static void read_symbols(struct object *o)
+{
+	/* What the readers allocate (libdw and libelf can take megabytes for a large
+	 * program's debug information; the demangler its strings) is ordinary: secret
+	 * memory is a small locked budget. Those allocations re-enter the shim on
+	 * this thread while it holds the table, so sm_route_reentered tells them by
+	 * this flag (a signal handler interrupting this thread here is ordinary too). */
+	reader = pthread_self();
+	__atomic_store_n(&reading, true, __ATOMIC_RELEASE);
+	read_symbols_now(o);
+	__atomic_store_n(&reading, false, __ATOMIC_RELEASE);
+}
+
+static void read_symbols_now(struct object *o)
+{
+	struct symbols_ctx c = { o, { 0 } };
+	struct sm_elf_object eo = elf_object(o);
+	char file[4096];
+	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, file, sizeof(file));
+	if (sm_opt.nsites && o->phnum && strncmp(o->path, "linux-vdso", 10) != 0)
+		read_inlined(&c, &eo, src == SM_ELF_FILE || src == SM_ELF_MAP_FILES ? file : NULL);
+	o->ranges = c.b.r;
+	o->nranges = c.b.n;
+	report_late_libs(o);
+	if (src == SM_ELF_MEMORY && sm_opt.nsites && o->phnum && o->path[0] != '\0' &&
+	    strncmp(o->path, "linux-vdso", 10) != 0)
+		sm_warn("cannot read the file of %s (replaced or deleted since it was loaded): "
+			"only its exported functions can match SECRETMEM_SITES (static ones cannot)",
+			o->path);
 }
 
 static int find_annotated(struct dl_phdr_info *info, size_t size, void *any)
 {
 	(void)size;
-	*(bool *)any |= annotated(info);
+	struct sm_elf_object eo = { info->dlpi_addr, info->dlpi_name, info->dlpi_phdr, info->dlpi_phnum };
+	*(bool *)any |= sm_elf_annotated(&eo);
 	return 0;
 }
 
@@ -345,7 +368,8 @@ static struct object *add_object(const struct dl_phdr_info *info, uintptr_t lo, 
 		sm_warn("more than %d objects loaded: %s is not routed", MAX_OBJECTS, name);
 		return NULL;
 	}
-	struct object o = { .lo = lo, .hi = hi, .bias = info->dlpi_addr };
+	struct object o = { .lo = lo, .hi = hi, .bias = info->dlpi_addr,
+			    .phdr = info->dlpi_phdr, .phnum = info->dlpi_phnum };
 	o.path = sm_meta_strndup(name, strlen(name));
 	if (!o.path)
 		return NULL;
@@ -359,11 +383,12 @@ static struct object *add_object(const struct dl_phdr_info *info, uintptr_t lo, 
 		for (size_t i = 0; i < sm_opt.nlibs && !lib; i++)
 			lib = glob_matches(sm_opt.libs[i], name);
 		o.cls = note || lib ? SM_SECRET : SM_ORDINARY;
-		read_symbols(&o, strcmp(name, exe_path) == 0 ? "/proc/self/exe" : name);
+		read_symbols(&o);
 	}
 	have_rules |= o.cls == SM_SECRET;
 	for (size_t i = 0; i < o.nranges; i++)
-		have_rules |= o.ranges[i].cls == SM_SECRET;
+		have_sites |= o.ranges[i].cls == SM_SECRET;
+	have_rules |= have_sites;
 	describe(&o, note);
 	/* Its own references to the allocation API: secret entry points for a tagged
 	 * object, and the shim for any object the loader bound past it. */
@@ -415,7 +440,8 @@ static struct object *object_at(uintptr_t a)
 		info.dlpi_phnum = (ElfW(Half))n;
 	}
 #endif
-	return add_object(&info, lo, hi, info.dlpi_phdr && annotated(&info));
+	struct sm_elf_object eo = { info.dlpi_addr, name, info.dlpi_phdr, info.dlpi_phnum };
+	return add_object(&info, lo, hi, info.dlpi_phdr && sm_elf_annotated(&eo));
 }
 
 /* ---- rescans ---- */
@@ -465,7 +491,8 @@ static int collect_object(struct dl_phdr_info *info, size_t size, void *data)
 	seen_names_used += len;
 	s->lo = lo & ~(uintptr_t)4095;
 	s->hi = hi;
-	s->note = annotated(info); /* memory only: no file is read under the loader's lock */
+	struct sm_elf_object eo = { info->dlpi_addr, name, info->dlpi_phdr, info->dlpi_phnum };
+	s->note = sm_elf_annotated(&eo); /* memory only: no file is read under the loader's lock */
 	return 0;
 }
 
@@ -596,6 +623,148 @@ static void cache_store(uintptr_t pc, enum sm_class cls)
 	__atomic_store_n(&sm_route_cache[victim], e, __ATOMIC_RELAXED);
 }
 
+/* ---- tail calls into a site ----
+ *
+ * A site that ends in "return malloc(n)" is compiled to "jmp malloc": the
+ * allocator's return address is then in the site's caller, just after the call to
+ * the site. So when an address is in no site, the call instruction that ends there
+ * is decoded, followed through a PLT stub or GOT slot, and if it calls a site the
+ * address is secret. Runs on a cache miss only. Every byte read lies in a PT_LOAD
+ * segment of a loaded object with the permission the read needs (elfsym.c), so a
+ * frame address that is not a return address cannot make it fault.
+ */
+
+/* Whether t is in a site and in no wrapper (a wrapper is looked through even if
+ * also named a site, as in classify_locked). */
+static bool in_site(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	bool site = false;
+	for (size_t i = 0; o && i < o->nranges; i++) {
+		if (t - o->ranges[i].lo >= o->ranges[i].hi - o->ranges[i].lo)
+			continue;
+		if (o->ranges[i].cls == SM_MACHINERY)
+			return false;
+		site = true;
+	}
+	return site;
+}
+
+static bool code_at(const struct object *o, uintptr_t a, size_t n)
+{
+	struct sm_elf_object eo = elf_object(o);
+	return a <= UINTPTR_MAX - n && sm_elf_mapped(&eo, a, n, PF_R | PF_X);
+}
+
+/* The pointer in the slot at a, if the object maps it readable; else 0. */
+static uintptr_t slot_at(uintptr_t a)
+{
+	struct object *o = find_object(a);
+	if (!o)
+		return 0;
+	struct sm_elf_object eo = elf_object(o);
+	if ((a & (sizeof(uintptr_t) - 1)) || !sm_elf_mapped(&eo, a, sizeof(uintptr_t), PF_R))
+		return 0;
+	return __atomic_load_n((const uintptr_t *)a, __ATOMIC_RELAXED);
+}
+
+static int32_t rel32(const unsigned char *p)
+{
+	int32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+#if defined(__x86_64__)
+/* What the call that returns to ra in o calls: "call rel32" (e8) or "call
+ * *disp32(%rip)" (ff 15, -fno-plt). */
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	const unsigned char *p = (const unsigned char *)ra;
+	if (code_at(o, ra - 5, 5) && p[-5] == 0xe8)
+		return ra + (uintptr_t)(intptr_t)rel32(p - 4);
+	if (code_at(o, ra - 6, 6) && p[-6] == 0xff && p[-5] == 0x15)
+		return slot_at(ra + (uintptr_t)(intptr_t)rel32(p - 4));
+	return 0;
+}
+
+/* Where a PLT stub at t jumps: "jmp *disp32(%rip)" (ff 25), after an endbr64
+ * (f3 0f 1e fa) and a bnd prefix (f2) in .plt.sec; t itself when it is no stub. */
+static uintptr_t through_plt(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	if (!o || !code_at(o, t, 11))
+		return t;
+	const unsigned char *p = (const unsigned char *)t;
+	if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+		p += 4;
+	if (p[0] == 0xf2)
+		p++;
+	if (p[0] != 0xff || p[1] != 0x25)
+		return t;
+	uintptr_t next = (uintptr_t)(p + 6);
+	uintptr_t to = slot_at(next + (uintptr_t)(intptr_t)rel32(p + 2));
+	return to ? to : t;
+}
+#elif defined(__aarch64__)
+static uint32_t insn_at(uintptr_t a)
+{
+	uint32_t v;
+	memcpy(&v, (const void *)a, sizeof(v));
+	return v;
+}
+
+/* "bl imm26" just before ra. */
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	if (!code_at(o, ra - 4, 4))
+		return 0;
+	uint32_t i = insn_at(ra - 4);
+	if ((i & 0xfc000000u) != 0x94000000u)
+		return 0;
+	int64_t off = (int64_t)((uint64_t)(i & 0x03ffffffu) << 38) >> 36; /* sign-extended, * 4 */
+	return ra - 4 + (uintptr_t)off;
+}
+
+/* A PLT stub: [bti c;] adrp x16, page; ldr x17, [x16, #off]; add x16, ...; br x17. */
+static uintptr_t through_plt(uintptr_t t)
+{
+	struct object *o = find_object(t);
+	if (!o || !code_at(o, t, 16))
+		return t;
+	uintptr_t p = t;
+	if (insn_at(p) == 0xd503245fu && code_at(o, t, 20))
+		p += 4; /* bti c */
+	uint32_t adrp = insn_at(p), ldr = insn_at(p + 4);
+	if ((adrp & 0x9f00001fu) != 0x90000010u || (ldr & 0xffc003ffu) != 0xf9400211u)
+		return t;
+	int64_t imm = (int64_t)((uint64_t)(((adrp >> 29) & 3) | (((adrp >> 5) & 0x7ffff) << 2)) << 43) >> 31;
+	uintptr_t page = (p & ~(uintptr_t)0xfff) + (uintptr_t)imm;
+	uintptr_t to = slot_at(page + ((ldr >> 10) & 0xfff) * 8);
+	return to ? to : t;
+}
+#else
+static uintptr_t call_target(const struct object *o, uintptr_t ra)
+{
+	(void)o;
+	(void)ra;
+	return 0;
+}
+
+static uintptr_t through_plt(uintptr_t t)
+{
+	return t;
+}
+#endif
+
+/* Whether the call that returns to ra calls a site (directly, through a PLT stub
+ * or a GOT slot). */
+static bool calls_site(const struct object *o, uintptr_t ra)
+{
+	uintptr_t t = call_target(o, ra);
+	return t && (in_site(t) || in_site(through_plt(t)));
+}
+
 /* Called with table_lock held. */
 static enum sm_class classify_locked(uintptr_t pc)
 {
@@ -614,6 +783,8 @@ static enum sm_class classify_locked(uintptr_t pc)
 				break; /* a wrapper is looked through even if also named a site */
 		}
 	}
+	if (cls != SM_SECRET && o->cls != SM_MACHINERY && have_sites && calls_site(o, pc))
+		cls = SM_SECRET;
 	return cls;
 }
 
@@ -790,6 +961,8 @@ bool sm_route_reentered(uintptr_t pc)
 	 * memory harms nothing; the reverse would leak). _dl_find_object is
 	 * async-signal-safe. */
 	if (pthread_mutex_trylock(&table_lock) != 0) {
+		if (__atomic_load_n(&reading, __ATOMIC_ACQUIRE) && pthread_equal(reader, pthread_self()))
+			return false; /* libdw, libelf, the demangler: see read_symbols */
 		uintptr_t b = sm_object_base((const void *)pc);
 		return !(b == libc_bias || b == ldso_bias || b == self_bias ||
 			 (unwind_bias && b == unwind_bias));
@@ -849,23 +1022,30 @@ bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, cons
 		return false;
 	*object = o->path;
 	struct name_ctx c = { pc, 0, buf, size };
-	for_each_func(strcmp(o->path, exe_path) == 0 ? "/proc/self/exe" : o->path, o->bias, closest, &c);
+	struct sm_elf_object eo = elf_object(o);
+	sm_elf_for_each_func(&eo, closest, &c, NULL, 0);
 	*offset = buf[0] ? pc - c.best_lo : pc - o->bias;
 	return buf[0] != '\0';
 }
 
 /* ---- start-up ---- */
 
-/* At log level info, a rule that matches nothing loaded now is worth a line: a typo
- * would otherwise protect nothing without a word. */
+/* A rule that matches nothing loaded now is a warning at the default level: a typo
+ * (or an unmangled name the demangler cannot place) would otherwise protect
+ * nothing without a word. */
 static void report_unmatched(void)
 {
+	lib_seen = sm_meta_alloc((sm_opt.nlibs + 1) * sizeof(bool));
+	site_seen = sm_meta_alloc((sm_opt.nsites + 1) * sizeof(bool));
 	for (size_t i = 0; i < sm_opt.nlibs; i++) {
 		bool hit = strcmp(sm_opt.libs[i], "*") == 0;
 		for (size_t k = 0; k < nobjects && !hit; k++)
 			hit = objects[k].cls != SM_MACHINERY && glob_matches(sm_opt.libs[i], objects[k].path);
+		if (lib_seen)
+			lib_seen[i] = hit;
 		if (!hit)
-			sm_info("SECRETMEM_LIBS pattern %s matches no object loaded now (an object loaded later may match)",
+			sm_warn("SECRETMEM_LIBS pattern %s matches no object loaded now; "
+				"it protects nothing unless an object loaded later matches it",
 				sm_opt.libs[i]);
 	}
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
@@ -873,25 +1053,57 @@ static void report_unmatched(void)
 		for (size_t k = 0; k < nobjects && !hit; k++)
 			for (size_t r = 0; r < objects[k].nranges && !hit; r++)
 				hit = objects[k].ranges[r].rule == &sm_opt.sites[i];
+		if (site_seen)
+			site_seen[i] = hit;
 		if (!hit)
-			sm_info("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now",
+			sm_warn("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now; "
+				"it protects nothing unless an object loaded later defines it",
 				sm_opt.sites[i].lib ? sm_opt.sites[i].lib : "",
 				sm_opt.sites[i].lib ? ":" : "", sm_opt.sites[i].func);
 	}
+}
+
+/* The main program (the first object dl_iterate_phdr reports): its file's path. */
+static int main_path(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	(void)data;
+	struct sm_elf_object eo = { info->dlpi_addr, "", info->dlpi_phdr, info->dlpi_phnum };
+	sm_elf_path(&eo, exe_path, sizeof(exe_path));
+	return 1;
+}
+
+/* Defined by the loader alone, on x86_64 and aarch64 alike (glibc 2.35 moved
+ * _dl_find_object into libc, so that one will not do). */
+extern void *__tls_get_addr(void *);
+
+/* The loader's load address. AT_BASE is 0 when the program was started as
+ * "ld.so ./prog" (the kernel ran ld.so as the program), and a non-PIE main program
+ * has load address 0 too, so 0 must never stand for the loader: then it is found
+ * as the object that defines __tls_get_addr. */
+static uintptr_t ldso_base(void)
+{
+	uintptr_t b = (uintptr_t)getauxval(AT_BASE);
+	return b ? b : sm_object_base((const void *)__tls_get_addr);
 }
 
 bool sm_route_init(void)
 {
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
+	if (!getauxval(AT_BASE))
+		/* started as "ld.so ./prog": /proc/self/exe is the loader */
+		dl_iterate_phdr(main_path, NULL);
 
 	libc_bias = sm_object_base((const void *)gnu_get_libc_version); /* never interposed */
-	ldso_bias = (uintptr_t)getauxval(AT_BASE);
+	ldso_bias = ldso_base();
 	self_bias = sm_object_base((const void *)sm_route_init);
 
 	for (size_t i = 0; i < sm_opt.nlibs; i++)
 		route_all |= strcmp(sm_opt.libs[i], "*") == 0;
 
+	if (sm_opt.nsites)
+		sm_debuginfo_load(); /* where inlined copies of sites went */
 	struct object *table = sm_meta_alloc(MAX_OBJECTS * sizeof(*objects));
 	if (!table)
 		sm_die("cannot map memory for the routing tables");

@@ -476,11 +476,7 @@ stack secret=0"
 	refute_line --regexp "(not valid|error|warning|cannot)"
 }
 
-@test "a rule that matches nothing is silent at the default log level" {
-	run -0 --separate-stderr with_shim SECRETMEM_SITES=no_such_function "$PROG" load_key
-	assert_block load_key 0
-	assert_equal "$stderr" ""
-}
+# (at the default log level it is a warning: tests/sites.bats)
 
 @test "the info line for an unmatched LIB:FUNCTION names the whole rule" {
 	run -0 --separate-stderr with_shim SECRETMEM_LOG=info SECRETMEM_SITES='libnomatch*:load_key' \

@@ -163,7 +163,8 @@ SECRETMEM_LOG=debug"
 	assert_line 'SECRETMEM_SITES=one,libk*.so:two,three'
 	assert_line 'SECRETMEM_WRAPPERS=xmalloc,libglib*:g_malloc'
 	# the library accepts the joined lists (a bad list stops the program with 78)
-	run --separate-stderr -0 "$RUN" --lib a.so --lib 'b*' --site one --site 'libk*.so:two' \
+	# (rules that match nothing are a warning at the default level: tests/sites.bats)
+	run --separate-stderr -0 "$RUN" --log error --lib a.so --lib 'b*' --site one --site 'libk*.so:two' \
 		--wrapper xmalloc --wrapper 'libglib*:g_malloc' /bin/true
 	assert_equal "$stderr" ""
 }
@@ -172,7 +173,7 @@ SECRETMEM_LOG=debug"
 	sm_need_jemalloc
 	LD_PRELOAD=$JEMALLOC run --separate-stderr -0 "$RUN" --print-env
 	assert_output "LD_PRELOAD=$SHIM_REAL $JEMALLOC"
-	LD_PRELOAD=$JEMALLOC run --separate-stderr -0 "$RUN" --site f sh -c \
+	LD_PRELOAD=$JEMALLOC run --separate-stderr -0 "$RUN" --log error --site f sh -c \
 		'echo "LD_PRELOAD=$LD_PRELOAD"; cat /proc/$$/maps'
 	assert_equal "$stderr" ""
 	assert_line "LD_PRELOAD=$SHIM_REAL $JEMALLOC"
@@ -187,7 +188,7 @@ SECRETMEM_LOG=debug"
 	run -1 "$RUN" false
 	run -143 "$RUN" sh -c 'kill -TERM $$'
 	# arguments reach the command unchanged, after --
-	run -0 "$RUN" --site f -- printf '%s|' --mode 'two words' ''
+	run -0 "$RUN" --log error --site f -- printf '%s|' --mode 'two words' ''
 	assert_output '--mode|two words||'
 }
 

@@ -59,9 +59,14 @@ static void one(const char *name, const char *value)
 		size_t n = name[10] == 'S' ? o.nsites : o.nwrappers;
 		if (!n)
 			abort();
-		for (size_t i = 0; i < n; i++)
-			if (!s[i].func[0] || (s[i].lib && !s[i].lib[0]) || strchr(s[i].func, ':'))
+		for (size_t i = 0; i < n; i++) {
+			if (!s[i].func[0] || (s[i].lib && !s[i].lib[0]))
 				abort();
+			/* a ':' in FUNCTION only as half of a C++ "::" */
+			for (const char *c = s[i].func; (c = strchr(c, ':')) != NULL; c += 2)
+				if (c[1] != ':')
+					abort();
+		}
 	}
 }
 

@@ -191,6 +191,22 @@ static void test_sites(void)
 		   streq(o.sites[2].func, "_x.y$z"),
 	   "SECRETMEM_SITES=a:b,c,lib*:_x.y$z splits on ',' only");
 	ok(sm_options_have_rules(&o), "SITES set: rules");
+	e = parse("SECRETMEM_SITES", "KeyStore::load,libkeys.so:crypto::KeyStore::load", &o);
+	ok(!e && o.nsites == 2 && !o.sites[0].lib && streq(o.sites[0].func, "KeyStore::load") &&
+		   streq(o.sites[1].lib, "libkeys.so") && streq(o.sites[1].func, "crypto::KeyStore::load"),
+	   "SECRETMEM_SITES with C++ names: '::' is no LIBGLOB separator");
+	e = parse("SECRETMEM_SITES", "KeyStore::load(char const*, int),make_key_vector", &o);
+	ok(!e && o.nsites == 2 && !o.sites[0].lib && streq(o.sites[0].func, "KeyStore::load(char const*, int)") &&
+		   streq(o.sites[1].func, "make_key_vector"),
+	   "SECRETMEM_SITES: a comma inside a signature does not split");
+	e = parse("SECRETMEM_SITES", "lib*.so:f<int, std::pair<int, long> >(int) const,g", &o);
+	ok(!e && o.nsites == 2 && streq(o.sites[0].lib, "lib*.so") &&
+		   streq(o.sites[0].func, "f<int, std::pair<int, long> >(int) const") && streq(o.sites[1].func, "g"),
+	   "SECRETMEM_SITES: templates, nested, and a qualifier after the signature");
+	e = parse("SECRETMEM_SITES", "f()", &o);
+	ok(!e && o.nsites == 1 && streq(o.sites[0].func, "f()"), "SECRETMEM_SITES=f(): the overload without parameters");
+	e = parse("SECRETMEM_SITES", "ns::Key::~Key", &o);
+	ok(!e && o.nsites == 1 && streq(o.sites[0].func, "ns::Key::~Key"), "SECRETMEM_SITES: a destructor");
 
 	e = parse("SECRETMEM_WRAPPERS", "xmalloc,g_malloc", &o);
 	ok(!e && o.nwrappers == 2 && !o.wrappers[0].lib && streq(o.wrappers[0].func, "xmalloc") &&
@@ -245,7 +261,11 @@ static const struct bad bads[] = {
 	{ "SECRETMEM_SITES", "a,,b" }, { "SECRETMEM_SITES", ",a" }, { "SECRETMEM_SITES", "a," },
 	{ "SECRETMEM_SITES", "lib:" }, { "SECRETMEM_SITES", ":func" }, { "SECRETMEM_SITES", "fu nc" },
 	{ "SECRETMEM_SITES", "1abc" }, { "SECRETMEM_SITES", "lib:1abc" },
-	{ "SECRETMEM_SITES", "a:b:c" }, { "SECRETMEM_SITES", "f()" }, { "SECRETMEM_SITES", "func\n" },
+	{ "SECRETMEM_SITES", "a:b:c" }, { "SECRETMEM_SITES", "f(" }, { "SECRETMEM_SITES", "func\n" },
+	{ "SECRETMEM_SITES", "f(int" }, { "SECRETMEM_SITES", "a::" }, { "SECRETMEM_SITES", "::a" },
+	{ "SECRETMEM_SITES", "f<int" }, { "SECRETMEM_SITES", "f<a:b>" }, { "SECRETMEM_SITES", "f)(" }, { "SECRETMEM_SITES", "ns::1f" },
+	{ "SECRETMEM_SITES", "f() g" }, { "SECRETMEM_SITES", "a:::b" }, { "SECRETMEM_SITES", "(int)" },
+	{ "SECRETMEM_SITES", "ns::(int)" }, { "SECRETMEM_SITES", "f(int)(int)" },
 	{ "SECRETMEM_WRAPPERS", "a,,b" }, { "SECRETMEM_WRAPPERS", "lib:" },
 	{ "SECRETMEM_WRAPPERS", ":g_malloc" }, { "SECRETMEM_WRAPPERS", "x malloc" },
 	{ "SECRETMEM_WRAPPERS", "9malloc" },

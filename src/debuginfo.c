@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inlined copies of sites, from DWARF (see debuginfo.h). Every libdw entry point
+ * is taken with dlsym from libdw.so.1 (and libelf.so.1, its dependency), so the
+ * shim neither links nor loads elfutils unless SECRETMEM_SITES is set. The ELF
+ * file is opened with ELF_C_READ (pread as needed, no mapping a shrinking file
+ * could turn into SIGBUS).
+ */
+#include "config.h"
+#include "debuginfo.h"
+#include "log.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef HAVE_ELFUTILS_LIBDW_H
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+
+static struct {
+	__typeof__(elf_version) *version;
+	__typeof__(elf_begin) *begin;
+	__typeof__(elf_end) *end;
+	__typeof__(dwarf_begin_elf) *dbegin;
+	__typeof__(dwarf_end) *dend;
+	__typeof__(dwarf_nextcu) *nextcu;
+	__typeof__(dwarf_offdie) *offdie;
+	__typeof__(dwarf_getfuncs) *getfuncs;
+	__typeof__(dwarf_func_inline) *func_inline;
+	__typeof__(dwarf_func_inline_instances) *instances;
+	__typeof__(dwarf_attr_integrate) *attr;
+	__typeof__(dwarf_formstring) *formstring;
+	__typeof__(dwarf_diename) *diename;
+	__typeof__(dwarf_ranges) *ranges;
+} dw;
+static bool loaded;
+
+bool sm_debuginfo_load(void)
+{
+	if (loaded)
+		return true;
+	void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return false;
+#define SYM(f, name) (dw.f = (__typeof__(dw.f))dlsym(h, name)) != NULL
+	bool ok = SYM(version, "elf_version") && SYM(begin, "elf_begin") && SYM(end, "elf_end") &&
+		  SYM(dbegin, "dwarf_begin_elf") && SYM(dend, "dwarf_end") && SYM(nextcu, "dwarf_nextcu") &&
+		  SYM(offdie, "dwarf_offdie") && SYM(getfuncs, "dwarf_getfuncs") &&
+		  SYM(func_inline, "dwarf_func_inline") && SYM(instances, "dwarf_func_inline_instances") &&
+		  SYM(attr, "dwarf_attr_integrate") && SYM(formstring, "dwarf_formstring") &&
+		  SYM(diename, "dwarf_diename") && SYM(ranges, "dwarf_ranges");
+#undef SYM
+	if (!ok)
+		return false;
+	dw.version(EV_CURRENT);
+	loaded = true;
+	return true;
+}
+
+struct walk {
+	const struct sm_elf_object *o;
+	bool (*wanted)(void *, const char *);
+	sm_inline_fn fn;
+	void *ctx;
+	const char *name;
+};
+
+static int instance(Dwarf_Die *die, void *arg)
+{
+	struct walk *w = arg;
+	Dwarf_Addr base, lo, hi;
+	ptrdiff_t off = 0;
+	while ((off = dw.ranges(die, off, &base, &lo, &hi)) > 0)
+		if (lo < hi && lo <= UINTPTR_MAX - w->o->bias && hi - lo <= UINTPTR_MAX - (w->o->bias + lo))
+			w->fn(w->ctx, w->name, w->o->bias + (uintptr_t)lo, w->o->bias + (uintptr_t)hi);
+	return DWARF_CB_OK;
+}
+
+static int func(Dwarf_Die *die, void *arg)
+{
+	struct walk *w = arg;
+	if (!dw.func_inline(die))
+		return DWARF_CB_OK;
+	Dwarf_Attribute a;
+	const char *name = NULL;
+	if (dw.attr(die, DW_AT_linkage_name, &a))
+		name = dw.formstring(&a);
+	if (!name)
+		name = dw.diename(die);
+	if (name && w->wanted(w->ctx, name)) {
+		w->name = name;
+		dw.instances(die, instance, w);
+	}
+	return DWARF_CB_OK;
+}
+
+/* Whether the file open on fd has DWARF; if so, reports the instances. */
+static bool read_fd(int fd, struct walk *w)
+{
+	Elf *elf = dw.begin(fd, ELF_C_READ, NULL);
+	if (!elf)
+		return false;
+	Dwarf *d = dw.dbegin(elf, DWARF_C_READ, NULL);
+	if (!d) {
+		dw.end(elf);
+		return false;
+	}
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+	while (dw.nextcu(d, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu;
+		if (dw.offdie(d, off + hsize, &cu))
+			dw.getfuncs(&cu, func, w, 0);
+		off = next;
+	}
+	dw.dend(d);
+	dw.end(elf);
+	return true;
+}
+
+enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
+				       bool (*wanted)(void *ctx, const char *name),
+				       sm_inline_fn fn, void *ctx)
+{
+	if (!loaded)
+		return SM_DEBUGINFO_NO_LIBDW;
+	struct walk w = { o, wanted, fn, ctx, NULL };
+	bool read = false;
+	if (path && path[0] == '/') {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0) {
+			read = read_fd(fd, &w);
+			close(fd);
+		}
+	}
+	unsigned char id[64];
+	size_t n;
+	if (!read && (n = sm_elf_build_id(o, id, sizeof(id))) >= 2) {
+		char dbg[64 + 2 * sizeof(id)];
+		size_t k = sm_format(dbg, sizeof(dbg), "/usr/lib/debug/.build-id/%02x/", id[0]);
+		for (size_t i = 1; i < n && k + 3 < sizeof(dbg); i++)
+			k += sm_format(dbg + k, sizeof(dbg) - k, "%02x", id[i]);
+		sm_format(dbg + k, sizeof(dbg) - k, ".debug");
+		int fd = open(dbg, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0) {
+			read = read_fd(fd, &w);
+			close(fd);
+		}
+	}
+	return read ? SM_DEBUGINFO_READ : SM_DEBUGINFO_NONE;
+}
+
+#else /* no libdw headers at build time */
+
+bool sm_debuginfo_load(void)
+{
+	return false;
+}
+
+enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
+				       bool (*wanted)(void *ctx, const char *name),
+				       sm_inline_fn fn, void *ctx)
+{
+	(void)o;
+	(void)path;
+	(void)wanted;
+	(void)fn;
+	(void)ctx;
+	return SM_DEBUGINFO_NO_LIBDW;
+}
+
+#endif

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Whether a symbol is the function a SECRETMEM_SITES / SECRETMEM_WRAPPERS entry
+ * names. An entry is a C name (load_key), a mangled C++ name (_ZN8KeyStore4loadEv),
+ * or a C++ name as c++filt prints it: qualified (KeyStore::load, crypto::KeyStore::load),
+ * which matches every overload in every enclosing scope, or with its signature
+ * (KeyStore::load(int)), which matches that overload only. Spaces are ignored.
+ *
+ * C++ symbols are demangled with the C++ runtime's own __cxa_demangle (libstdc++
+ * or libc++abi, found in the loaded objects without dlsym), only at rule
+ * resolution and only for symbols that contain the entry's last name. Its result
+ * is malloc'd by the runtime: call only under the shim's re-entry guard. When no
+ * runtime is loaded (C++ code that needs none of it), a small demangler of nested
+ * names gives the qualified name without the signature: rules by name match,
+ * rules with a signature do not.
+ */
+#ifndef SM_SYMMATCH_H
+#define SM_SYMMATCH_H
+
+#include <stdbool.h>
+
+#pragma GCC visibility push(hidden)
+
+/* One symbol's demangled form, computed on the first rule that needs it. */
+struct sm_symbol {
+	const char *sym;
+	int state;        /* 0: not tried; 1: demangled into name; -1: not C++ or failed */
+	char name[1024];  /* spaces removed, " [clone ...]" and the return type cut */
+};
+
+/* Whether sym (held in s, whose other fields this fills on demand) is the function
+ * rule names. */
+bool sm_symbol_matches(const char *rule, struct sm_symbol *s);
+
+/* Whether rule is in the C++ form (has "::" or a signature). */
+bool sm_rule_is_cxx(const char *rule);
+
+#pragma GCC visibility pop
+
+#endif

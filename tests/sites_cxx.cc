@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// The C++ functions sites.bats names by their demangled names: two overloads of
+// crypto::KeyStore::load, a same-named method in another namespace, a method no
+// rule names, and a free function filling a std::vector. Compiled apart from
+// their callers (sites_cxx_main.cc), -O2 -g, as a distribution would.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "sites_cxx.h"
+
+static char *block(const char *tag)
+{
+	char *p = static_cast<char *>(std::malloc(64));
+	if (p)
+		std::snprintf(p, 64, "blk:%s", tag);
+	return p;
+}
+
+namespace crypto {
+char *KeyStore::load(int) { return block("load_int"); }
+char *KeyStore::load(const char *, int) { return block("load_str"); }
+char *KeyStore::save(int) { return block("save"); }
+} // namespace crypto
+
+namespace other {
+char *KeyStore::load(int) { return block("other_load"); }
+} // namespace other
+
+std::vector<char> *make_key_vector(int n)
+{
+	auto *v = new std::vector<char>(static_cast<size_t>(n), 'k');
+	std::snprintf(v->data(), v->size(), "blk:make_key_vector");
+	return v;
+}
