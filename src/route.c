@@ -634,6 +634,15 @@ static void cache_store(uintptr_t pc, enum sm_class cls)
  * frame address that is not a return address cannot make it fault.
  */
 
+/* The known object holding address a (the table alone, no registration). */
+static struct object *find_object(uintptr_t a)
+{
+	for (size_t i = 0; i < nobjects; i++)
+		if (objects[i].present && a - objects[i].lo < objects[i].hi - objects[i].lo)
+			return &objects[i];
+	return NULL;
+}
+
 /* Whether t is in a site and in no wrapper (a wrapper is looked through even if
  * also named a site, as in classify_locked). */
 static bool in_site(uintptr_t t)
