@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Limits in the way services really run: the memlock limit after a privilege drop,
 # giving secret memory back when nothing is live (hibernation), an address-space
-# limit, and what a root scan of the process reads. The probe (tests/limits_prog.c) is built as distributions
+# limit, what a root scan of the process reads, and the systemd drop-in of
+# docs/deployment.md. The probe (tests/limits_prog.c) is built as distributions
 # build: -O2 -g, and -O3 -flto, and with clang where it is installed.
 
 load helpers
@@ -102,4 +103,42 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 		# the page map is committed only where chunks are (it was 127 MiB readable)
 		((shim - plain < 8 << 20)) || fail "$v: $shim readable bytes with the shim, $plain without"
 	done
+}
+
+@test "systemd drop-in of docs/deployment.md: systemd-analyze verify accepts it, with its environment and LimitMEMLOCK" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed (apt package systemd)"
+	local d=$BATS_TEST_TMPDIR/units
+	mkdir -p "$d/nginx.service.d"
+	# the unit of Debian's nginx package, reduced to what verify looks at
+	cat >"$d/nginx.service" <<-UNIT
+		[Unit]
+		Description=A high performance web server and a reverse proxy server
+		[Service]
+		Type=forking
+		PIDFile=/run/nginx.pid
+		ExecStart=/bin/true
+		[Install]
+		WantedBy=multi-user.target
+	UNIT
+	cp "$abs_top_srcdir/docs/systemd/secretmem.conf" "$d/nginx.service.d/"
+	run --separate-stderr env SYSTEMD_UNIT_PATH="$d:" SYSTEMD_LOG_LEVEL=debug timeout 60 \
+		systemd-analyze verify --man=no nginx.service
+	if ((status != 0)) && [[ $stderr == *"Failed to initialize"* || $stderr == *"ermission denied"* ]]; then
+		skip "systemd-analyze verify cannot run here: $stderr"
+	fi
+	((status == 0)) || fail "verify failed: $stderr"
+	# a complaint about the drop-in names it, FILE:LINE: (verify also reads, and
+	# may complain about, the system's own units)
+	[[ $stderr != *"secretmem.conf:"* ]] || fail "verify complains: $(grep secretmem.conf: <<<"$stderr")"
+	# the unit as systemd loaded it (the debug dump)
+	local dump="$output$stderr"
+	[[ $dump == *"DropIn Path: $d/nginx.service.d/secretmem.conf"* ]] || fail "the drop-in was not read"
+	[[ $dump == *"Environment: LD_PRELOAD=/usr/local/lib/libsecretmem-preload.so"* ]] || fail "no LD_PRELOAD"
+	[[ $dump == *"Environment: SECRETMEM_LIBS=libcrypto.so*"* ]] || fail "no SECRETMEM_LIBS"
+	[[ $dump == *"LimitMEMLOCK: 67108864"* ]] || fail "no LimitMEMLOCK"
+	# control: a typo in the limit is reported
+	sed -i 's/^LimitMEMLOCK=64M/LimitMEMLOCK=64Q/' "$d/nginx.service.d/secretmem.conf"
+	run --separate-stderr env SYSTEMD_UNIT_PATH="$d:" timeout 60 systemd-analyze verify --man=no nginx.service
+	[[ $stderr == *"secretmem.conf:"*"Failed to parse"* ]] ||
+		fail "control: a bad LimitMEMLOCK went unnoticed: $stderr"
 }
