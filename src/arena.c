@@ -1713,7 +1713,14 @@ void sm_arena_get_stats(struct sm_arena_stats *st)
 	st->touched_bytes = LOAD(g_touched);
 	st->chunks = LOAD(g_chunks);
 	st->enomem = LOAD(g_enomem);
-	st->limit = limit;
+	/* The limit in force now, even if no chunk was mapped since a privilege drop;
+	 * only if the page lock is free (a report may be written from a signal
+	 * handler that interrupted the arena). */
+	if (pthread_mutex_trylock(&page_lock) == 0) {
+		budget_init();
+		unlock(&page_lock);
+	}
+	st->limit = LOAD(limit);
 }
 
 /* ---- consistency check (tests, fuzzers, --enable-debug) ---- */

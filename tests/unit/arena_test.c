@@ -354,6 +354,9 @@ static void child_drop_priv(void *arg)
 	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
 	if (syscall(SYS_capset, &hdr, data) != 0)
 		_exit(2);
+	sm_arena_get_stats(&st); /* before any chunk is mapped again */
+	if (st.limit != (2u << 20) - (64u << 10))
+		_exit(7);
 	void *a = sm_arena_malloc(1500 << 10), *b = sm_arena_malloc(400 << 10);
 	sm_arena_get_stats(&st);
 	fprintf(stderr, "limit %llu\n", (unsigned long long)st.limit);
