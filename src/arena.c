@@ -3,12 +3,16 @@
  * The secret arena: a page allocator over secret chunks, small size classes in
  * slabs on top of it, and per-thread caches in front of those.
  *
- * Layout. One PROT_NONE range is reserved at start-up; chunks (one memfd_secret
- * file each, 256 KiB doubling to 8 MiB, or bigger for a big request) are mapped
- * into it in address order with an unmapped guard page between them. Every page
- * of the range has an entry in the page map (ordinary memory, committed only for
- * the part that chunks cover) pointing to the span that holds it: a FREE run, a
- * SLAB of one size class, or a LARGE block. Span descriptors, the page map and all
+ * Layout. One PROT_NONE range is reserved at start-up (a few times the budget,
+ * within RLIMIT_AS); chunks (one memfd_secret file each, 256 KiB doubling to
+ * 8 MiB, at most half of the budget left, or bigger for a big request) are
+ * mapped into its lowest free gap, with an unmapped guard page on either side. A
+ * chunk that holds nothing is unmapped (its memory and memlock charge go back to
+ * the kernel) when the budget or the range runs short, and every chunk is when no
+ * secret block is live. Every page of the range has an entry in the page map
+ * (ordinary memory, committed, and readable, only up to the highest chunk so far)
+ * pointing to the span that holds it: a FREE run, a SLAB of one size class, a
+ * LARGE block, or GONE (an unmapped chunk). Span descriptors, the page map and all
  * other metadata live in ordinary memory and never hold a secret byte.
  *
  * Layers and their locks (taken in this order, never the reverse):
@@ -25,7 +29,8 @@
  *    the per-process random key: a free() that finds the key is a double free;
  *  - freed pages are reused before untouched ones are carved (a first touch of a
  *    secret page costs ~25 us and is never given back short of unmapping);
- *  - mapped bytes never exceed the limit (SECRETMEM_MAX, RLIMIT_MEMLOCK).
+ *  - mapped bytes never exceed the limit (SECRETMEM_MAX, RLIMIT_MEMLOCK), read
+ *    again before each chunk is mapped (a privilege drop changes it).
  * Never calls malloc, free or stdio; never reads an untouched page; never falls
  * back to ordinary memory when secret memory runs out.
  */
@@ -54,7 +59,9 @@
 #define PAGE ((size_t)1 << PAGE_SHIFT)
 
 #define RESERVE_MAX ((size_t)64 << 30)
-#define RESERVE_MIN ((size_t)1 << 30)
+#define RESERVE_LOW ((size_t)256 << 20) /* at least this much below 64 GiB */
+#define RESERVE_MIN ((size_t)4 << 20)
+#define RESERVE_FACTOR 8                /* times the budget */
 #define CHUNK_MIN ((size_t)64 << 10)   /* below this the probe calls the limit too small */
 #define CHUNK_FIRST ((size_t)256 << 10)
 #define CHUNK_MAX ((size_t)8 << 20)    /* geometric growth stops here */
@@ -65,7 +72,9 @@
 #define SLAB_PAGES_MAX 16
 #define CACHE_BYTES 16384           /* a thread keeps about this much per class */
 
-enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE };
+/* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
+ * static descriptor), so that a stale pointer into it is still named a freed block. */
+enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE };
 
 /* A free block's link words (the block is in secret memory). */
 struct blk {
@@ -120,6 +129,7 @@ struct tcache {
 
 uintptr_t sm_arena_base;
 uintptr_t sm_arena_span;
+uintptr_t sm_arena_reserved;
 
 /* ---- state ---- */
 
@@ -143,9 +153,10 @@ static size_t pagemap_len, pagemap_rw; /* bytes reserved, bytes committed */
 static struct span *bins[2][NBINS];    /* [touched][bin] */
 static struct span *desc_free;
 static char *meta_cur, *meta_end;
-static struct chunk *chunks, *chunks_tail;
-static uintptr_t next_addr;            /* where the next chunk goes */
+static struct chunk *chunks;           /* in address order */
+static struct chunk *chunk_free;       /* descriptors of unmapped chunks, for reuse */
 static size_t next_chunk = CHUNK_FIRST;
+static struct span gone = { .kind = SPAN_GONE };
 static uintptr_t drop_top;             /* below: the parent's dropped chunks (fork drop) */
 static int fork_copy_err;
 
@@ -476,53 +487,173 @@ static void warn_oom(size_t want, int err)
 	else
 		sm_warn("out of secret memory: mapping %zu more bytes failed (%s; %zu bytes mapped, "
 			"address range %zu bytes)", want, errname(-err), (size_t)g_mapped,
-			(size_t)sm_arena_span);
+			(size_t)sm_arena_reserved);
+}
+
+static void budget_init(void);
+
+/* Whether every span of chunk c is free (no block, no slab). */
+static bool chunk_empty(const struct chunk *c)
+{
+	for (uintptr_t a = c->start; a < c->start + c->len;) {
+		const struct span *s = span_at(a);
+		if (s->kind != SPAN_FREE)
+			return false;
+		a = s->start + s->npages * PAGE;
+	}
+	return true;
+}
+
+/* Unmaps empty chunk c (after prev, or the first): the kernel frees its pages and
+ * its memlock charge once the mapping is gone (its fd was closed when it was
+ * mapped). The page map names the range gone, so that a stale pointer into it
+ * is still a freed block. false if the reservation could not be put back. */
+static bool chunk_unmap(struct chunk *c, struct chunk *prev)
+{
+	if (sm_pages_unmap_to_reserved((void *)c->start, c->len) != 0)
+		return false;
+	size_t touched = 0;
+	for (uintptr_t a = c->start; a < c->start + c->len;) {
+		struct span *s = span_at(a);
+		a = s->start + s->npages * PAGE;
+		if (s->touched)
+			touched += s->npages * PAGE;
+		bin_remove(s);
+		set_pages(&gone, s->start, s->npages);
+		desc_put(s);
+	}
+	if (prev)
+		prev->next = c->next;
+	else
+		chunks = c->next;
+	c->next = chunk_free;
+	chunk_free = c;
+	STORE(g_mapped, g_mapped - c->len);
+	STORE(g_chunks, g_chunks - 1);
+	STORE(g_touched, g_touched - touched);
+	return true;
+}
+
+/* Unmaps every chunk that holds nothing; returns how many. */
+static unsigned release_empty(void)
+{
+	unsigned n = 0;
+	for (struct chunk *c = chunks, *prev = NULL, *next; c; c = next) {
+		next = c->next;
+		if (chunk_empty(c) && chunk_unmap(c, prev))
+			n++;
+		else
+			prev = c;
+	}
+	return n;
+}
+
+/* The lowest gap of the reservation that holds len bytes with an unmapped guard
+ * page on either side (page 0 is one; so is the page after every chunk), above
+ * the parent's chunks a fork dropped; *prev: the chunk before it. 0 if none. */
+static uintptr_t place(size_t len, struct chunk **prev)
+{
+	uintptr_t a = sm_arena_base + PAGE, end = sm_arena_base + sm_arena_reserved;
+	if (a < drop_top)
+		a = drop_top;
+	*prev = NULL;
+	for (struct chunk *c = chunks; c; c = c->next) {
+		if (a + len + PAGE <= c->start)
+			break;
+		if (c->start + c->len + PAGE > a)
+			a = c->start + c->len + PAGE;
+		*prev = c;
+	}
+	return a + len + PAGE <= end && a + len > a ? a : 0;
+}
+
+/* How big a new chunk for need bytes is: doubling from 256 KiB to 8 MiB while the
+ * budget is far off, but never more than half of what is left, nor less than
+ * needed (each chunk is charged its whole size against the limit, used or not, and
+ * a block cannot span two chunks: bench/limit_bench measured a quarter, a half and
+ * no bound; a half left the most usable after rounds of random frees). 0 if need
+ * does not fit in what is left. */
+static size_t chunk_len(size_t need)
+{
+	size_t left = budget_left() & ~(PAGE - 1), len = next_chunk;
+	if (len > left / 2)
+		len = (left / 2) & ~(PAGE - 1);
+	if (len < CHUNK_MIN) /* and no smaller than 64 KiB: a remnant would go unused */
+		len = CHUNK_MIN;
+	if (len < need)
+		len = round_up(need, CHUNK_MIN);
+	if (len > left)
+		len = left;
+	return len < need ? 0 : len;
 }
 
 /* Maps a chunk big enough for n pages at alignment align; its pages become one
- * untouched free span. 0 or -errno (-ENOMEM: over the budget or the reservation). */
+ * untouched free span. 0 or -errno (-ENOMEM: over the budget or the reservation).
+ * The limit is read again first: a server that drops root (CAP_IPC_LOCK) has the
+ * kernel enforce RLIMIT_MEMLOCK from then on. Short of budget or of address range,
+ * or refused by the kernel for memlock, it gives back the chunks that hold nothing
+ * and tries once more. */
 static int grow(size_t n, size_t align)
 {
-	size_t need = n * PAGE + (align > PAGE ? align - PAGE : 0);
-	size_t len = next_chunk > need ? next_chunk : round_up(need, CHUNK_MIN);
-	size_t left = budget_left();
-	if (len > left)
-		len = left & ~(PAGE - 1);
-	uintptr_t end = sm_arena_base + sm_arena_span;
-	if (len < need || next_addr + len + PAGE > end || next_addr + len < next_addr)
-		return -ENOMEM;
+	size_t need = n * PAGE + (align > PAGE ? align - PAGE : 0), len;
+	struct chunk *prev;
+	uintptr_t at;
+	int err;
 
-	/* The page map entries for the chunk must be writable first. */
-	size_t pm_end = round_up((page_index(next_addr + len) + 1) * sizeof(*pagemap), PAGE);
-	if (pm_end > pagemap_rw) {
-		if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
-			     PROT_READ | PROT_WRITE) != 0)
-			return -errno;
-		pagemap_rw = pm_end;
+	budget_init();
+	for (int retry = 0;; retry++) {
+		len = chunk_len(need);
+		at = len ? place(len, &prev) : 0;
+		if (at) {
+			/* The page map entries for the chunk and its guard pages must be
+			 * writable first. */
+			size_t pm_end = round_up((page_index(at + len) + 1) * sizeof(*pagemap), PAGE);
+			if (pm_end > pagemap_rw) {
+				if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
+					     PROT_READ | PROT_WRITE) != 0)
+					return -errno;
+				pagemap_rw = pm_end;
+			}
+			err = sm_pages_map_chunk(backend, (void *)at, len, sm_opt.fork == SM_FORK_DROP);
+			if (!err)
+				break;
+		} else {
+			err = -ENOMEM;
+		}
+		if (retry || (err != -ENOMEM && err != -EAGAIN) || !release_empty())
+			return err;
 	}
+
 	struct span *s = desc_new();
-	struct chunk *c = meta_alloc(sizeof(*c));
+	struct chunk *c = chunk_free;
+	if (c)
+		chunk_free = c->next;
+	else
+		c = meta_alloc(sizeof(*c));
 	if (!s || !c) {
 		if (s)
 			desc_put(s);
+		if (c) {
+			c->next = chunk_free;
+			chunk_free = c;
+		}
+		sm_pages_unmap_to_reserved((void *)at, len);
 		return -ENOMEM;
 	}
-	int err = sm_pages_map_chunk(backend, (void *)next_addr, len, sm_opt.fork == SM_FORK_DROP);
-	if (err) {
-		desc_put(s); /* c stays in the bump pool: a few bytes, once per failure */
-		return err;
-	}
-	*c = (struct chunk){ next_addr, len, -1, NULL };
-	if (chunks_tail)
-		chunks_tail->next = c;
+	*c = (struct chunk){ at, len, -1, prev ? prev->next : chunks };
+	if (prev)
+		prev->next = c;
 	else
 		chunks = c;
-	chunks_tail = c;
-	s->start = next_addr;
+	/* The guard pages may have been part of a chunk unmapped earlier. */
+	__atomic_store_n(&pagemap[page_index(at - PAGE)], NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&pagemap[page_index(at + len)], NULL, __ATOMIC_RELAXED);
+	s->start = at;
 	s->npages = len >> PAGE_SHIFT;
 	set_pages(s, s->start, s->npages);
 	span_free(s, false);
-	next_addr += len + PAGE; /* one unmapped guard page */
+	if (at + len + PAGE - sm_arena_base > sm_arena_span)
+		STORE(sm_arena_span, at + len + PAGE - sm_arena_base);
 	if (len == next_chunk && next_chunk < CHUNK_MAX)
 		next_chunk *= 2;
 	STORE(g_mapped, g_mapped + len);
@@ -843,7 +974,7 @@ static inline void *small_alloc(unsigned c)
 
 static void *large_alloc(size_t size, size_t align)
 {
-	if (!ready || size > sm_arena_span) {
+	if (!ready || size > sm_arena_reserved) {
 		count_oom();
 		return NULL;
 	}
@@ -869,7 +1000,7 @@ static void *large_alloc(size_t size, size_t align)
 
 void *sm_arena_own_pages(size_t size)
 {
-	if (!ready || size > sm_arena_span)
+	if (!ready || size > sm_arena_reserved)
 		return NULL;
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
 	lock(&page_lock);
@@ -879,6 +1010,8 @@ void *sm_arena_own_pages(size_t size)
 	unlock(&page_lock);
 	return s ? (void *)s->start : NULL;
 }
+
+static void release_idle(void);
 
 static void large_free(struct span *s)
 {
@@ -894,6 +1027,8 @@ static void large_free(struct span *s)
 	publish_live();
 	if (tc.dead)
 		count_dead(0, 1);
+	else if (tc.nfree == tc.nalloc)
+		release_idle();
 }
 
 /* ---- misuse ---- */
@@ -979,6 +1114,56 @@ static __attribute__((noinline)) void cache_overflow(unsigned c)
 	errno = saved;
 }
 
+/* No secret block is live (this thread has freed as many as it allocated: check
+ * all of them): give every chunk back, so that no secret mapping is left (while
+ * one exists the kernel refuses to hibernate the machine). Empties this thread's
+ * cache and the slabs kept back; blocks cached by other threads keep their chunks.
+ * The next secret allocation maps a chunk again and faults its pages in anew
+ * (bench/results: the cost of a cycle). Only chunks whose every span is free are
+ * unmapped, under page_lock, so a race with another thread costs nothing worse
+ * than a chunk kept. */
+static __attribute__((noinline)) void release_idle(void)
+{
+	int saved = errno;
+	uint64_t a, f;
+	lock(&reg_lock);
+	a = g_retired_allocs;
+	f = g_retired_frees;
+	for (struct tcache *t = reg_head; t; t = t->next) {
+		a += LOAD(t->nalloc);
+		f += LOAD(t->nfree);
+	}
+	unlock(&reg_lock);
+	if (a != f || !ready) {
+		errno = saved;
+		return;
+	}
+	publish_live();
+	for (unsigned c = 0; c < NCLASS; c++)
+		if (tc.bin[c].count)
+			central_put(c, tc.bin[c].count);
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct central *ce = &central[c];
+		lock(&ce->lock);
+		struct span *s = ce->cur;
+		if (s && !s->used) { /* all its carved slots are back, on its free list */
+			ce->cur = NULL;
+			slab_release(ce, s);
+		}
+		if ((s = ce->spare)) {
+			ce->spare = NULL;
+			lock(&page_lock);
+			span_free(s, true);
+			unlock(&page_lock);
+		}
+		unlock(&ce->lock);
+	}
+	lock(&page_lock);
+	release_empty();
+	unlock(&page_lock);
+	errno = saved;
+}
+
 /* ---- the interface ---- */
 
 void *sm_arena_malloc(size_t size)
@@ -999,7 +1184,7 @@ void *sm_arena_memalign(size_t align, size_t size)
 			if (class_size[c] % align == 0)
 				return small_alloc(c);
 	}
-	if (align > sm_arena_span) {
+	if (align > sm_arena_reserved) {
 		count_oom();
 		return NULL;
 	}
@@ -1016,10 +1201,13 @@ static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsig
 	x->next = mangle(x, b->head);
 	x->key = blk_key;
 	b->head = (uintptr_t)x;
-	STORE(tc.nfree, tc.nfree + 1);
+	uint64_t nfree = tc.nfree + 1;
+	STORE(tc.nfree, nfree);
 	STORE(tc.delta, tc.delta - sz);
 	if (unlikely(++b->count > class_cap[c]))
 		cache_overflow(c);
+	else if (unlikely(nfree == tc.nalloc))
+		release_idle();
 }
 
 static __attribute__((noinline)) void slot_free(struct blk *x, unsigned c, uint32_t sz)
@@ -1210,7 +1398,7 @@ void *sm_arena_realloc(void *p, size_t size)
 		size_t usable = class_size[s->cls];
 		return size <= usable ? p : move(p, usable, size);
 	}
-	if (size > sm_arena_span) {
+	if (size > sm_arena_reserved) {
 		count_oom();
 		return NULL;
 	}
@@ -1311,19 +1499,35 @@ static void budget_init(void)
 		       SM_PAGES_COPY_WINDOW : 0;
 		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
 	}
-	limit = sm_arena_span;
+	size_t lim = sm_arena_reserved;
 	limit_src = NULL;
 	if (sm_opt.max && sm_opt.max <= kern) {
-		limit = sm_opt.max;
+		lim = sm_opt.max;
 		limit_src = "SECRETMEM_MAX";
 		limit_shown = sm_opt.max;
 	} else if (enforced) {
-		limit = kern;
+		lim = kern;
 		limit_src = "RLIMIT_MEMLOCK";
 		limit_shown = (size_t)rl.rlim_cur;
 		limit_room = room; /* what the message adds to the chunk it needs */
 	}
-	limit &= ~(PAGE - 1);
+	STORE(limit, lim & ~(PAGE - 1)); /* read by secretmem-inspect from another process */
+}
+
+/* How much address range to reserve: a few times the budget (chunks are placed in
+ * the lowest gap that fits, so the range in use stays near what is mapped), at
+ * most an eighth of RLIMIT_AS (ulimit -v), and 64 GiB when nothing limits it.
+ * Costs no memory; its page map is committed only where chunks are. */
+static size_t reserve_want(void)
+{
+	size_t want = RESERVE_MAX;
+	if (limit < RESERVE_MAX / RESERVE_FACTOR)
+		want = limit * RESERVE_FACTOR < RESERVE_LOW ? RESERVE_LOW : limit * RESERVE_FACTOR;
+	struct rlimit as;
+	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && as.rlim_cur / 8 < want)
+		want = (size_t)as.rlim_cur / 8;
+	want &= ~(PAGE - 1);
+	return want < RESERVE_MIN ? RESERVE_MIN : want;
 }
 
 static void init(void)
@@ -1338,15 +1542,20 @@ static void init(void)
 		sm_die("getrandom failed: cannot seed the secret heap's integrity checks");
 	blk_key |= 1; /* never zero: fresh blocks are zero */
 
-	size_t span = RESERVE_MAX;
+	probe_backend();
+	sm_arena_reserved = RESERVE_MAX;
+	budget_init(); /* the budget sizes the reservation */
+	size_t span = reserve_want();
 	void *base = sm_pages_reserve(&span, RESERVE_MIN);
 	if (!base)
 		sm_die("cannot reserve address space for secret memory (at least %zu bytes); "
 		       "check `ulimit -v`", RESERVE_MIN);
 	pagemap_len = round_up((span >> PAGE_SHIFT) * sizeof(*pagemap), PAGE);
-	/* Read-only until chunks need it: reads of the rest see zero (no span), and
-	 * only the committed part counts against overcommit. */
-	pagemap = mmap(NULL, pagemap_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* Inaccessible until chunks need it (a root scan reads only what is committed),
+	 * and only the committed part counts against overcommit. Every pointer that
+	 * sm_arena_owns accepts has its entry committed: the owned range grows with
+	 * the highest chunk. */
+	pagemap = mmap(NULL, pagemap_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	/* Mostly never-touched zero pages: a core dump (gcore reads them all) would be
 	 * as large as the map. */
 	if (pagemap != MAP_FAILED)
@@ -1354,10 +1563,9 @@ static void init(void)
 	if (pagemap == MAP_FAILED)
 		sm_die("cannot reserve the secret memory page map (%zu bytes)", pagemap_len);
 
-	probe_backend();
-	sm_arena_span = span;
+	sm_arena_reserved = span;
 	sm_arena_base = (uintptr_t)base;
-	next_addr = sm_arena_base + PAGE; /* page 0 is a guard: coalescing looks left */
+	sm_arena_span = PAGE; /* page 0 is a guard: coalescing looks left */
 	budget_init();
 
 	for (unsigned c = 0; c < NCLASS; c++)
@@ -1373,6 +1581,10 @@ static void init(void)
 		       limit_shown, limit_src ? limit_src : "reservation", CHUNK_MIN + limit_room);
 	lock(&page_lock);
 	int err = grow(1, PAGE); /* clipped to the limit */
+	/* Give it back: while a secret mapping exists the kernel refuses to hibernate
+	 * the machine, and a process may never allocate a secret. */
+	if (!err)
+		release_empty();
 	unlock(&page_lock);
 	if (err == -EAGAIN)
 		sm_die("cannot map secret memory: RLIMIT_MEMLOCK is exhausted (memory locked "
@@ -1477,7 +1689,7 @@ static void drop_all(void)
 		if (c->copy_fd >= 0)
 			close(c->copy_fd);
 	}
-	chunks = chunks_tail = NULL;
+	chunks = NULL; /* their descriptors are abandoned too */
 	/* The page map is private anonymous memory: DONTNEED makes it read zero. */
 	madvise(pagemap, pagemap_rw, MADV_DONTNEED);
 	memset(bins, 0, sizeof(bins));
@@ -1487,7 +1699,7 @@ static void drop_all(void)
 		tc.bin[c].head = 0;
 		tc.bin[c].count = 0;
 	}
-	drop_top = next_addr;
+	drop_top = sm_arena_base + sm_arena_span;
 	next_chunk = CHUNK_FIRST;
 	g_mapped = g_touched = g_chunks = 0;
 	g_live = g_peak = 0;
@@ -1565,7 +1777,14 @@ void sm_arena_get_stats(struct sm_arena_stats *st)
 	st->touched_bytes = LOAD(g_touched);
 	st->chunks = LOAD(g_chunks);
 	st->enomem = LOAD(g_enomem);
-	st->limit = limit;
+	/* The limit in force now, even if no chunk was mapped since a privilege drop;
+	 * only if the page lock is free (a report may be written from a signal
+	 * handler that interrupted the arena). */
+	if (pthread_mutex_trylock(&page_lock) == 0) {
+		budget_init();
+		unlock(&page_lock);
+	}
+	st->limit = LOAD(limit);
 }
 
 /* ---- consistency check (tests, fuzzers, --enable-debug) ---- */
@@ -1691,6 +1910,23 @@ unsigned sm_arena_check(char *msg, size_t len)
 		lock(&central[k].lock);
 	lock(&page_lock);
 
+	/* Chunks lie in address order inside the owned range, each with an unmapped
+	 * guard page on either side, and add up to what is counted as mapped. */
+	uint64_t mapped = 0, nchunks = 0;
+	for (const struct chunk *ch = chunks; ch; ch = ch->next) {
+		mapped += ch->len;
+		nchunks++;
+		if (ch->start < sm_arena_base + PAGE || ch->start + ch->len + PAGE - sm_arena_base > sm_arena_span ||
+		    (ch->next && ch->start + ch->len + PAGE > ch->next->start) || !ch->len || (ch->len & (PAGE - 1)))
+			PROBLEM(&c, "chunk at %p (%zu bytes) overlaps its neighbour or leaves the range",
+				(void *)ch->start, ch->len);
+		else if (span_at(ch->start - PAGE) || span_at(ch->start + ch->len))
+			PROBLEM(&c, "chunk at %p: a guard page has a span", (void *)ch->start);
+	}
+	if (mapped != g_mapped || nchunks != g_chunks || g_mapped > limit)
+		PROBLEM(&c, "chunks: %llu bytes in %llu, counted %llu in %llu (limit %zu)",
+			(unsigned long long)mapped, (unsigned long long)nchunks,
+			(unsigned long long)g_mapped, (unsigned long long)g_chunks, limit);
 	/* Spans tile every chunk exactly, and the page map agrees with them. */
 	for (const struct chunk *ch = chunks; ch; ch = ch->next) {
 		const struct span *left = NULL;

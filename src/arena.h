@@ -26,13 +26,24 @@
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
 
-/* The reserved range; both zero until sm_arena_init succeeds. */
+/* The reserved range [sm_arena_base, +sm_arena_reserved), sized from the budget
+ * and RLIMIT_AS; sm_arena_span: its part up to the highest chunk so far (grows,
+ * never shrinks), where every pointer has a page-map entry. All zero until
+ * sm_arena_init succeeds. Nothing else is ever mapped in the reservation. */
 extern uintptr_t sm_arena_base;
 extern uintptr_t sm_arena_span;
+extern uintptr_t sm_arena_reserved;
 
+/* sm_arena_span is stored atomically under the page lock; a plain read here lets
+ * the compiler fold it into the compare (one instruction less per free). A thread
+ * that holds a pointer into a new chunk got it after that store. */
 static inline bool sm_arena_owns(const void *p)
 {
+#if defined(__SANITIZE_THREAD__)
+	return (uintptr_t)p - sm_arena_base < __atomic_load_n(&sm_arena_span, __ATOMIC_RELAXED);
+#else
 	return (uintptr_t)p - sm_arena_base < sm_arena_span;
+#endif
 }
 
 /* Reserves the range and probes the backend chosen by sm_opt (mode, fallback, max):

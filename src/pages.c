@@ -47,7 +47,7 @@ void *sm_pages_reserve(size_t *len, size_t min)
 		void *p = mmap(NULL, l, PROT_NONE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p != MAP_FAILED) {
-			/* gdb's gcore would otherwise write the whole 64 GiB range as zeros. */
+			/* gdb's gcore would otherwise write the whole range (up to 64 GiB) as zeros. */
 			madvise(p, l, MADV_DONTDUMP);
 			*len = l;
 			return p;

@@ -205,11 +205,11 @@ static void set_special_ranges(void)
 		lo = (uintptr_t)boot_buf;
 		hi = lo + BOOT_SIZE;
 	}
-	if (sm_arena_span) {
+	if (sm_arena_span) { /* the whole reservation: sm_arena_span grows later */
 		if (sm_arena_base < lo)
 			lo = sm_arena_base;
-		if (sm_arena_base + sm_arena_span > hi)
-			hi = sm_arena_base + sm_arena_span;
+		if (sm_arena_base + sm_arena_reserved > hi)
+			hi = sm_arena_base + sm_arena_reserved;
 	}
 	if (lo > hi)
 		lo = hi = 0; /* nothing special: an empty range */
@@ -458,6 +458,9 @@ static __attribute__((noinline)) void free_special(void *p)
 {
 	if (sm_arena_owns(p))
 		free_secret(p);
+	else if (sm_arena_reserved && (uintptr_t)p - sm_arena_base < sm_arena_reserved)
+		/* In the reservation above every chunk so far: no block ever was there. */
+		sm_abort("free(): invalid pointer %p (not a secret block)", p);
 	else if (!is_boot(p) && next.free)
 		next.free(p);
 }

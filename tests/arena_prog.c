@@ -575,6 +575,10 @@ static size_t nonzero(const char *p, size_t from, size_t to)
 
 static int cmd_wipe(void)
 {
+	/* Read through dangling pointers: a live block keeps the arena from giving
+	 * its memory back when nothing is live (the reads would fault then). */
+	char *pin = must(secret_alloc(16), "pin");
+	LAUNDER(pin);
 	/* A small block: freed, read through the dangling pointer (its first 16 bytes
 	 * hold the free list's link words), then handed out again. */
 	char *p = must(secret_alloc(200), "small");
@@ -654,6 +658,7 @@ static int cmd_wipe(void)
 	    q && q != old, q && secretmem_is_secret(q), q && nonzero(q, 0, 300) == 300,
 	    nonzero(old, 16, us));
 	free(q);
+	free(pin);
 	return failures ? 1 : 0;
 }
 

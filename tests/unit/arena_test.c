@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +269,100 @@ static void child_drop(void *arg)
 	_exit(strcmp(p, "secret") == 0 && strcmp(big, "big secret") == 0 ? 0 : 4);
 }
 
+/* Secret mappings in /proc/self/maps. */
+static unsigned secret_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned n = 0;
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, "/secretmem") != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static bool arena_ok(void)
+{
+	char msg[256];
+	if (sm_arena_check(msg, sizeof(msg))) {
+		fprintf(stderr, "inconsistent: %s\n", msg);
+		return false;
+	}
+	return true;
+}
+
+/* SECRETMEM_MAX=1M: two 300 KiB blocks fit (chunks sized to what is left), and
+ * after they are freed, one of 480 KiB. */
+static void child_max_1m(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 1 << 20;
+	sm_arena_init();
+	void *pin = sm_arena_malloc(16);
+	void *a = sm_arena_malloc(300 << 10), *b = sm_arena_malloc(300 << 10);
+	if (!pin || !a || !b)
+		_exit(!a ? 1 : 2);
+	sm_arena_free(a);
+	sm_arena_free(b);
+	void *c = sm_arena_malloc(480 << 10);
+	_exit(!c ? 3 : !arena_ok() ? 4 : 0);
+}
+
+/* SECRETMEM_MAX=8M: 5 MiB allocated and freed, then 6 MiB fits, with a small block
+ * live throughout (so the chunk goes back under pressure, not as idle). */
+static void child_max_8m(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 8 << 20;
+	sm_arena_init();
+	void *pin = sm_arena_malloc(32), *a = sm_arena_malloc(5 << 20);
+	if (!pin || !a)
+		_exit(1);
+	memset(a, 1, 5 << 20);
+	sm_arena_free(a);
+	void *b = sm_arena_malloc(6 << 20);
+	if (!b)
+		_exit(2);
+	sm_arena_free(b);
+	/* and small blocks fill close to all of it whatever came before */
+	size_t n = 0;
+	while (sm_arena_malloc(4000))
+		n++;
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	fprintf(stderr, "filled %zu of %zu bytes\n", n * 4096, (size_t)st.limit);
+	_exit(n * 4096 < st.limit * 9 / 10 ? 3 : !arena_ok() ? 4 : 0);
+}
+
+/* Root (CAP_IPC_LOCK, no limit in force) at start, then a privilege drop to a
+ * 2 MiB RLIMIT_MEMLOCK: the limit reported is the new one, and 1500 KiB then
+ * 400 KiB fit. */
+static void child_drop_priv(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	if (st.limit < (64u << 20))
+		_exit(1); /* not a privileged start: the test needs CAP_IPC_LOCK */
+	struct rlimit rl = { 2 << 20, 2 << 20 };
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || syscall(SYS_capget, &hdr, data) != 0)
+		_exit(2);
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		_exit(2);
+	sm_arena_get_stats(&st); /* before any chunk is mapped again */
+	if (st.limit != (2u << 20) - (64u << 10))
+		_exit(7);
+	void *a = sm_arena_malloc(1500 << 10), *b = sm_arena_malloc(400 << 10);
+	sm_arena_get_stats(&st);
+	fprintf(stderr, "limit %llu\n", (unsigned long long)st.limit);
+	_exit(!a ? 3 : !b ? 4 : st.limit > (2u << 20) ? 5 : !arena_ok() ? 6 : 0);
+}
+
 static void pre_init_tests(void)
 {
 	char err[2048];
@@ -296,6 +392,20 @@ static void pre_init_tests(void)
 
 	st = run_child(child_drop, NULL, err, sizeof(err));
 	ok(exited(st, 0), "fork drop: child faults on, frees silently, cannot realloc parent blocks");
+
+	st = run_child(child_max_1m, NULL, err, sizeof(err));
+	ok(exited(st, 0), "SECRETMEM_MAX=1M: two 300 KiB blocks fit, then 480 KiB once they are freed");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_max_8m, NULL, err, sizeof(err));
+	ok(exited(st, 0), "SECRETMEM_MAX=8M: 6 MiB after 5 MiB freed; small blocks fill 90% after");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_drop_priv, NULL, err, sizeof(err));
+	ok(exited(st, 0) && strstr(err, "limit 2031616"),
+	   "privilege drop: the limit in force is reported, 1500 KiB then 400 KiB fit");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
 }
 
 /* ---- tests in the main process ---- */
@@ -707,6 +817,28 @@ static void test_check_fails(void)
 		printf("# status %#x: %s", st, err);
 }
 
+/* When no secret block is live, no secret mapping is left (hibernation), and the
+ * next allocation maps one again. */
+static void test_release(void *pin)
+{
+	void *big = sm_arena_malloc(100000), *small = sm_arena_malloc(200);
+	bool before = secret_mappings() > 0;
+	sm_arena_free(big);
+	sm_arena_free(small);
+	bool kept = secret_mappings() > 0; /* the pin is live */
+	sm_arena_free(pin);
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	ok(before && kept && secret_mappings() == 0 && st.mapped_bytes == 0 && st.chunks == 0 &&
+	   st.touched_bytes == 0, "nothing live: every secret mapping is given back");
+	consistent("the release");
+	char *p = sm_arena_malloc(64);
+	ok(p && mapping_has(p, "/secretmem") && all_zero(p, 64), "and the next allocation maps one again");
+	consistent("the remap");
+	sm_arena_free(p);
+	ok(secret_mappings() == 0, "a small block freed alone is given back too");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -714,9 +846,13 @@ int main(void)
 
 	sm_arena_init();
 	sm_arena_init(); /* idempotent */
-	ok(sm_arena_base && sm_arena_span >= (1ul << 30), "init reserves the range");
+	ok(sm_arena_base && sm_arena_reserved >= (4ul << 20) && sm_arena_span <= sm_arena_reserved,
+	   "init reserves the range");
 
 	consistent("init");
+	/* The tests below read freed blocks: one live block keeps the arena from
+	 * giving its chunks back when nothing else is live (test_release does that). */
+	void *pin = sm_arena_malloc(16);
 	test_sizes();
 	consistent("the size tests");
 	test_align();
@@ -730,10 +866,11 @@ int main(void)
 	test_misuse();
 	test_random_batches();
 	test_check_fails();
+	test_release(pin);
 
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
-	ok(strcmp(st.backend, "memfd_secret") == 0 && st.allocs >= st.frees && st.chunks >= 1 &&
+	ok(strcmp(st.backend, "memfd_secret") == 0 && st.allocs >= st.frees &&
 	   st.touched_bytes <= st.mapped_bytes && st.mapped_bytes <= st.limit,
 	   "stats are consistent");
 	printf("1..%d\n", ntest);

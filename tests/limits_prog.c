@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Probe for tests/limits.bats: what a process can do with its secret-memory budget
+ * after a privilege drop, when nothing is live, and under an address-space limit.
+ * Run under the shim with SECRETMEM_LIBS=limits_prog (every allocation made by this
+ * program's own code is secret). Prints one `key value` line per fact.
+ *
+ *   drop KIB1 KIB2   (as root) set RLIMIT_MEMLOCK to 2 MiB, become nobody (which
+ *                    clears CAP_IPC_LOCK), then allocate KIB1 and KIB2 KiB
+ *   idle             secret mappings while blocks are live, after the last free,
+ *                    and after the next allocation
+ *   readable         bytes of readable mappings (what a root scan of the process
+ *                    reads), with one secret block live
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "secretmem.h"
+
+/* Keeps the compiler from pairing or dropping an allocation and its free. */
+#define LAUNDER(p) __asm__ volatile("" : "+r"(p) :: "memory")
+
+/* The mappings of /proc/self/maps whose line contains word (NULL: all), and the
+ * readable bytes among them. Read with read(2) into a static buffer: a FILE would
+ * be a secret block itself (fopen is looked through to this program's code) and
+ * keep a chunk mapped. */
+static unsigned mappings(const char *word, unsigned long *readable)
+{
+	static char buf[1 << 20];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open("/proc/self/maps", O_RDONLY);
+	while (fd >= 0 && n + 1 < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	if (fd >= 0)
+		close(fd);
+	buf[n] = '\0';
+	unsigned count = 0;
+	if (readable)
+		*readable = 0;
+	for (char *line = buf, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		unsigned long lo, hi;
+		char perms[8];
+		if (!word || strstr(line, word)) {
+			count++;
+			if (readable && sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+			    perms[0] == 'r' && !strstr(line, "[vsyscall]") && !strstr(line, "[vvar]"))
+				*readable += hi - lo;
+		}
+	}
+	return count;
+}
+
+static char *alloc(size_t n)
+{
+	char *p = malloc(n);
+	if (p)
+		memset(p, 0x5a, n);
+	LAUNDER(p);
+	return p;
+}
+
+static int cmd_drop(size_t kib1, size_t kib2)
+{
+	struct rlimit rl = { 2 << 20, 2 << 20 };
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || setgroups(0, NULL) != 0 ||
+	    setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) {
+		perror("drop");
+		return 2;
+	}
+	char *a = alloc(kib1 << 10), *b = alloc(kib2 << 10);
+	printf("uid %d\n", (int)getuid());
+	printf("first %s secret %d\n", a ? "ok" : "null", a && secretmem_is_secret(a));
+	printf("second %s secret %d\n", b ? "ok" : "null", b && secretmem_is_secret(b));
+	free(b);
+	free(a);
+	return 0;
+}
+
+static int cmd_idle(void)
+{
+	char *small = alloc(200), *big = alloc(100000);
+	printf("live %u\n", mappings(" /secretmem", NULL));
+	printf("secret %d %d\n", secretmem_is_secret(small), secretmem_is_secret(big));
+	free(big);
+	printf("one_live %u\n", mappings(" /secretmem", NULL));
+	free(small);
+	printf("none_live %u\n", mappings(" /secretmem", NULL));
+	char *again = alloc(64);
+	printf("again %u secret %d\n", mappings(" /secretmem", NULL), secretmem_is_secret(again));
+	free(again);
+	printf("end %u\n", mappings(" /secretmem", NULL));
+	return 0;
+}
+
+static int cmd_readable(void)
+{
+	char *p = alloc(100);
+	unsigned long r;
+	mappings(NULL, &r);
+	printf("secret %d\n", p && secretmem_is_secret(p));
+	printf("readable %lu\n", r);
+	free(p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 4 && !strcmp(argv[1], "drop"))
+		return cmd_drop(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
+	if (argc == 2 && !strcmp(argv[1], "idle"))
+		return cmd_idle();
+	if (argc == 2 && !strcmp(argv[1], "readable"))
+		return cmd_readable();
+	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | readable\n");
+	return 64;
+}
