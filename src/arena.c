@@ -998,19 +998,6 @@ static void *large_alloc(size_t size, size_t align)
 	return (void *)s->start;
 }
 
-void *sm_arena_own_pages(size_t size)
-{
-	if (!ready || size > sm_arena_reserved)
-		return NULL;
-	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
-	lock(&page_lock);
-	struct span *s = pages_alloc(n, PAGE);
-	if (s)
-		s->kind = SPAN_LARGE;
-	unlock(&page_lock);
-	return s ? (void *)s->start : NULL;
-}
-
 static void release_idle(void);
 
 static void large_free(struct span *s)

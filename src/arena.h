@@ -58,11 +58,6 @@ void sm_arena_init(void);
 void *sm_arena_malloc(size_t size);
 void *sm_arena_memalign(size_t align, size_t size);
 
-/* Whole zeroed pages of secret memory for the shim's own use (the standard
- * streams' buffers): not counted among the program's allocations in the
- * statistics, and never freed. NULL when there are none. */
-void *sm_arena_own_pages(size_t size);
-
 /* p must be owned (sm_arena_owns). */
 void sm_arena_free(void *p);
 /* Grows or shrinks in place where possible, else moves within the arena (wiping the

@@ -39,7 +39,6 @@
 #include "reloc.h"
 #include "route.h"
 #include "stats.h"
-#include "streams.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -325,12 +324,6 @@ __attribute__((constructor)) static void sm_ctor(void)
 {
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_UNINIT)
 		init();
-	/* Before main, with rules set: stdin's and stdout's buffers are secret. */
-	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ROUTE) {
-		in_shim++;
-		sm_streams_secret();
-		in_shim--;
-	}
 }
 
 /* During our own start-up (same thread) the bootstrap buffer serves; otherwise the

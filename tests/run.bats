@@ -337,7 +337,17 @@ example_check() {
 	"SECRETMEM_SITES=load_private_key SECRETMEM_DEPTH=4 LD_PRELOAD=... ./server") echo ex_server_depth ;;
 	"secretmem-run --lib 'libcrypto.so*' --stats -- ./server # report at exit") echo ex_server_stats ;;
 	"install -o root -m 4755 libsecretmem-preload.so /usr/lib/x86_64-linux-gnu/") echo ex_install_setuid ;;
+	"[Service]" | "Environment=LD_PRELOAD="* | "Environment=SECRETMEM_"* | "LimitMEMLOCK="*)
+		echo ex_systemd ;;
 	esac
+}
+
+# The systemd drop-in of the man page, a line an example: each is a line of
+# docs/systemd/secretmem.conf, which tests/limits.bats checks with
+# systemd-analyze verify.
+ex_systemd() {
+	local file=$abs_top_srcdir/docs/systemd/secretmem.conf
+	grep -qxF -- "$2" "$file" || fail "$1: '$2' is not in $file (which limits.bats verifies)"
 }
 
 # Each ex_* WHERE TEXT WANT runs one example and checks what it did, with a control.
