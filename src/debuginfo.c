@@ -27,13 +27,15 @@ static struct {
 	__typeof__(dwarf_end) *dend;
 	__typeof__(dwarf_nextcu) *nextcu;
 	__typeof__(dwarf_offdie) *offdie;
-	__typeof__(dwarf_getfuncs) *getfuncs;
-	__typeof__(dwarf_func_inline) *func_inline;
-	__typeof__(dwarf_func_inline_instances) *instances;
 	__typeof__(dwarf_attr_integrate) *attr;
 	__typeof__(dwarf_formstring) *formstring;
 	__typeof__(dwarf_diename) *diename;
 	__typeof__(dwarf_ranges) *ranges;
+	__typeof__(dwarf_child) *child;
+	__typeof__(dwarf_siblingof) *sibling;
+	__typeof__(dwarf_tag) *tag;
+	__typeof__(dwarf_attr) *attr_own;
+	__typeof__(dwarf_formref_die) *formref_die;
 } dw;
 static bool loaded;
 
@@ -47,10 +49,11 @@ bool sm_debuginfo_load(void)
 #define SYM(f, name) (dw.f = (__typeof__(dw.f))dlsym(h, name)) != NULL
 	bool ok = SYM(version, "elf_version") && SYM(begin, "elf_begin") && SYM(end, "elf_end") &&
 		  SYM(dbegin, "dwarf_begin_elf") && SYM(dend, "dwarf_end") && SYM(nextcu, "dwarf_nextcu") &&
-		  SYM(offdie, "dwarf_offdie") && SYM(getfuncs, "dwarf_getfuncs") &&
-		  SYM(func_inline, "dwarf_func_inline") && SYM(instances, "dwarf_func_inline_instances") &&
+		  SYM(offdie, "dwarf_offdie") &&
 		  SYM(attr, "dwarf_attr_integrate") && SYM(formstring, "dwarf_formstring") &&
-		  SYM(diename, "dwarf_diename") && SYM(ranges, "dwarf_ranges");
+		  SYM(diename, "dwarf_diename") && SYM(ranges, "dwarf_ranges") &&
+		  SYM(child, "dwarf_child") && SYM(sibling, "dwarf_siblingof") && SYM(tag, "dwarf_tag") &&
+		  SYM(attr_own, "dwarf_attr") && SYM(formref_die, "dwarf_formref_die");
 #undef SYM
 	if (!ok)
 		return false;
@@ -78,22 +81,40 @@ static int instance(Dwarf_Die *die, void *arg)
 	return DWARF_CB_OK;
 }
 
-static int func(Dwarf_Die *die, void *arg)
+/* The name a DIE's function goes by: its linkage name, else its name, through
+ * DW_AT_abstract_origin and DW_AT_specification (dwarf_attr_integrate). */
+static const char *func_name(Dwarf_Die *die)
 {
-	struct walk *w = arg;
-	if (!dw.func_inline(die))
-		return DWARF_CB_OK;
 	Dwarf_Attribute a;
 	const char *name = NULL;
 	if (dw.attr(die, DW_AT_linkage_name, &a))
 		name = dw.formstring(&a);
-	if (!name)
-		name = dw.diename(die);
-	if (name && w->wanted(w->ctx, name)) {
-		w->name = name;
-		dw.instances(die, instance, w);
-	}
-	return DWARF_CB_OK;
+	return name ? name : dw.diename(die);
+}
+
+/* Every inlined copy in the tree under die whose abstract origin is a wanted
+ * function, whichever unit the origin is in: with -flto the abstract function
+ * lives in the unit of its own source file and the copies in the unit the link
+ * made, referenced with DW_FORM_ref_addr (dwarf_func_inline_instances looks in
+ * the origin's own unit only). depth bounds the recursion against bad input. */
+static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
+{
+	Dwarf_Die c;
+	if (depth > 64 || dw.child(die, &c) != 0)
+		return;
+	do {
+		if (dw.tag(&c) == DW_TAG_inlined_subroutine) {
+			Dwarf_Attribute a;
+			Dwarf_Die origin;
+			const char *name;
+			if (dw.attr_own(&c, DW_AT_abstract_origin, &a) && dw.formref_die(&a, &origin) &&
+			    (name = func_name(&origin)) && w->wanted(w->ctx, name)) {
+				w->name = name;
+				instance(&c, w);
+			}
+		}
+		inlined_under(&c, w, depth + 1);
+	} while (dw.sibling(&c, &c) == 0);
 }
 
 /* Whether the file open on fd has DWARF; if so, reports the instances. */
@@ -112,7 +133,7 @@ static bool read_fd(int fd, struct walk *w)
 	while (dw.nextcu(d, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu;
 		if (dw.offdie(d, off + hsize, &cu))
-			dw.getfuncs(&cu, func, w, 0);
+			inlined_under(&cu, w, 0);
 		off = next;
 	}
 	dw.dend(d);

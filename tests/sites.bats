@@ -98,16 +98,18 @@ tail_calls() {
 	# the premise: each site really ends in a jump to the allocator
 	run -0 objdump -d --no-show-raw-insn "$B/$v/libsites.so"
 	assert_output --regexp "<lib_tail_key>:"$'\n'" +[0-9a-f]+:\s+(jmp|bnd jmp)\s"
-	local cases=(lib_tail_key lib_tail_dup)
-	# -O3 -flto inlines the program's own sites into main: see the inlining case
-	[[ $v == lto ]] || cases+=(tail_key tail_dup tail_calloc)
+	local cases=(lib_tail_key lib_tail_dup tail_key tail_dup tail_calloc)
 	start_paused SECRETMEM_SITES=tail_key,tail_dup,tail_calloc,lib_tail_key,lib_tail_dup \
 		"$prog" pause "${cases[@]}" tail_plain lib_tail_plain
 	local c
 	for c in "${cases[@]}"; do
 		assert_lives_secret "$c"
 	done
-	assert_lives_ordinary tail_plain
+	# -O3 -flto inlines the program's sites into main (found through its debug
+	# information) and merges tail_plain's identical malloc(64) into the inlined
+	# tail_key: one call instruction serves both, so both are secret (the safe
+	# answer). The library's tail_plain stays the control there.
+	[[ $v == lto ]] || assert_lives_ordinary tail_plain
 	assert_lives_ordinary lib_tail_plain
 	assert_has_secretmem
 }
@@ -354,4 +356,26 @@ cxx_case() {
 	assert_lives_ordinary glob_key
 	run cat "$RT_ERR"
 	assert_output "${SM_PREFIX}$B/inline_nodebug has a SECRETMEM_SITES function but no debug information: copies of it the compiler inlined are not found (install its debug symbols, e.g. its -dbgsym package, or build with -g)"
+}
+
+@test "a site in another file inlined by -O3 -flto -g (gcc, clang): found through the link's debug information" {
+	local cc n=0
+	for cc in gcc clang; do
+		command -v "$cc" >/dev/null || continue
+		"$cc" -O3 -flto -g "-I$abs_top_srcdir/include" "$RT_SRC/sites_lto_main.c" "$RT_SRC/sites_lto_key.c" \
+			-o "$B/lto_$cc" || fail "$cc: cannot build"
+		# the premise: no lto_key symbol is left, so only DWARF knows
+		run -0 nm "$B/lto_$cc"
+		refute_line --regexp ' lto_key$'
+		run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_SITES=lto_key "$B/lto_$cc"
+		assert_output $'lto_key secret=1\nplain secret=0'
+		# the control: without -g the rule matches nothing, and says so
+		"$cc" -O3 -flto "-I$abs_top_srcdir/include" "$RT_SRC/sites_lto_main.c" "$RT_SRC/sites_lto_key.c" \
+			-o "$B/lto_nodebug_$cc"
+		run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_SITES=lto_key "$B/lto_nodebug_$cc"
+		assert_output $'lto_key secret=0\nplain secret=0'
+		[[ $stderr == *"SECRETMEM_SITES entry lto_key matches no function"* ]] || fail "$cc: $stderr"
+		n=$((n + 1))
+	done
+	((n >= 1)) || fail "no compiler"
 }
