@@ -394,10 +394,10 @@ print(s["backend"], s["allocs"] > int(sys.argv[2]), s["frees"] > int(sys.argv[2]
 	assert_block secret 1
 	addr=$(block_addr secret)
 	line=$(maps_line_of "$RT_PID" "$addr")
-	[[ -n $line && $line != *"/secretmem"* && $line == *" rw-p "* ]] ||
+	[[ -n $line && $line != *" /secretmem (deleted)" && $line == *" rw-p "* ]] ||
 		fail "the secret block is not in a private anonymous mapping: $line"
 	assert_vmflags secret lo dd
-	! grep -q /secretmem "/proc/$RT_PID/maps" || fail "a /secretmem mapping exists with the filter"
+	! grep -q ' /secretmem (deleted)$' "/proc/$RT_PID/maps" || fail "a /secretmem mapping exists with the filter"
 	# The weaker protection, as the warning says: root reads it.
 	secret=$(hex_value secret)
 	run -0 "$RT_BIN/memread" mem "$RT_PID" "$addr" 64

@@ -166,7 +166,7 @@ assert_lives_secret() {
 	assert_block "$name" 1
 	addr=$(block_addr "$name")
 	line=$(maps_line_of "$RT_PID" "$addr")
-	[[ $line == *"/secretmem"* ]] ||
+	[[ $line == *" /secretmem (deleted)" ]] ||
 		fail "$name at $addr is not in a /secretmem mapping: ${line:-no mapping}"
 	run -0 "$RT_BIN/memread" mem "$RT_PID" "$addr" 32
 	[[ $output == EIO ]] || fail "$name at $addr: /proc/$RT_PID/mem read gave: $output (expected EIO)"
@@ -182,7 +182,7 @@ assert_lives_ordinary() {
 	assert_block "$name" 0
 	addr=$(block_addr "$name")
 	line=$(maps_line_of "$RT_PID" "$addr")
-	[[ -n $line && $line != *"/secretmem"* ]] ||
+	[[ -n $line && $line != *" /secretmem (deleted)" ]] ||
 		fail "$name at $addr: unexpected mapping: ${line:-no mapping}"
 	run -0 "$RT_BIN/memread" mem "$RT_PID" "$addr" 64
 	[[ $output == "OK $want"* ]] || fail "$name at $addr: /proc/$RT_PID/mem read gave: $output (expected OK $want)"
@@ -194,10 +194,10 @@ assert_lives_ordinary() {
 # The paused program holds at least one /secretmem mapping (or, with "none", none).
 assert_has_secretmem() {
 	if [[ ${1:-} == none ]]; then
-		! grep -q '/secretmem' "/proc/$RT_PID/maps" ||
-			fail "$RT_PID has /secretmem mappings: $(grep /secretmem "/proc/$RT_PID/maps")"
+		! grep -q ' /secretmem (deleted)$' "/proc/$RT_PID/maps" ||
+			fail "$RT_PID has /secretmem mappings: $(grep ' /secretmem (deleted)$' "/proc/$RT_PID/maps")"
 	else
-		grep -q '/secretmem' "/proc/$RT_PID/maps" ||
+		grep -q ' /secretmem (deleted)$' "/proc/$RT_PID/maps" ||
 			fail "$RT_PID has no /secretmem mapping"
 	fi
 }

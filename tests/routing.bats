@@ -509,9 +509,9 @@ stack secret=0"
 		[[ $name == realloc_*_before || $name == cross_block ]] && continue # freed
 		line=$(maps_line_of "$RT_PID" "${addr#addr=}")
 		if [[ $secret == secret=1 ]]; then
-			[[ $line == *"/secretmem"* ]] || fail "$name says secret but lives in: $line"
+			[[ $line == *" /secretmem (deleted)" ]] || fail "$name says secret but lives in: $line"
 		else
-			[[ -n $line && $line != *"/secretmem"* ]] || fail "$name says ordinary but lives in: $line"
+			[[ -n $line && $line != *" /secretmem (deleted)" ]] || fail "$name says ordinary but lives in: $line"
 		fi
 		n=$((n + 1))
 	done <"$RT_OUT"

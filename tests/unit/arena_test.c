@@ -276,7 +276,7 @@ static unsigned secret_mappings(void)
 	char line[512];
 	unsigned n = 0;
 	while (f && fgets(line, sizeof(line), f))
-		n += strstr(line, "/secretmem") != NULL;
+		n += strstr(line, " /secretmem (deleted)") != NULL;
 	if (f)
 		fclose(f);
 	return n;
