@@ -545,7 +545,11 @@ void sm_route_loading(void)
 
 void sm_route_settle(void)
 {
-	if (__atomic_load_n(&objects, __ATOMIC_ACQUIRE) && !loader_quiet())
+	/* Not only when a hook left a rescan pending: a routed call inside the dlopen
+	 * (the loader's own mallocs, before the object joins the list) may have
+	 * rescanned already and found nothing new. The loader's counters say; an
+	 * unchanged count costs one dl_iterate_phdr step. */
+	if (__atomic_load_n(&objects, __ATOMIC_ACQUIRE))
 		rescan(false, false);
 }
 

@@ -111,10 +111,11 @@ void sm_route_objects_changed(void);
  * call), nothing cached is trusted. Lock-free; called outside the loader. */
 void sm_route_loading(void);
 
-/* Program code is about to look into what it loaded (dlsym): a rescan the hooks
- * left pending runs now, so that a new object is registered (and a tagged one's
- * relocations redirected) before any of its functions can be called through the
- * pointer dlsym returns. Called outside the loader, from program context. */
+/* Program code is about to look into what it loaded (dlsym): the table is
+ * brought up to date with the loader's counters now, so that a new object is
+ * registered (and a tagged one's relocations redirected) before any of its
+ * functions can be called through the pointer dlsym returns. Called from
+ * program context. */
 void sm_route_settle(void);
 
 /* dlclose: begin before the real call, !begin after it. In between, nothing is

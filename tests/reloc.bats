@@ -117,7 +117,7 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	next_run
 	local m
 	for m in now lazy; do
-		start_paused SECRETMEM_LIBS=libreloc.so "$DLPROG" pause open "$RT_BIN/clang/libreloc.so" $m rescan "${CASES[@]}" plain
+		start_paused SECRETMEM_LIBS=libreloc.so "$DLPROG" pause open "$RT_BIN/clang/libreloc.so" $m "${CASES[@]}" plain
 		assert_lives_secret alloc
 		assert_lives_secret strdup
 		assert_lives_secret ptr
@@ -139,7 +139,7 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	local m v
 	for m in deep deeplazy; do
 		for v in o2 noplt; do
-			start_paused SECRETMEM_LIBS=libreloc.so "$DLPROG" pause open "$RT_BIN/$v/libreloc.so" $m rescan \
+			start_paused SECRETMEM_LIBS=libreloc.so "$DLPROG" pause open "$RT_BIN/$v/libreloc.so" $m \
 				alloc calloc strdup ptr freesecret plain
 			assert_lives_secret alloc
 			assert_lives_secret calloc
@@ -156,7 +156,7 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 @test "reloc: RTLD_DEEPBIND, untagged: its blocks are ordinary and it frees and reallocates secret blocks" {
 	local m
 	for m in deep deeplazy; do
-		run -0 with_shim SECRETMEM_LIBS=libother.so "$DLPROG" open "$RT_BIN/o2/libreloc.so" $m rescan \
+		run -0 with_shim SECRETMEM_LIBS=libother.so "$DLPROG" open "$RT_BIN/o2/libreloc.so" $m \
 			alloc freesecret reallocsecret strdup plain
 		assert_block alloc 0
 		assert_block strdup 0
@@ -210,7 +210,7 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 
 @test "reloc: SECRETMEM_LOG=debug says what was redirected" {
 	run -0 --separate-stderr with_shim SECRETMEM_LOG=debug SECRETMEM_LIBS=libreloc.so \
-		"$DLPROG" open "$RT_BIN/o2/libreloc.so" deep rescan alloc
+		"$DLPROG" open "$RT_BIN/o2/libreloc.so" deep alloc
 	assert_block alloc 1
 	[[ $stderr == *"references to the allocation API bound past the shim (RTLD_DEEPBIND) now go to it"* ]] ||
 		fail "no deep-bind line: $stderr"
