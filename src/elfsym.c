@@ -271,8 +271,10 @@ bool sm_elf_read_memory(const struct sm_elf_object *o, sm_elf_func_fn fn, void *
 	return true;
 }
 
-/* The NT_GNU_BUILD_ID of a note area [p, p + size) (in memory); its length, 0 if none. */
-static size_t find_build_id(const unsigned char *p, size_t size, const unsigned char **id)
+/* The note of this type and owner (name, namesz bytes with its NUL) in a note
+ * area [p, p + size), bounds-checked: its descriptor and descsz, or NULL. */
+static const unsigned char *find_note(const unsigned char *p, size_t size, uint32_t type,
+				      const char *owner, uint32_t namesz, size_t *descsz)
 {
 	size_t off = 0;
 	while (within(off, sizeof(ElfW(Nhdr)), size)) {
@@ -282,15 +284,22 @@ static size_t find_build_id(const unsigned char *p, size_t size, const unsigned 
 		uint64_t dsz = ((uint64_t)nh.n_descsz + 3) & ~(uint64_t)3;
 		uint64_t name = off + sizeof(nh);
 		if (!within(name, nsz, size) || !within(name + nsz, dsz, size))
-			return 0;
-		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-		    memcmp(p + name, "GNU", 4) == 0 && nh.n_descsz > 0) {
-			*id = p + name + nsz;
-			return nh.n_descsz;
+			return NULL;
+		if (nh.n_type == type && nh.n_namesz == namesz && memcmp(p + name, owner, namesz) == 0) {
+			*descsz = nh.n_descsz;
+			return p + name + nsz;
 		}
-		off = name + nsz + dsz;
+		off = (size_t)(name + nsz + dsz);
 	}
-	return 0;
+	return NULL;
+}
+
+/* The NT_GNU_BUILD_ID of a note area [p, p + size) (in memory); its length, 0 if none. */
+static size_t find_build_id(const unsigned char *p, size_t size, const unsigned char **id)
+{
+	size_t n = 0;
+	*id = find_note(p, size, NT_GNU_BUILD_ID, "GNU", 4, &n);
+	return *id ? n : 0;
 }
 
 /* The loaded object's build-id (its PT_NOTE segments, in memory). */
@@ -522,21 +531,10 @@ bool sm_elf_annotated(const struct sm_elf_object *o)
 		const ElfW(Phdr) *ph = &o->phdr[i];
 		if (ph->p_type != PT_NOTE || !sm_elf_mapped(o, o->bias + ph->p_vaddr, ph->p_memsz, PF_R))
 			continue;
-		const unsigned char *p = (const void *)(o->bias + ph->p_vaddr);
-		size_t size = ph->p_memsz, off = 0;
-		while (within(off, sizeof(ElfW(Nhdr)), size)) {
-			ElfW(Nhdr) nh; /* copied: a damaged note may be misaligned */
-			memcpy(&nh, p + off, sizeof(nh));
-			uint64_t nsz = ((uint64_t)nh.n_namesz + 3) & ~(uint64_t)3;
-			uint64_t dsz = ((uint64_t)nh.n_descsz + 3) & ~(uint64_t)3;
-			uint64_t name = off + sizeof(nh);
-			if (!within(name, nsz, size) || !within(name + nsz, dsz, size))
-				break;
-			if (nh.n_type == SECRETMEM_NOTE_TYPE && nh.n_namesz == 10 &&
-			    memcmp(p + name, "secretmem", 10) == 0)
-				return true;
-			off = (size_t)(name + nsz + dsz);
-		}
+		size_t n;
+		if (find_note((const void *)(o->bias + ph->p_vaddr), ph->p_memsz, SECRETMEM_NOTE_TYPE,
+			      "secretmem", 10, &n))
+			return true;
 	}
 	return false;
 }

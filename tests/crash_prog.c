@@ -115,6 +115,25 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Waits up to seconds for child pid: a child still running then is hung (and
+ * killed), one that did not exit 0 failed. */
+static void reap(pid_t pid, double seconds, int *hung, int *failed)
+{
+	int st = 0;
+	double deadline = now() + seconds;
+	pid_t r;
+	while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now() < deadline)
+		usleep(1000);
+	if (r == 0) {
+		++*hung;
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		++*failed;
+	}
+}
+
+
 static int fork_storm(const char *lib, int n)
 {
 	fork_lib = lib;
@@ -139,18 +158,7 @@ static int fork_storm(const char *lib, int n)
 			failed++;
 			continue;
 		}
-		int st = 0;
-		double deadline = now() + 2.0;
-		pid_t r;
-		while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now() < deadline)
-			usleep(1000);
-		if (r == 0) {
-			hung++;
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-		} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-			failed++;
-		}
+		reap(pid, 2.0, &hung, &failed);
 	}
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
@@ -417,18 +425,7 @@ static int soak(const char *lib, int rounds)
 			failed++;
 			continue;
 		}
-		int st = 0;
-		double deadline = now() + 5.0;
-		pid_t w;
-		while ((w = waitpid(pid, &st, WNOHANG)) == 0 && now() < deadline)
-			usleep(1000);
-		if (w == 0) {
-			hung++;
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-		} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-			failed++;
-		}
+		reap(pid, 5.0, &hung, &failed);
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++)
