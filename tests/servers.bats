@@ -1,0 +1,124 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The matrix, servers: real Debian-packaged TLS servers (nginx, haproxy, stunnel4,
+# openssl s_server, python3's ssl) started on 127.0.0.1 with a fresh key, serving
+# real requests, then scanned by root through /proc/PID/mem for the key's material
+# (RSA p and q, EC private scalar; both byte orders; whole and by 32-byte pieces).
+# Each program runs twice: without the shim, where the scan must find the key (the
+# control: else the scan proves nothing), and through secretmem-run with the rule
+# the README's table gives, where every process must map ' /secretmem (deleted)',
+# the requests must succeed and the scan must find nothing.
+
+load helpers
+load routing-helpers
+load servers-helpers
+
+setup_file() {
+	rt_build memscan
+	KEYS=$BATS_FILE_TMPDIR/keys
+	mkdir -p "$KEYS"
+	srv_key "$KEYS/rsa.pem" rsa
+	srv_key "$KEYS/ec.pem" ec
+	export KEYS
+}
+
+setup() {
+	sm_setup
+	SRV_PIDS=()
+}
+
+teardown() {
+	srv_teardown
+}
+
+# ---- nginx: the master reads the key, forks the workers, which do the handshakes ----
+
+# start_nginx KIND [RUNNER...]: nginx with 2 workers serving TLS with KIND's key on
+# a free port (PORT); sets NGINX_PID (the master).
+start_nginx() {
+	local kind=$1
+	shift
+	command -v nginx >/dev/null || fail "nginx is not installed (apt-get install nginx-light)"
+	local d=$BATS_TEST_TMPDIR/nginx
+	mkdir -p "$d/tmp"
+	PORT=$(srv_port)
+	cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $BATS_TEST_TMPDIR/nginx.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp;
+	proxy_temp_path $d/tmp;
+	fastcgi_temp_path $d/tmp;
+	uwsgi_temp_path $d/tmp;
+	scgi_temp_path $d/tmp;
+	server {
+		listen 127.0.0.1:$PORT ssl;
+		ssl_certificate $KEYS/$kind.pem.crt;
+		ssl_certificate_key $KEYS/$kind.pem;
+		location / { return 200 "worker \$pid\n"; }
+	}
+}
+CONF
+	"$@" nginx -p "$d" -c "$d/nginx.conf" -e "$BATS_TEST_TMPDIR/nginx.log" \
+		</dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/nginx.err" 3>&- &
+	NGINX_PID=$!
+	srv_track "$NGINX_PID"
+	srv_wait_port "$PORT" "$NGINX_PID"
+}
+
+# nginx_requests: HTTPS requests until each of the 2 workers has answered one (at
+# most 100); sets WORKERS.
+nginx_requests() {
+	srv_wait_children "$NGINX_PID" 2
+	WORKERS=$CHILDREN
+	local i w seen=" "
+	for ((i = 0; i < 100; i++)); do
+		run -0 timeout 10 curl -sS --cacert "$KEYS/$KIND.pem.crt" "https://localhost:$PORT/" \
+			--resolve "localhost:$PORT:127.0.0.1"
+		[[ $output =~ ^worker\ ([0-9]+)$ ]] || fail "unexpected answer: $output"
+		[[ $seen == *" ${BASH_REMATCH[1]} "* ]] || seen+="${BASH_REMATCH[1]} "
+		(($(wc -w <<<"$seen") == 2)) && break
+		# a new connection goes to whichever worker wakes first: let the other one
+		((i % 10 == 9)) && sleep 0.1
+	done
+	for w in $WORKERS; do
+		[[ $seen == *" $w "* ]] || fail "worker $w answered none of $i requests (seen:$seen)"
+	done
+}
+
+nginx_control() {
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	start_nginx "$KIND"
+	nginx_requests
+	srv_assert_found "$NGINX_PID" $WORKERS
+}
+
+nginx_protected() {
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	start_nginx "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' --
+	nginx_requests
+	srv_assert_protected "$NGINX_PID" $WORKERS
+}
+
+@test "nginx RSA: without the shim root reads p or q in the master or a worker (control)" {
+	nginx_control rsa
+}
+
+@test "nginx RSA: --lib 'libcrypto.so*' protects master and both workers, after a request through each" {
+	nginx_protected rsa
+}
+
+@test "nginx EC: without the shim root reads the private scalar (control)" {
+	nginx_control ec
+}
+
+@test "nginx EC: --lib 'libcrypto.so*' protects master and both workers, after a request through each" {
+	nginx_protected ec
+}
