@@ -175,6 +175,16 @@ srv_wait_children() {
 	fail "process $1 has not $2 children after 10 s (it has: $CHILDREN): $(srv_logs)"
 }
 
+# srv_assert_shim PID...: each process has the shim's secret mapping, so the shim
+# was loaded into it and made something secret.
+srv_assert_shim() {
+	local pid
+	for pid in "$@"; do
+		grep -q ' /secretmem (deleted)$' "/proc/$pid/maps" ||
+			fail "process $pid ($(cat "/proc/$pid/comm")) has no ' /secretmem (deleted)' mapping: the shim is not in it or made nothing secret"
+	done
+}
+
 # srv_scan PID...: scans each process for PATTERNS; sets SCAN (every line, each
 # prefixed with "PID: ") and FOUND (the "found" lines).
 srv_scan() {
@@ -188,13 +198,18 @@ srv_scan() {
 	FOUND=$(grep ': found ' <<<"$SCAN" || true)
 }
 
+# srv_assert_leaks PID...: some process holds a whole secret that root can read.
+srv_assert_leaks() {
+	srv_scan "$@"
+	grep -Eq ": found [0-$((NFULL - 1))] " <<<"$FOUND" ||
+		fail "the scan found no whole secret.
+$SCAN"
+}
+
 # srv_assert_found PID...: the control. Some process holds a whole secret that root
 # can read (else the scan proves nothing), and none maps secret memory.
 srv_assert_found() {
-	srv_scan "$@"
-	grep -Eq ": found [0-$((NFULL - 1))] " <<<"$FOUND" ||
-		fail "the control scan found no whole secret: the scan proves nothing.
-$SCAN"
+	srv_assert_leaks "$@"
 	local pid
 	for pid in "$@"; do
 		! grep -q ' /secretmem' "/proc/$pid/maps" || fail "process $pid of the control maps /secretmem"
@@ -205,11 +220,7 @@ $SCAN"
 # shim was loaded and allocated), the scan met secret pages it could not read, and
 # no copy, whole or in part, is readable in any of them.
 srv_assert_protected() {
-	local pid
-	for pid in "$@"; do
-		grep -q ' /secretmem (deleted)$' "/proc/$pid/maps" ||
-			fail "process $pid ($(cat "/proc/$pid/comm")) has no ' /secretmem (deleted)' mapping: the shim is not in it or made nothing secret"
-	done
+	srv_assert_shim "$@"
 	srv_scan "$@"
 	[[ -z $FOUND ]] || fail "key material readable under the shim:
 $FOUND"

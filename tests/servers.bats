@@ -122,3 +122,83 @@ nginx_protected() {
 @test "nginx EC: --lib 'libcrypto.so*' protects master and both workers, after a request through each" {
 	nginx_protected ec
 }
+
+# ---- haproxy: -db (one process) and -W (a master and its worker) ----
+
+# start_haproxy KIND MODE [RUNNER...]: haproxy (MODE -db or -W) terminating TLS with
+# KIND's key and answering every request itself; sets HAPROXY_PID.
+start_haproxy() {
+	local kind=$1 mode=$2
+	shift 2
+	command -v haproxy >/dev/null || fail "haproxy is not installed (apt-get install haproxy)"
+	local d=$BATS_TEST_TMPDIR/haproxy
+	mkdir -p "$d"
+	PORT=$(srv_port)
+	# haproxy takes the certificate and its key from one file
+	cat "$KEYS/$kind.pem.crt" "$KEYS/$kind.pem" >"$d/site.pem"
+	cat >"$d/haproxy.cfg" <<CONF
+global
+	maxconn 64
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 5s
+	timeout server 5s
+frontend fe
+	bind 127.0.0.1:$PORT ssl crt $d/site.pem
+	http-request return status 200 content-type text/plain string "haproxy ok"
+CONF
+	"$@" haproxy "$mode" -f "$d/haproxy.cfg" </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/haproxy.err" 3>&- &
+	HAPROXY_PID=$!
+	srv_track "$HAPROXY_PID"
+	srv_wait_port "$PORT" "$HAPROXY_PID"
+	HAPROXY_PIDS=$HAPROXY_PID
+	if [[ $mode == -W ]]; then
+		srv_wait_children "$HAPROXY_PID" 1
+		HAPROXY_PIDS+=" $CHILDREN"
+	fi
+}
+
+# https_get PORT EXPECTED [CERT]: HTTPS requests (a few, each a full handshake) that
+# verify the server's certificate and must answer EXPECTED.
+https_get() {
+	local i
+	for ((i = 0; i < 3; i++)); do
+		run -0 timeout 10 curl -sS --cacert "${3:-$KEYS/$KIND.pem.crt}" \
+			--resolve "localhost:$1:127.0.0.1" "https://localhost:$1/"
+		assert_output --partial "$2"
+	done
+}
+
+haproxy_case() { # KIND MODE control|protected
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	if [[ $3 == control ]]; then
+		start_haproxy "$KIND" "$2"
+	else
+		start_haproxy "$KIND" "$2" "$SRV_RUN" --lib 'libcrypto.so*' --
+	fi
+	https_get "$PORT" "haproxy ok"
+	# shellcheck disable=SC2086 # a list of pids
+	if [[ $3 == control ]]; then srv_assert_found $HAPROXY_PIDS; else srv_assert_protected $HAPROXY_PIDS; fi
+}
+
+@test "haproxy -db RSA: without the shim root reads p or q (control)" {
+	haproxy_case rsa -db control
+}
+
+@test "haproxy -db RSA: --lib 'libcrypto.so*' protects it" {
+	haproxy_case rsa -db protected
+}
+
+@test "haproxy -W EC: without the shim root reads the private scalar in the master or the worker (control)" {
+	haproxy_case ec -W control
+}
+
+@test "haproxy -W EC: --lib 'libcrypto.so*' protects the master and the worker" {
+	haproxy_case ec -W protected
+}
+
+@test "haproxy -W RSA: --lib 'libcrypto.so*' protects the master and the worker" {
+	haproxy_case rsa -W protected
+}
