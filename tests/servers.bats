@@ -202,3 +202,91 @@ haproxy_case() { # KIND MODE control|protected
 @test "haproxy -W RSA: --lib 'libcrypto.so*' protects the master and the worker" {
 	haproxy_case rsa -W protected
 }
+
+# ---- stunnel4: it gives OpenSSL its own memory functions ----
+
+# stunnel calls CRYPTO_set_mem_functions(str_alloc_detached_debug, ...): libcrypto's
+# allocations reach malloc from stunnel's code, one frame below libcrypto, so the
+# rule needs --depth 1 (with --depth 0 p, q and the EC scalar stay in the heap).
+STUNNEL_RULE=(--lib 'libcrypto.so*' --depth 1)
+
+# start_backend: a plain HTTP server on a free port (BACKEND_PORT) answering
+# "backend ok" to every request.
+start_backend() {
+	BACKEND_PORT=$(srv_port)
+	python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nbackend ok\n")
+    c.close()' "$BACKEND_PORT" </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/backend.err" 3>&- &
+	srv_track $!
+	srv_wait_port "$BACKEND_PORT" $!
+}
+
+# start_stunnel KIND [RUNNER...]: stunnel4 in the foreground, TLS with KIND's key on
+# PORT in front of the backend; sets STUNNEL_PID.
+start_stunnel() {
+	local kind=$1
+	shift
+	command -v stunnel4 >/dev/null || fail "stunnel4 is not installed (apt-get install stunnel4)"
+	start_backend
+	PORT=$(srv_port)
+	cat >"$BATS_TEST_TMPDIR/stunnel.conf" <<CONF
+foreground = yes
+pid =
+[https]
+accept = 127.0.0.1:$PORT
+connect = 127.0.0.1:$BACKEND_PORT
+cert = $KEYS/$kind.pem.crt
+key = $KEYS/$kind.pem
+CONF
+	"$@" stunnel4 "$BATS_TEST_TMPDIR/stunnel.conf" </dev/null >/dev/null \
+		2>"$BATS_TEST_TMPDIR/stunnel.err" 3>&- &
+	STUNNEL_PID=$!
+	srv_track "$STUNNEL_PID"
+	srv_wait_port "$PORT" "$STUNNEL_PID"
+}
+
+stunnel_case() { # KIND control|protected|depth0
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	case $2 in
+	control) start_stunnel "$KIND" ;;
+	protected) start_stunnel "$KIND" "$SRV_RUN" "${STUNNEL_RULE[@]}" -- ;;
+	depth0) start_stunnel "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' -- ;;
+	esac
+	https_get "$PORT" "backend ok"
+	case $2 in
+	control) srv_assert_found "$STUNNEL_PID" ;;
+	protected) srv_assert_protected "$STUNNEL_PID" ;;
+	depth0)
+		srv_assert_shim "$STUNNEL_PID"
+		srv_assert_leaks "$STUNNEL_PID"
+		;;
+	esac
+}
+
+@test "stunnel4 RSA: without the shim root reads p or q (control)" {
+	stunnel_case rsa control
+}
+
+@test "stunnel4 RSA: --lib 'libcrypto.so*' alone leaves p or q readable (its own memory functions)" {
+	stunnel_case rsa depth0
+}
+
+@test "stunnel4 RSA: --lib 'libcrypto.so*' --depth 1 protects it" {
+	stunnel_case rsa protected
+}
+
+@test "stunnel4 EC: without the shim root reads the private scalar (control)" {
+	stunnel_case ec control
+}
+
+@test "stunnel4 EC: --lib 'libcrypto.so*' --depth 1 protects it" {
+	stunnel_case ec protected
+}
