@@ -290,3 +290,51 @@ stunnel_case() { # KIND control|protected|depth0
 @test "stunnel4 EC: --lib 'libcrypto.so*' --depth 1 protects it" {
 	stunnel_case ec protected
 }
+
+# ---- openssl s_server ----
+
+# start_s_server KIND [RUNNER...]: s_server -www with KIND's key on PORT; sets
+# S_SERVER_PID.
+start_s_server() {
+	local kind=$1
+	shift
+	PORT=$(srv_port)
+	"$@" openssl s_server -accept "127.0.0.1:$PORT" -key "$KEYS/$kind.pem" \
+		-cert "$KEYS/$kind.pem.crt" -www -naccept 100 </dev/null >/dev/null \
+		2>"$BATS_TEST_TMPDIR/s_server.err" 3>&- &
+	S_SERVER_PID=$!
+	srv_track "$S_SERVER_PID"
+	srv_wait_port "$PORT" "$S_SERVER_PID"
+}
+
+s_server_case() { # KIND control|protected
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	if [[ $2 == control ]]; then
+		start_s_server "$KIND"
+	else
+		start_s_server "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' --
+	fi
+	https_get "$PORT" "s_server"
+	# and a TLS 1.2 handshake (the key signs the ServerKeyExchange)
+	run -0 timeout 10 curl -sS --tlsv1.2 --tls-max 1.2 --cacert "$KEYS/$KIND.pem.crt" \
+		--resolve "localhost:$PORT:127.0.0.1" "https://localhost:$PORT/"
+	assert_output --partial "Protocol  : TLSv1.2"
+	if [[ $2 == control ]]; then srv_assert_found "$S_SERVER_PID"; else srv_assert_protected "$S_SERVER_PID"; fi
+}
+
+@test "openssl s_server EC: without the shim root reads the private scalar (control)" {
+	s_server_case ec control
+}
+
+@test "openssl s_server EC: --lib 'libcrypto.so*' protects it" {
+	s_server_case ec protected
+}
+
+@test "openssl s_server RSA: without the shim root reads p or q (control)" {
+	s_server_case rsa control
+}
+
+@test "openssl s_server RSA: --lib 'libcrypto.so*' protects it (TLS 1.3 and 1.2)" {
+	s_server_case rsa protected
+}
