@@ -338,3 +338,60 @@ s_server_case() { # KIND control|protected
 @test "openssl s_server RSA: --lib 'libcrypto.so*' protects it (TLS 1.3 and 1.2)" {
 	s_server_case rsa protected
 }
+
+# ---- python3's ssl module ----
+
+# start_python KIND [RUNNER...]: http.server behind ssl.SSLContext with KIND's key
+# on PORT; sets PYTHON_PID.
+start_python() {
+	local kind=$1
+	shift
+	PORT=$(srv_port)
+	"$@" python3 -c 'import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"python ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()' "$PORT" "$KEYS/$kind.pem.crt" "$KEYS/$kind.pem" </dev/null >/dev/null \
+		2>"$BATS_TEST_TMPDIR/python.err" 3>&- &
+	PYTHON_PID=$!
+	srv_track "$PYTHON_PID"
+	srv_wait_port "$PORT" "$PYTHON_PID"
+}
+
+python_case() { # KIND control|protected
+	KIND=$1
+	srv_patterns "$KEYS/$KIND.pem"
+	if [[ $2 == control ]]; then
+		start_python "$KIND"
+	else
+		start_python "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' --
+	fi
+	https_get "$PORT" "python ok"
+	if [[ $2 == control ]]; then srv_assert_found "$PYTHON_PID"; else srv_assert_protected "$PYTHON_PID"; fi
+}
+
+@test "python3 ssl RSA: without the shim root reads p or q (control)" {
+	python_case rsa control
+}
+
+@test "python3 ssl RSA: --lib 'libcrypto.so*' protects it" {
+	python_case rsa protected
+}
+
+@test "python3 ssl EC: without the shim root reads the private scalar (control)" {
+	python_case ec control
+}
+
+@test "python3 ssl EC: --lib 'libcrypto.so*' protects it" {
+	python_case ec protected
+}
