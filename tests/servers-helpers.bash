@@ -47,9 +47,10 @@ srv_fixed() {
 }
 
 # srv_patterns KEYFILE: sets PATTERNS (hex strings for memscan) and NFULL (the first
-# NFULL are whole secrets; the rest are 32-byte pieces of them). RSA: p and q,
+# NFULL are whole secrets; the rest are their first and last 32 bytes). RSA: p and q,
 # big-endian (DER, libtasn1, GnuTLS' mpz export) and byte-reversed (OpenSSL's and
-# GMP's little-endian limbs on x86_64). EC: the private scalar, both orders.
+# GMP's little-endian limbs on x86_64), and the private exponent d the same two
+# ways. EC: the private scalar, both orders.
 # Ed25519: the 32-byte seed.
 srv_patterns() {
 	local key=$1 text
@@ -57,13 +58,16 @@ srv_patterns() {
 	PATTERNS=()
 	case $text in
 	*"RSA Private-Key"* | "Private-Key: ("*" bit, 2 primes)"*)
-		local p q s
+		local p q d s
 		p=$(srv_fixed "$(srv_field "$key" prime1)" 256)
 		q=$(srv_fixed "$(srv_field "$key" prime2)" 256)
-		((${#p} == 256 && ${#q} == 256)) || fail "cannot read the primes of $key"
-		PATTERNS=("$p" "$q" "$(srv_reverse "$p")" "$(srv_reverse "$q")")
-		NFULL=4
-		for s in "${PATTERNS[@]:0:4}"; do
+		# d has no fixed length: without its sign byte, as a BIGNUM or INTEGER holds it
+		d=$(srv_fixed "$(srv_field "$key" privateExponent)" 0)
+		((${#p} == 256 && ${#q} == 256 && ${#d} >= 480)) ||
+			fail "cannot read p, q and d of the 2048-bit key $key"
+		PATTERNS=("$p" "$q" "$(srv_reverse "$p")" "$(srv_reverse "$q")" "$d" "$(srv_reverse "$d")")
+		NFULL=6
+		for s in "${PATTERNS[@]:0:6}"; do
 			PATTERNS+=("${s:0:64}" "${s: -64}")
 		done
 		;;

@@ -3,7 +3,7 @@
 # The matrix, servers: real Debian-packaged TLS servers (nginx, haproxy, stunnel4,
 # openssl s_server, python3's ssl) started on 127.0.0.1 with a fresh key, serving
 # real requests, then scanned by root through /proc/PID/mem for the key's material
-# (RSA p and q, EC private scalar; both byte orders; whole and by 32-byte pieces).
+# (RSA p, q and d, EC private scalar; both byte orders; whole and by 32-byte pieces).
 # Each program runs twice: without the shim, where the scan must find the key (the
 # control: else the scan proves nothing), and through secretmem-run with the rule
 # the README's table gives, where every process must map ' /secretmem (deleted)',
@@ -107,7 +107,7 @@ nginx_protected() {
 	srv_assert_protected "$NGINX_PID" $WORKERS
 }
 
-@test "nginx RSA: without the shim root reads p or q in the master or a worker (control)" {
+@test "nginx RSA: without the shim root reads p, q or d in the master or a worker (control)" {
 	nginx_control rsa
 }
 
@@ -183,7 +183,7 @@ haproxy_case() { # KIND MODE control|protected
 	if [[ $3 == control ]]; then srv_assert_found $HAPROXY_PIDS; else srv_assert_protected $HAPROXY_PIDS; fi
 }
 
-@test "haproxy -db RSA: without the shim root reads p or q (control)" {
+@test "haproxy -db RSA: without the shim root reads p, q or d (control)" {
 	haproxy_case rsa -db control
 }
 
@@ -271,11 +271,11 @@ stunnel_case() { # KIND control|protected|depth0
 	esac
 }
 
-@test "stunnel4 RSA: without the shim root reads p or q (control)" {
+@test "stunnel4 RSA: without the shim root reads p, q or d (control)" {
 	stunnel_case rsa control
 }
 
-@test "stunnel4 RSA: --lib 'libcrypto.so*' alone leaves p or q readable (its own memory functions)" {
+@test "stunnel4 RSA: --lib 'libcrypto.so*' alone leaves p, q or d readable (its own memory functions)" {
 	stunnel_case rsa depth0
 }
 
@@ -331,7 +331,7 @@ s_server_case() { # KIND control|protected
 	s_server_case ec protected
 }
 
-@test "openssl s_server RSA: without the shim root reads p or q (control)" {
+@test "openssl s_server RSA: without the shim root reads p, q or d (control)" {
 	s_server_case rsa control
 }
 
@@ -380,7 +380,7 @@ python_case() { # KIND control|protected
 	if [[ $2 == control ]]; then srv_assert_found "$PYTHON_PID"; else srv_assert_protected "$PYTHON_PID"; fi
 }
 
-@test "python3 ssl RSA: without the shim root reads p or q (control)" {
+@test "python3 ssl RSA: without the shim root reads p, q or d (control)" {
 	python_case rsa control
 }
 
