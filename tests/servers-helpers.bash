@@ -10,16 +10,16 @@
 
 SRV_RUN="$abs_top_builddir/tools/secretmem-run"
 
-# srv_key FILE rsa|ec|ed25519: a fresh private key (PEM, PKCS#8) and FILE.crt, a
-# self-signed certificate for localhost.
+# srv_key FILE rsa|ec|ed25519 [CN]: a fresh private key (PEM, PKCS#8) and FILE.crt,
+# a self-signed certificate for localhost (subject CN, localhost by default).
 srv_key() {
-	local file=$1 kind=$2
+	local file=$1 kind=$2 cn=${3:-localhost}
 	case $kind in
 	rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$file" ;;
 	ec) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$file" ;;
 	ed25519) openssl genpkey -algorithm ed25519 -out "$file" ;;
 	esac 2>/dev/null || { echo "cannot make a $kind key" >&2; return 1; }
-	openssl req -new -x509 -key "$file" -subj /CN=localhost -days 1 \
+	openssl req -new -x509 -key "$file" -subj "/CN=$cn" -days 1 \
 		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -out "$file.crt" 2>/dev/null ||
 		{ echo "cannot make a certificate for $file" >&2; return 1; }
 }
@@ -197,7 +197,7 @@ srv_scan() {
 	for pid in "$@"; do
 		kill -0 "$pid" 2>/dev/null || fail "process $pid is gone before the scan: $(srv_logs)"
 		out=$("$RT_BIN/memscan" "$pid" "${PATTERNS[@]}") || fail "memscan $pid failed: $out"
-		SCAN+=$(sed "s/^/$pid: /" <<<"$out")$'\n'
+		SCAN+=$(sed "s/^/$pid: /" <<<"$out")$'\n' # each line, not just the first
 	done
 	FOUND=$(grep ': found ' <<<"$SCAN" || true)
 }

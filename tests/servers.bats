@@ -75,7 +75,7 @@ CONF
 # most 100); sets WORKERS.
 nginx_requests() {
 	srv_wait_children "$NGINX_PID" 2
-	WORKERS=$CHILDREN
+	mapfile -t WORKERS <<<"$CHILDREN"
 	local i w seen=" "
 	for ((i = 0; i < 100; i++)); do
 		run -0 timeout 10 curl -sS --cacert "$KEYS/$KIND.pem.crt" "https://localhost:$PORT/" \
@@ -86,7 +86,7 @@ nginx_requests() {
 		# a new connection goes to whichever worker wakes first: let the other one
 		((i % 10 == 9)) && sleep 0.1
 	done
-	for w in $WORKERS; do
+	for w in "${WORKERS[@]}"; do
 		[[ $seen == *" $w "* ]] || fail "worker $w answered none of $i requests (seen:$seen)"
 	done
 }
@@ -96,7 +96,7 @@ nginx_control() {
 	srv_patterns "$KEYS/$KIND.pem"
 	start_nginx "$KIND"
 	nginx_requests
-	srv_assert_found "$NGINX_PID" $WORKERS
+	srv_assert_found "$NGINX_PID" "${WORKERS[@]}"
 }
 
 nginx_protected() {
@@ -104,7 +104,7 @@ nginx_protected() {
 	srv_patterns "$KEYS/$KIND.pem"
 	start_nginx "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' --
 	nginx_requests
-	srv_assert_protected "$NGINX_PID" $WORKERS
+	srv_assert_protected "$NGINX_PID" "${WORKERS[@]}"
 }
 
 @test "nginx RSA: without the shim root reads p, q or d in the master or a worker (control)" {
