@@ -341,13 +341,17 @@ s_server_case() { # KIND control|protected
 
 # ---- python3's ssl module ----
 
+# Debian's python3 (a python3 earlier in PATH, e.g. pyenv's, is not the packaged one)
+DEBIAN_PYTHON=/usr/bin/python3
+
 # start_python KIND [RUNNER...]: http.server behind ssl.SSLContext with KIND's key
 # on PORT; sets PYTHON_PID.
 start_python() {
 	local kind=$1
 	shift
+	[[ -x $DEBIAN_PYTHON ]] || fail "$DEBIAN_PYTHON is missing (apt-get install python3)"
 	PORT=$(srv_port)
-	"$@" python3 -c 'import http.server, ssl, sys
+	"$@" "$DEBIAN_PYTHON" -c 'import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"python ok\n"
