@@ -1,0 +1,109 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The matrix, key agents: gpg-agent (libgcrypt) with an RSA key imported and then
+# used to sign through it, and ssh-agent (a copy without Debian's set-group-ID bit,
+# which would make the loader leave the shim out) holding an Ed25519 and an RSA key
+# that ssh-keygen -Y sign uses through it. Root scans each agent through
+# /proc/PID/mem for the keys' numbers (RSA d, p and q, the Ed25519 seed; both byte
+# orders) and, for ssh-agent, whose keys are shielded (encrypted under a hash of a
+# 16 KiB prekey in its own memory), also decrypts every shielded key it can find
+# (tests/ssh_agent_scan.py). Without the shim the control must find or decrypt the
+# keys; through secretmem-run with the README's rule nothing may be found.
+
+load helpers
+load routing-helpers
+load servers-helpers
+
+setup_file() {
+	rt_build memscan
+	KEYS=$BATS_FILE_TMPDIR/keys
+	mkdir -p "$KEYS"
+	# gpg: an RSA key made by a throw-away agent, exported without a passphrase
+	local g
+	g=$(mktemp -d /tmp/matrix-gpg.XXXXXX)
+	chmod 700 "$g"
+	timeout 60 gpg --homedir "$g" --batch --passphrase '' \
+		--quick-gen-key 'matrix <matrix@localhost>' rsa2048 sign never 2>/dev/null &&
+		timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
+			--export-secret-keys >"$KEYS/secret.gpg"
+	local st=$?
+	gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
+	rm -rf "$g"
+	((st == 0)) || { echo "cannot make a gpg key" >&2; return 1; }
+	# ssh
+	ssh-keygen -q -t ed25519 -N '' -C matrix -f "$KEYS/id_ed25519" &&
+		ssh-keygen -q -t rsa -b 2048 -N '' -C matrix -f "$KEYS/id_rsa" ||
+		{ echo "cannot make ssh keys" >&2; return 1; }
+	cp /usr/bin/ssh-agent "$BATS_FILE_TMPDIR/ssh-agent" # cp drops the set-group-ID bit
+	export KEYS
+}
+
+setup() {
+	sm_setup
+	SRV_PIDS=()
+	# sockets need a short path (108 bytes)
+	SOCKDIR=$(mktemp -d /tmp/matrix-agent.XXXXXX)
+	chmod 700 "$SOCKDIR"
+}
+
+teardown() {
+	srv_teardown
+	[[ -n ${SOCKDIR:-} && $SOCKDIR == /tmp/matrix-agent.* ]] && rm -rf "$SOCKDIR"
+	return 0
+}
+
+# key_patterns openssh|openpgp FILE...: PATTERNS and NFULL from the secret numbers
+# of the key files, each in both byte orders, whole, then by their first and last 32
+# bytes.
+key_patterns() {
+	local format=$1 f s
+	shift
+	local whole=()
+	for f in "$@"; do
+		run -0 python3 "$abs_top_srcdir/tests/key_secrets.py" "$format" "$f"
+		for s in "${lines[@]}"; do
+			whole+=("$s" "$(srv_reverse "$s")")
+		done
+	done
+	((${#whole[@]} > 0)) || fail "no secret numbers in $*"
+	PATTERNS=("${whole[@]}")
+	NFULL=${#whole[@]}
+	for s in "${whole[@]}"; do
+		((${#s} > 64)) && PATTERNS+=("${s:0:64}" "${s: -64}")
+	done
+	((${#PATTERNS[@]} <= 64)) || fail "too many patterns for memscan"
+}
+
+# ---- gpg-agent ----
+
+# start_gpg_agent [RUNNER...]: gpg-agent on a fresh home directory, the secret key
+# imported through it and a message signed with it (and the signature checked);
+# sets AGENT_PID.
+start_gpg_agent() {
+	command -v gpg-agent >/dev/null || fail "gpg-agent is not installed (apt-get install gpg-agent)"
+	local h=$SOCKDIR
+	"$@" gpg-agent --homedir "$h" --daemon </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/gpg-agent.err" 3>&- ||
+		fail "gpg-agent did not start: $(srv_logs)"
+	run -0 timeout 10 gpg-connect-agent --homedir "$h" --no-autostart 'getinfo pid' /bye
+	[[ ${lines[0]} =~ ^D\ ([0-9]+)$ ]] || fail "no pid from the agent: $output"
+	AGENT_PID=${BASH_REMATCH[1]}
+	srv_track "$AGENT_PID"
+	run -0 timeout 30 gpg --homedir "$h" --no-autostart --batch --import "$KEYS/secret.gpg"
+	assert_output --partial "secret keys imported: 1"
+	run -0 timeout 30 bash -c "echo matrix | gpg --homedir '$h' --no-autostart --batch \
+		--pinentry-mode loopback --passphrase '' -u matrix --sign >'$h/msg.gpg'"
+	run -0 timeout 30 gpg --homedir "$h" --no-autostart --batch --verify "$h/msg.gpg"
+	assert_output --partial 'Good signature from "matrix <matrix@localhost>"'
+}
+
+@test "gpg-agent RSA: without the shim root reads d, p or q after an import and a signature (control)" {
+	key_patterns openpgp "$KEYS/secret.gpg"
+	start_gpg_agent
+	srv_assert_found "$AGENT_PID"
+}
+
+@test "gpg-agent RSA: --lib 'libgcrypt*' protects it, imported and used to sign" {
+	key_patterns openpgp "$KEYS/secret.gpg"
+	start_gpg_agent "$SRV_RUN" --lib 'libgcrypt*' --
+	srv_assert_protected "$AGENT_PID"
+}
