@@ -107,3 +107,97 @@ start_gpg_agent() {
 	start_gpg_agent "$SRV_RUN" --lib 'libgcrypt*' --
 	srv_assert_protected "$AGENT_PID"
 }
+
+# ---- ssh-agent: keys shielded under a prekey in the agent's own memory ----
+
+# start_ssh_agent [RUNNER...]: the copy of ssh-agent in the foreground on a socket,
+# both keys added and each used to sign (ssh-keygen -Y sign with the public key asks
+# the agent); sets AGENT_PID.
+start_ssh_agent() {
+	local agent=$BATS_FILE_TMPDIR/ssh-agent
+	[[ ! -g $agent && ! -u $agent ]] || fail "$agent is set-id"
+	"$@" "$agent" -D -a "$SOCKDIR/agent.sock" </dev/null >/dev/null \
+		2>"$BATS_TEST_TMPDIR/ssh-agent.err" 3>&- &
+	AGENT_PID=$!
+	srv_track "$AGENT_PID"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ -S $SOCKDIR/agent.sock ]] && break
+		kill -0 "$AGENT_PID" 2>/dev/null || fail "ssh-agent ended: $(srv_logs)"
+		sleep 0.05
+	done
+	[[ -S $SOCKDIR/agent.sock ]] || fail "ssh-agent made no socket in 10 s: $(srv_logs)"
+	export SSH_AUTH_SOCK=$SOCKDIR/agent.sock
+	run -0 timeout 10 ssh-add "$KEYS/id_ed25519" "$KEYS/id_rsa"
+	echo matrix >"$SOCKDIR/msg"
+	local k
+	for k in id_ed25519 id_rsa; do
+		rm -f "$SOCKDIR/msg.sig"
+		run -0 timeout 10 ssh-keygen -Y sign -f "$KEYS/$k.pub" -n file "$SOCKDIR/msg"
+		# the agent signed: the signature verifies against the public key
+		printf 'matrix %s\n' "$(cat "$KEYS/$k.pub")" >"$SOCKDIR/allowed"
+		run -0 timeout 10 ssh-keygen -Y verify -f "$SOCKDIR/allowed" -I matrix -n file \
+			-s "$SOCKDIR/msg.sig" <"$SOCKDIR/msg"
+	done
+	run -0 timeout 10 ssh-add -l
+	assert_line --partial "(ED25519)"
+	assert_line --partial "(RSA)"
+}
+
+# unshield: the shielding attack (tests/ssh_agent_scan.py) on the agent; sets
+# UNSHIELD and UNSHIELDED (the number of keys decrypted).
+unshield() {
+	run -0 python3 "$abs_top_srcdir/tests/ssh_agent_scan.py" "$AGENT_PID" "${PATTERNS[@]:0:$NFULL}"
+	UNSHIELD=$output
+	[[ ${lines[-1]} =~ ^candidates\ [0-9]+,\ unshielded\ ([0-9]+)$ ]] || fail "$output"
+	UNSHIELDED=${BASH_REMATCH[1]}
+}
+
+ssh_patterns() {
+	key_patterns openssh "$KEYS/id_ed25519" "$KEYS/id_rsa"
+}
+
+@test "ssh-agent: without the shim root decrypts both shielded keys with the prekey (control)" {
+	ssh_patterns
+	start_ssh_agent
+	unshield
+	((UNSHIELDED == 2)) || fail "the attack decrypted $UNSHIELDED keys, not 2: $UNSHIELD"
+	# the seed and d, p and q, each found in a decrypted key
+	local n
+	for n in 0 2 4 6; do
+		assert_line --regexp "^found $n in unshielded "
+	done
+	srv_scan "$AGENT_PID"
+	! grep -q ' /secretmem' "/proc/$AGENT_PID/maps" || fail "the control maps /secretmem"
+}
+
+@test "ssh-agent: --lib 'libcrypto.so*' leaves the prekey and the shielded keys readable" {
+	ssh_patterns
+	start_ssh_agent "$SRV_RUN" --lib 'libcrypto.so*' --
+	srv_assert_shim "$AGENT_PID"
+	unshield
+	((UNSHIELDED == 2)) || fail "the attack decrypted $UNSHIELDED keys, not 2: $UNSHIELD"
+}
+
+ssh_protected() {
+	ssh_patterns
+	start_ssh_agent "$SRV_RUN" "$@" --
+	srv_assert_protected "$AGENT_PID"
+	unshield
+	((UNSHIELDED == 0)) || fail "the attack decrypted $UNSHIELDED keys: $UNSHIELD"
+	refute_line --regexp '^found '
+	# and the agent still signs with both keys
+	local k
+	for k in id_ed25519 id_rsa; do
+		rm -f "$SOCKDIR/msg.sig"
+		run -0 timeout 10 ssh-keygen -Y sign -f "$KEYS/$k.pub" -n file "$SOCKDIR/msg"
+	done
+}
+
+@test "ssh-agent: --lib ssh-agent (its own code: prekey, shielded keys) protects both keys" {
+	ssh_protected --lib ssh-agent
+}
+
+@test "ssh-agent: --lib '*' protects both keys" {
+	ssh_protected --lib '*'
+}
