@@ -115,6 +115,34 @@ nginx_protected() {
 	nginx_protected rsa
 }
 
+# nginx_reload: nginx -s reload (the master reads the configuration and the key
+# again and forks new workers); waits until the old workers have gone and 2 new
+# ones run.
+nginx_reload() {
+	local old=("${WORKERS[@]}") i w gone
+	run -0 timeout 10 nginx -p "$BATS_TEST_TMPDIR/nginx" -c "$BATS_TEST_TMPDIR/nginx/nginx.conf" \
+		-e "$BATS_TEST_TMPDIR/nginx.log" -s reload
+	for ((i = 0; i < 200; i++)); do
+		gone=1
+		for w in "${old[@]}"; do
+			kill -0 "$w" 2>/dev/null && gone=0
+		done
+		((gone)) && [[ $(srv_children "$NGINX_PID" | wc -l) == 2 ]] && return 0
+		sleep 0.05
+	done
+	fail "after the reload the old workers (${old[*]}) are still there or the new ones are not: $(srv_children "$NGINX_PID")"
+}
+
+@test "nginx RSA: after nginx -s reload the master and the new workers are still protected" {
+	KIND=rsa
+	srv_patterns "$KEYS/$KIND.pem"
+	start_nginx "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' --
+	nginx_requests
+	nginx_reload
+	nginx_requests
+	srv_assert_protected "$NGINX_PID" "${WORKERS[@]}"
+}
+
 @test "nginx EC: without the shim root reads the private scalar (control)" {
 	nginx_control ec
 }
@@ -201,6 +229,28 @@ haproxy_case() { # KIND MODE control|protected
 
 @test "haproxy -W RSA: --lib 'libcrypto.so*' protects the master and the worker" {
 	haproxy_case rsa -W protected
+}
+
+@test "haproxy -W RSA: after a reload (SIGUSR2: the master executes itself again) master and new worker are protected" {
+	KIND=rsa
+	srv_patterns "$KEYS/$KIND.pem"
+	start_haproxy "$KIND" -W "$SRV_RUN" --lib 'libcrypto.so*' --
+	https_get "$PORT" "haproxy ok"
+	local old=$CHILDREN i
+	kill -USR2 "$HAPROXY_PID"
+	for ((i = 0; i < 200; i++)); do
+		CHILDREN=$(srv_children "$HAPROXY_PID")
+		! kill -0 "$old" 2>/dev/null && [[ -n $CHILDREN && $CHILDREN != "$old" ]] && break
+		sleep 0.05
+	done
+	[[ -n $CHILDREN && $CHILDREN != "$old" ]] && ! kill -0 "$old" 2>/dev/null ||
+		fail "no new worker in place of $old after SIGUSR2 (children: $CHILDREN): $(srv_logs)"
+	grep -q 'Reloading HAProxy' "$BATS_TEST_TMPDIR/haproxy.err" &&
+		(($(grep -c 'Loading success' "$BATS_TEST_TMPDIR/haproxy.err") == 2)) ||
+		fail "haproxy did not load its configuration again: $(srv_logs)"
+	https_get "$PORT" "haproxy ok"
+	# shellcheck disable=SC2086 # a list of pids
+	srv_assert_protected "$HAPROXY_PID" $CHILDREN
 }
 
 # ---- stunnel4: it gives OpenSSL its own memory functions ----
