@@ -98,8 +98,8 @@ print(s.getsockname()[1])'
 # srv_wait_port PORT [PID]: waits (at most 10 s) until 127.0.0.1:PORT accepts; fails
 # at once if PID ends.
 srv_wait_port() {
-	local port=$1 pid=${2:-} i
-	for ((i = 0; i < 200; i++)); do
+	local port=$1 pid=${2:-} end=$((SECONDS + 10))
+	while ((SECONDS < end)); do
 		if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
 			return 0
 		fi
@@ -136,8 +136,8 @@ srv_track() {
 	SRV_PIDS+=("$@")
 }
 
-# srv_teardown: kills every tracked process (and a pid file's, when given) with
-# SIGTERM, then SIGKILL after 2 s.
+# srv_teardown: sends every tracked process SIGTERM, and SIGKILL to those still
+# there 2 s later.
 srv_teardown() {
 	local pid i alive
 	for pid in "${SRV_PIDS[@]}"; do

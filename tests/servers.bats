@@ -238,13 +238,15 @@ haproxy_case() { # KIND MODE control|protected
 	https_get "$PORT" "haproxy ok"
 	local old=$CHILDREN i
 	kill -USR2 "$HAPROXY_PID"
+	# the old worker gone (and reaped) first, then the one child left is the new one
 	for ((i = 0; i < 200; i++)); do
-		CHILDREN=$(srv_children "$HAPROXY_PID")
-		! kill -0 "$old" 2>/dev/null && [[ -n $CHILDREN && $CHILDREN != "$old" ]] && break
+		CHILDREN=
+		kill -0 "$old" 2>/dev/null || CHILDREN=$(srv_children "$HAPROXY_PID")
+		[[ $CHILDREN =~ ^[0-9]+$ && $CHILDREN != "$old" ]] && break
 		sleep 0.05
 	done
-	[[ -n $CHILDREN && $CHILDREN != "$old" ]] && ! kill -0 "$old" 2>/dev/null ||
-		fail "no new worker in place of $old after SIGUSR2 (children: $CHILDREN): $(srv_logs)"
+	[[ $CHILDREN =~ ^[0-9]+$ && $CHILDREN != "$old" ]] ||
+		fail "no new worker in place of $old after SIGUSR2 (children: $(srv_children "$HAPROXY_PID")): $(srv_logs)"
 	grep -q 'Reloading HAProxy' "$BATS_TEST_TMPDIR/haproxy.err" &&
 		(($(grep -c 'Loading success' "$BATS_TEST_TMPDIR/haproxy.err") == 2)) ||
 		fail "haproxy did not load its configuration again: $(srv_logs)"
