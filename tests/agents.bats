@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# The matrix, key agents: gpg-agent (libgcrypt) with an RSA key imported and then
-# used to sign through it, and ssh-agent (a copy without Debian's set-group-ID bit,
-# which would make the loader leave the shim out) holding an Ed25519 and an RSA key
-# that ssh-keygen -Y sign uses through it. Root scans each agent through
+# The matrix, key agents: gpg-agent (libgcrypt) with an RSA or an Ed25519 key
+# imported and then used to sign through it, and ssh-agent (a copy without
+# Debian's set-group-ID bit, which would make the loader leave the shim out) holding
+# an Ed25519 and an RSA key that ssh-keygen -Y sign uses through it. Root scans each agent through
 # /proc/PID/mem for the keys' numbers (RSA d, p and q, the Ed25519 seed; both byte
 # orders) and, for ssh-agent, whose keys are shielded (encrypted under a hash of a
 # 16 KiB prekey in its own memory), also decrypts every shielded key it can find
@@ -18,18 +18,21 @@ setup_file() {
 	rt_build memscan
 	KEYS=$BATS_FILE_TMPDIR/keys
 	mkdir -p "$KEYS"
-	# gpg: an RSA key made by a throw-away agent, exported without a passphrase
-	local g
-	g=$(mktemp -d /tmp/matrix-gpg.XXXXXX)
-	chmod 700 "$g"
-	timeout 60 gpg --homedir "$g" --batch --passphrase '' \
-		--quick-gen-key 'matrix <matrix@localhost>' rsa2048 sign never 2>/dev/null &&
-		timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
-			--export-secret-keys >"$KEYS/secret.gpg"
-	local st=$?
-	gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
-	rm -rf "$g"
-	((st == 0)) || { echo "cannot make a gpg key" >&2; return 1; }
+	# gpg: an RSA and an Ed25519 key, each made by a throw-away agent and exported
+	# without a passphrase
+	local g kind st
+	for kind in rsa2048 ed25519; do
+		g=$(mktemp -d /tmp/matrix-gpg.XXXXXX)
+		chmod 700 "$g"
+		timeout 60 gpg --homedir "$g" --batch --passphrase '' \
+			--quick-gen-key "matrix-$kind <matrix@localhost>" "$kind" sign never 2>/dev/null &&
+			timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
+				--export-secret-keys >"$KEYS/$kind.gpg"
+		st=$?
+		gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
+		rm -rf "$g"
+		((st == 0)) || { echo "cannot make a gpg $kind key" >&2; return 1; }
+	done
 	# ssh
 	ssh-keygen -q -t ed25519 -N '' -C matrix -f "$KEYS/id_ed25519" &&
 		ssh-keygen -q -t rsa -b 2048 -N '' -C matrix -f "$KEYS/id_rsa" ||
@@ -76,10 +79,12 @@ key_patterns() {
 
 # ---- gpg-agent ----
 
-# start_gpg_agent [RUNNER...]: gpg-agent on a fresh home directory, the secret key
-# imported through it and a message signed with it (and the signature checked);
-# sets AGENT_PID.
+# start_gpg_agent KIND [RUNNER...]: gpg-agent on a fresh home directory, KIND's
+# secret key imported through it and a message signed with it (and the signature
+# checked); sets AGENT_PID.
 start_gpg_agent() {
+	local kind=$1
+	shift
 	command -v gpg-agent >/dev/null || fail "gpg-agent is not installed (apt-get install gpg-agent)"
 	local h=$SOCKDIR
 	"$@" gpg-agent --homedir "$h" --daemon </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/gpg-agent.err" 3>&- ||
@@ -88,23 +93,35 @@ start_gpg_agent() {
 	[[ ${lines[0]} =~ ^D\ ([0-9]+)$ ]] || fail "no pid from the agent: $output"
 	AGENT_PID=${BASH_REMATCH[1]}
 	srv_track "$AGENT_PID"
-	run -0 timeout 30 gpg --homedir "$h" --no-autostart --batch --import "$KEYS/secret.gpg"
+	run -0 timeout 30 gpg --homedir "$h" --no-autostart --batch --import "$KEYS/$kind.gpg"
 	assert_output --partial "secret keys imported: 1"
 	run -0 timeout 30 bash -c "echo matrix | gpg --homedir '$h' --no-autostart --batch \
-		--pinentry-mode loopback --passphrase '' -u matrix --sign >'$h/msg.gpg'"
+		--pinentry-mode loopback --passphrase '' -u matrix-$kind --sign >'$h/msg.gpg'"
 	run -0 timeout 30 gpg --homedir "$h" --no-autostart --batch --verify "$h/msg.gpg"
-	assert_output --partial 'Good signature from "matrix <matrix@localhost>"'
+	assert_output --partial "Good signature from \"matrix-$kind <matrix@localhost>\""
 }
 
 @test "gpg-agent RSA: without the shim root reads d, p or q after an import and a signature (control)" {
-	key_patterns openpgp "$KEYS/secret.gpg"
-	start_gpg_agent
+	key_patterns openpgp "$KEYS/rsa2048.gpg"
+	start_gpg_agent rsa2048
 	srv_assert_found "$AGENT_PID"
 }
 
 @test "gpg-agent RSA: --lib 'libgcrypt*' protects it, imported and used to sign" {
-	key_patterns openpgp "$KEYS/secret.gpg"
-	start_gpg_agent "$SRV_RUN" --lib 'libgcrypt*' --
+	key_patterns openpgp "$KEYS/rsa2048.gpg"
+	start_gpg_agent rsa2048 "$SRV_RUN" --lib 'libgcrypt*' --
+	srv_assert_protected "$AGENT_PID"
+}
+
+@test "gpg-agent Ed25519: without the shim root reads the seed after an import and a signature (control)" {
+	key_patterns openpgp "$KEYS/ed25519.gpg"
+	start_gpg_agent ed25519
+	srv_assert_found "$AGENT_PID"
+}
+
+@test "gpg-agent Ed25519: --lib 'libgcrypt*' protects it, imported and used to sign" {
+	key_patterns openpgp "$KEYS/ed25519.gpg"
+	start_gpg_agent ed25519 "$SRV_RUN" --lib 'libgcrypt*' --
 	srv_assert_protected "$AGENT_PID"
 }
 

@@ -8,7 +8,8 @@ One hex string a line, big-endian as the file holds them, without sign bytes:
   openssh  an OpenSSH private key file (ssh-keygen): Ed25519: the 32-byte seed;
            RSA: d, p and q.
   openpgp  a binary OpenPGP secret key export (gpg --export-secret-keys) whose
-           primary key is RSA and not protected by a passphrase: d, p and q.
+           primary key is not protected by a passphrase: RSA: d, p and q;
+           EdDSA (Ed25519): the 32-byte seed.
 Exits 2 on a file it cannot read.
 """
 import base64
@@ -85,8 +86,9 @@ def openpgp(path):
         i += n
         if tag != 5:  # secret key packet
             continue
-        if body[0] != 4 or body[5] != 1:
-            raise ValueError("%s: the primary key is not a v4 RSA key" % path)
+        if body[0] != 4 or body[5] not in (1, 22):
+            raise ValueError("%s: the primary key is not a v4 RSA or EdDSA key" % path)
+        algo = body[5]
         j = 6
 
         def mpi():
@@ -96,12 +98,19 @@ def openpgp(path):
             j += 2 + (bits + 7) // 8
             return v
 
-        mpi(), mpi()  # n, e
+        if algo == 1:
+            mpi(), mpi()  # n, e
+        else:
+            j += 1 + body[j]  # the curve's OID
+            mpi()  # the public point
         if body[j] != 0:
             raise ValueError("%s: the secret key is protected" % path)
         j += 1
-        d, p, q = mpi(), mpi(), mpi()
-        return [d, p, q]
+        if algo == 1:
+            d, p, q = mpi(), mpi(), mpi()
+            return [d, p, q]
+        # the seed, as an MPI without its leading zero bytes
+        return [mpi().rjust(32, b"\0")]
     raise ValueError("%s: no secret key packet" % path)
 
 
