@@ -87,6 +87,7 @@ client_case() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
+	kill -0 "$pid" 2>/dev/null && fail "$prog has not ended 10 s after the answer: $(srv_logs)"
 	local status=0
 	wait "$pid" || status=$?
 	((status == 0)) || fail "$prog failed (status $status): $(srv_logs)"
