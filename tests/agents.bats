@@ -87,7 +87,7 @@ start_gpg_agent() {
 	shift
 	command -v gpg-agent >/dev/null || fail "gpg-agent is not installed (apt-get install gpg-agent)"
 	local h=$SOCKDIR
-	"$@" gpg-agent --homedir "$h" --daemon </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/gpg-agent.err" 3>&- ||
+	timeout 30 "$@" gpg-agent --homedir "$h" --daemon </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/gpg-agent.err" 3>&- ||
 		fail "gpg-agent did not start: $(srv_logs)"
 	run -0 timeout 10 gpg-connect-agent --homedir "$h" --no-autostart 'getinfo pid' /bye
 	[[ ${lines[0]} =~ ^D\ ([0-9]+)$ ]] || fail "no pid from the agent: $output"
