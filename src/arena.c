@@ -55,6 +55,8 @@ uintptr_t sm_arena_span;
 uintptr_t sm_arena_reserved;
 
 bool ready;
+unsigned page_shift;
+static size_t page_wanted;             /* sm_arena_set_page_size */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
@@ -319,10 +321,12 @@ void *sm_arena_realloc(void *p, size_t size)
 
 static void init(void)
 {
-	long ps = sysconf(_SC_PAGESIZE);
-	if (ps != (long)PAGE)
-		sm_die("page size %ld is not supported (built for %zu)", ps, PAGE);
-	classes_init();
+	size_t ps = page_wanted ? page_wanted : sm_pages_size();
+	if ((ps & (ps - 1)) || ps < (size_t)1 << PAGE_SHIFT_MIN || ps > (size_t)1 << PAGE_SHIFT_MAX ||
+	    ps % sm_pages_size())
+		sm_die("page size %zu is not supported (4 KiB to 64 KiB pages are)", ps);
+	page_shift = (unsigned)__builtin_ctzl(ps);
+	classes_init(); /* the slab sizes depend on the page size */
 	wipe_init();
 	if (getrandom(&blk_key, sizeof(blk_key), 0) != sizeof(blk_key) ||
 	    getrandom(&link_cookie, sizeof(link_cookie), 0) != sizeof(link_cookie))
@@ -337,6 +341,11 @@ static void init(void)
 	if (!base)
 		sm_die("cannot reserve address space for secret memory (at least %zu bytes); "
 		       "check `ulimit -v`", RESERVE_MIN);
+	/* Slabs are aligned to PAGE from the base. The system's pages always are; a
+	 * larger page set by sm_arena_set_page_size may need the base moved up. */
+	size_t skew = round_up((uintptr_t)base, PAGE) - (uintptr_t)base;
+	base = (char *)base + skew;
+	span = (span - skew) & ~(PAGE - 1);
 	pagemap_len = round_up((span >> PAGE_SHIFT) * sizeof(*pagemap), PAGE);
 	/* Inaccessible until chunks need it (a root scan reads only what is committed),
 	 * and only the committed part counts against overcommit. Every pointer that
@@ -352,6 +361,7 @@ static void init(void)
 
 	sm_arena_reserved = span;
 	sm_arena_base = (uintptr_t)base;
+	pagemap_bias = (uintptr_t)pagemap - (sm_arena_base >> PAGE_SHIFT) * sizeof(*pagemap);
 	sm_arena_span = PAGE; /* page 0 is a guard: coalescing looks left */
 	budget_init();
 
@@ -387,6 +397,11 @@ static void init(void)
 	if (pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
 		sm_die("pthread_atfork failed: cannot protect secret memory across fork()");
 	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+}
+
+void sm_arena_set_page_size(size_t size)
+{
+	page_wanted = size;
 }
 
 void sm_arena_init(void)

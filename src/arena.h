@@ -53,6 +53,11 @@ static inline bool sm_arena_owns(const void *p)
  * Idempotent and thread-safe. */
 void sm_arena_init(void);
 
+/* For the unit tests, before sm_arena_init: run the arena on pages of this size
+ * (a power of two, a multiple of the system's, at most 64 KiB) instead of the
+ * system's, as on a kernel with larger pages. */
+void sm_arena_set_page_size(size_t size);
+
 /* Allocation. size 0 gives a unique minimal block. align is a power of two
  * (the caller checks); any alignment up to at least 64 KiB works. */
 void *sm_arena_malloc(size_t size);

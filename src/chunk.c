@@ -263,8 +263,8 @@ int grow(size_t n, size_t align)
 	else
 		chunks = c;
 	/* The guard pages may have been part of a chunk unmapped earlier. */
-	__atomic_store_n(&pagemap[page_index(at - PAGE)], NULL, __ATOMIC_RELAXED);
-	__atomic_store_n(&pagemap[page_index(at + len)], NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(page_slot(at - PAGE), NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(page_slot(at + len), NULL, __ATOMIC_RELAXED);
 	s->start = at;
 	s->npages = len >> PAGE_SHIFT;
 	set_pages(s, s->start, s->npages);

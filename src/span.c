@@ -16,6 +16,7 @@
 
 pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
 struct span **pagemap;
+uintptr_t pagemap_bias;
 size_t pagemap_len, pagemap_rw;
 struct span *bins[2][NBINS];
 struct span *desc_free;

@@ -335,6 +335,80 @@ static void child_max_8m(void *arg)
 	_exit(n * 4096 < st.limit * 9 / 10 ? 3 : !arena_ok() ? 4 : 0);
 }
 
+/* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
+ * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
+ * class's slab size comes from the page size), a block above 8 KiB is rounded to
+ * the page, page alignment is honoured; random batches of blocks keep their
+ * contents in secret memory, the arena stays consistent, and a fork copies them. */
+static void child_page(void *arg)
+{
+	size_t ps = (size_t)(uintptr_t)arg;
+	if (ps)
+		sm_arena_set_page_size(ps);
+	else
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	sm_arena_init();
+	struct sm_arena_stats st;
+	void *first = sm_arena_malloc(16);
+	sm_arena_get_stats(&st);
+	if (!first || st.touched_bytes != ps) {
+		fprintf(stderr, "first slab: %llu bytes touched, page %zu\n",
+			(unsigned long long)st.touched_bytes, ps);
+		_exit(1);
+	}
+	void *big = sm_arena_malloc(8193), *al = sm_arena_memalign(ps, 100),
+	     *al2 = sm_arena_memalign(2 * ps, 5000);
+	if (!big || sm_arena_usable_size(big) != (8193 + ps - 1) / ps * ps || !al ||
+	    (uintptr_t)al % ps || !al2 || (uintptr_t)al2 % (2 * ps)) {
+		fprintf(stderr, "large %zu, aligned %p %p, page %zu\n",
+			big ? sm_arena_usable_size(big) : 0, al, al2, ps);
+		_exit(2);
+	}
+	enum { N = 600 };
+	static void *blk[N];
+	static size_t len[N];
+	unsigned r = 7;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < N; i++) {
+			r = r * 1103515245u + 12345u;
+			if (blk[i] && (r & 0x100)) {
+				if (!check(blk[i], len[i], (unsigned)i))
+					_exit(3);
+				sm_arena_free(blk[i]);
+				blk[i] = NULL;
+			}
+			if (!blk[i]) {
+				len[i] = (r >> 12) % 9 ? (r >> 12) % 8192 : (r >> 12) % (5 * ps);
+				if (!(blk[i] = sm_arena_malloc(len[i])) || !all_zero(blk[i], len[i]))
+					_exit(4);
+				fill(blk[i], len[i], (unsigned)i);
+			}
+		}
+		if (!arena_ok())
+			_exit(5);
+	}
+	if (!mapping_has(blk[0], "secretmem") || !mapping_has(big, "secretmem"))
+		_exit(6);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < N; i++)
+			if (!check(blk[i], len[i], (unsigned)i))
+				_exit(1);
+		_exit(arena_ok() ? 0 : 2);
+	}
+	int wst;
+	if (pid < 0 || waitpid(pid, &wst, 0) != pid || !exited(wst, 0))
+		_exit(7);
+	for (int i = 0; i < N; i++)
+		sm_arena_free(blk[i]);
+	sm_arena_free(first);
+	sm_arena_free(big);
+	sm_arena_free(al);
+	sm_arena_free(al2);
+	_exit(arena_ok() ? 0 : 8);
+}
+
 /* Root (CAP_IPC_LOCK, no limit in force) at start, then a privilege drop to a
  * 2 MiB RLIMIT_MEMLOCK: the limit reported is the new one, and 1500 KiB then
  * 400 KiB fit. */
@@ -401,6 +475,20 @@ static void pre_init_tests(void)
 	ok(exited(st, 0), "SECRETMEM_MAX=8M: 6 MiB after 5 MiB freed; small blocks fill 90% after");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
+	static const size_t page_sizes[] = { 0, 16384, 65536 };
+	for (unsigned i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+		char name[128];
+		st = run_child(child_page, (void *)(uintptr_t)page_sizes[i], err, sizeof(err));
+		snprintf(name, sizeof(name), "pages of %s: slabs, large blocks, alignment and fork "
+			 "built from the page size", page_sizes[i] ? page_sizes[i] == 16384 ?
+			 "16 KiB" : "64 KiB" : "the system's size");
+		ok(exited(st, 0), name);
+		if (!exited(st, 0))
+			printf("# status %#x: %s", st, err);
+	}
+	st = run_child(child_page, (void *)(uintptr_t)24576, err, sizeof(err));
+	ok(exited(st, SM_EXIT_CONFIG) && strstr(err, "page size 24576 is not supported"),
+	   "a page size that is no power of two is refused with a message");
 	st = run_child(child_drop_priv, NULL, err, sizeof(err));
 	ok(exited(st, 0) && strstr(err, "limit 2031616"),
 	   "privilege drop: the limit in force is reported, 1500 KiB then 400 KiB fit");
