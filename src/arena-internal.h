@@ -58,7 +58,7 @@ extern unsigned page_shift;
 #define NCLASS 32
 #define SMALL_MAX 8192
 #define SLAB_PAGES_MAX 16
-#define CACHE_BYTES 16384           /* a thread keeps about this much per class */
+#define CACHE_BYTES 16384           /* a thread keeps up to this much per class */
 
 /* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
  * static descriptor), so that a stale pointer into it is still named a freed block. */
@@ -270,9 +270,11 @@ const char *errname(int err);
 void probe_backend(void);
 void budget_init(void);
 size_t reserve_want(void);
-void warn_oom(size_t want, int err);
 int grow(size_t n, size_t align);          /* page_lock held */
 unsigned release_empty(void);              /* page_lock held */
+void oom_note(size_t want, int err);       /* page_lock held */
+void oom_warn(void);
+bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
 
 /* wipe.c */

@@ -5,7 +5,8 @@
  *
  * One large address range is reserved at start-up (PROT_NONE, costs no memlock);
  * secret chunks are mapped into it as needed, so "is this pointer secret?" is the
- * one range check of sm_arena_owns(). Unmapped holes between chunks are guard pages.
+ * one range check of sm_arena_owns(). Unmapped holes between chunks are guard pages;
+ * chunks side by side form one range, in which a block may span chunks.
  *
  * Invariants:
  *  - a block is zero when handed out (calloc needs no second clear) and is wiped

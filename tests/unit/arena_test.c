@@ -418,6 +418,46 @@ static void child_page(void *arg)
 	_exit(arena_ok() ? 0 : 8);
 }
 
+/* SECRETMEM_MAX=512K: a first chunk of 256 KiB holds a small block and 240 KiB,
+ * 12 KiB left at its end; a block of 250 KiB needs a second chunk of 256 KiB, all
+ * that is left of the limit. The chunks lie side by side and their free runs
+ * merge: the block begins in the first, and 16 KiB still fit after it (with a
+ * guard page between the chunks, 12 KiB and 4 KiB were left apart, and 16 KiB
+ * failed). A fork copies the block that spans the two chunks; with nothing live,
+ * both chunks go back. */
+static void child_span(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 512 << 10;
+	sm_arena_init();
+	char *pin = sm_arena_malloc(16), *a = sm_arena_malloc(240 << 10), *b = sm_arena_malloc(250 << 10);
+	if (!pin || !a || !b)
+		_exit(1);
+	char *c = sm_arena_malloc(16 << 10);
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	fprintf(stderr, "16 KiB %s, %llu chunks, %llu bytes mapped\n", c ? "fit" : "failed",
+		(unsigned long long)st.chunks, (unsigned long long)st.mapped_bytes);
+	if (!c || st.mapped_bytes > (512 << 10))
+		_exit(2);
+	fill(b, 250 << 10, 5);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(check(b, 250 << 10, 5) && arena_ok() ? 0 : 1);
+	int wst;
+	if (pid < 0 || waitpid(pid, &wst, 0) != pid || !exited(wst, 0))
+		_exit(3);
+	if (!arena_ok())
+		_exit(4);
+	sm_arena_free(c);
+	sm_arena_free(b);
+	sm_arena_free(a);
+	sm_arena_free(pin);
+	unsigned left = secret_mappings();
+	_exit(left ? 5 : !arena_ok() ? 6 : 0);
+}
+
 /* Another thread allocated and freed blocks of several classes and sleeps: when
  * the last block of the process is freed, no secret mapping is left (the other
  * thread's cached free slots do not keep their chunks). */
@@ -533,6 +573,10 @@ static void pre_init_tests(void)
 		if (!exited(st, 0))
 			printf("# status %#x: %s", st, err);
 	}
+	st = run_child(child_span, NULL, err, sizeof(err));
+	ok(exited(st, 0), "chunks side by side: a block spans two, the limit is used to its end, fork copies it");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
 	st = run_child(child_cached, NULL, err, sizeof(err));
 	ok(exited(st, 0), "nothing live, another thread's cache holds free slots: no secret mapping is left");
 	if (!exited(st, 0))
