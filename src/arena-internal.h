@@ -33,10 +33,18 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
-/* The page size is fixed at build time: the page map and the fast path index by
- * it. Init refuses to run on a kernel with another one. */
-#define PAGE_SHIFT 12
-#define PAGE ((size_t)1 << PAGE_SHIFT)
+/* The page size: the system's (sm_pages_size), set by init before anything reads
+ * it, a power of two from 4 KiB to 64 KiB (aarch64 kernels use 4, 16 or 64). The
+ * page map is indexed by it; spans, slabs and chunks are counted in it. */
+#define PAGE_SHIFT_MIN 12
+#define PAGE_SHIFT_MAX 16
+extern unsigned page_shift;
+#define PAGE_SHIFT page_shift
+#define PAGE ((size_t)1 << page_shift)
+/* A free block's link is mangled with its own address shifted by this (glibc's
+ * safe-linking: the bits above the offset within a 4 KiB page), whatever the
+ * page size. */
+#define LINK_SHIFT 12
 
 #define RESERVE_MAX ((size_t)64 << 30)
 #define RESERVE_LOW ((size_t)256 << 20) /* at least this much below 64 GiB */
@@ -50,7 +58,7 @@
 #define NCLASS 32
 #define SMALL_MAX 8192
 #define SLAB_PAGES_MAX 16
-#define CACHE_BYTES 16384           /* a thread keeps about this much per class */
+#define CACHE_BYTES 16384           /* a thread keeps up to this much per class */
 
 /* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
  * static descriptor), so that a stale pointer into it is still named a freed block. */
@@ -142,6 +150,7 @@ extern __thread struct tcache tc TLS_IE;
 /* span.c. Everything below up to chunk.c's budget is guarded by page_lock. */
 extern pthread_mutex_t page_lock;
 extern struct span **pagemap;          /* one entry per page of the reservation */
+extern uintptr_t pagemap_bias;         /* see page_slot */
 extern size_t pagemap_len, pagemap_rw; /* bytes reserved, bytes committed */
 extern struct span *bins[2][NBINS];    /* [touched][bin] */
 extern struct span *desc_free;
@@ -172,21 +181,30 @@ static inline size_t page_index(uintptr_t a)
 	return (a - sm_arena_base) >> PAGE_SHIFT;
 }
 
+/* The page-map entry of address a: pagemap[page_index(a)], computed from the
+ * address's page number and pagemap_bias (pagemap less the base's page number),
+ * which saves the free fast path the subtraction that loading the page shift
+ * costs it. */
+static inline struct span **page_slot(uintptr_t a)
+{
+	return (struct span **)(pagemap_bias + (a >> PAGE_SHIFT) * sizeof(struct span *));
+}
+
 static inline struct span *span_at(uintptr_t a)
 {
-	return __atomic_load_n(&pagemap[page_index(a)], __ATOMIC_RELAXED);
+	return __atomic_load_n(page_slot(a), __ATOMIC_RELAXED);
 }
 
 static inline void set_pages(struct span *s, uintptr_t start, size_t npages)
 {
-	size_t i = page_index(start);
+	struct span **e = page_slot(start);
 	for (size_t k = 0; k < npages; k++)
-		__atomic_store_n(&pagemap[i + k], s, __ATOMIC_RELAXED);
+		__atomic_store_n(&e[k], s, __ATOMIC_RELAXED);
 }
 
 static inline uintptr_t mangle(const struct blk *at, uintptr_t p)
 {
-	return p ^ ((uintptr_t)at >> PAGE_SHIFT) ^ link_cookie;
+	return p ^ ((uintptr_t)at >> LINK_SHIFT) ^ link_cookie;
 }
 
 __attribute__((noreturn, cold, noinline)) void corrupt(const void *at);
@@ -252,9 +270,11 @@ const char *errname(int err);
 void probe_backend(void);
 void budget_init(void);
 size_t reserve_want(void);
-void warn_oom(size_t want, int err);
 int grow(size_t n, size_t align);          /* page_lock held */
 unsigned release_empty(void);              /* page_lock held */
+void oom_note(size_t want, int err);       /* page_lock held */
+void oom_warn(void);
+bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
 
 /* wipe.c */

@@ -6,10 +6,13 @@
  * Layout. One PROT_NONE range is reserved at start-up (a few times the budget,
  * within RLIMIT_AS); chunks (one memfd_secret file each, 256 KiB doubling to
  * 8 MiB, at most half of the budget left, or bigger for a big request) are
- * mapped into its lowest free gap, with an unmapped guard page on either side. A
- * chunk that holds nothing is unmapped (its memory and memlock charge go back to
- * the kernel) when the budget or the range runs short, and every chunk is when no
- * secret block is live. Every page of the range has an entry in the page map
+ * mapped into its lowest free gap, right after the chunk before it (chunks side by
+ * side form one range whose free runs merge, so a block may span chunks), with an
+ * unmapped guard page at either end of each such range. A chunk that holds
+ * nothing is unmapped (its memory and memlock charge go back to the kernel) when
+ * an allocation finds the budget or the range short (after the thread's cache and
+ * the empty slabs kept back were given back), and every chunk is when no secret
+ * block is live (at most once every 50 ms). Every page of the range has an entry in the page map
  * (ordinary memory, committed, and readable, only up to the highest chunk so far)
  * pointing to the span that holds it: a FREE run, a SLAB of one size class, a
  * LARGE block, or GONE (an unmapped chunk). Span descriptors, the page map and all
@@ -55,6 +58,8 @@ uintptr_t sm_arena_span;
 uintptr_t sm_arena_reserved;
 
 bool ready;
+unsigned page_shift;
+static size_t page_wanted;             /* sm_arena_set_page_size */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
@@ -66,12 +71,20 @@ static void *large_alloc(size_t size, size_t align)
 		return NULL;
 	}
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
-	lock(&page_lock);
-	struct span *s = pages_alloc(n, align);
-	if (s)
-		s->kind = SPAN_LARGE;
-	unlock(&page_lock);
+	struct span *s;
+	for (int retry = 0;; retry++) {
+		lock(&page_lock);
+		s = pages_alloc(n, align);
+		if (s)
+			s->kind = SPAN_LARGE;
+		unlock(&page_lock);
+		/* Short of memory: give back what this thread and the classes hold free,
+		 * and try once more. */
+		if (s || retry || !reclaim())
+			break;
+	}
 	if (!s) {
+		oom_warn();
 		count_oom();
 		return NULL;
 	}
@@ -319,10 +332,11 @@ void *sm_arena_realloc(void *p, size_t size)
 
 static void init(void)
 {
-	long ps = sysconf(_SC_PAGESIZE);
-	if (ps != (long)PAGE)
-		sm_die("page size %ld is not supported (built for %zu)", ps, PAGE);
-	classes_init();
+	size_t ps = page_wanted ? page_wanted : sm_pages_size();
+	if ((ps & (ps - 1)) || ps < (size_t)1 << PAGE_SHIFT_MIN || ps > (size_t)1 << PAGE_SHIFT_MAX ||
+	    ps % sm_pages_size())
+		sm_die("page size %zu is not supported (4 KiB to 64 KiB pages are)", ps);
+	page_shift = (unsigned)__builtin_ctzl(ps);
 	wipe_init();
 	if (getrandom(&blk_key, sizeof(blk_key), 0) != sizeof(blk_key) ||
 	    getrandom(&link_cookie, sizeof(link_cookie), 0) != sizeof(link_cookie))
@@ -332,11 +346,17 @@ static void init(void)
 	probe_backend();
 	sm_arena_reserved = RESERVE_MAX;
 	budget_init(); /* the budget sizes the reservation */
+	classes_init(); /* the slab sizes depend on the page size, the caches on the budget */
 	size_t span = reserve_want();
 	void *base = sm_pages_reserve(&span, RESERVE_MIN);
 	if (!base)
 		sm_die("cannot reserve address space for secret memory (at least %zu bytes); "
 		       "check `ulimit -v`", RESERVE_MIN);
+	/* Slabs are aligned to PAGE from the base. The system's pages always are; a
+	 * larger page set by sm_arena_set_page_size may need the base moved up. */
+	size_t skew = round_up((uintptr_t)base, PAGE) - (uintptr_t)base;
+	base = (char *)base + skew;
+	span = (span - skew) & ~(PAGE - 1);
 	pagemap_len = round_up((span >> PAGE_SHIFT) * sizeof(*pagemap), PAGE);
 	/* Inaccessible until chunks need it (a root scan reads only what is committed),
 	 * and only the committed part counts against overcommit. Every pointer that
@@ -352,6 +372,7 @@ static void init(void)
 
 	sm_arena_reserved = span;
 	sm_arena_base = (uintptr_t)base;
+	pagemap_bias = (uintptr_t)pagemap - (sm_arena_base >> PAGE_SHIFT) * sizeof(*pagemap);
 	sm_arena_span = PAGE; /* page 0 is a guard: coalescing looks left */
 	budget_init();
 
@@ -387,6 +408,11 @@ static void init(void)
 	if (pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
 		sm_die("pthread_atfork failed: cannot protect secret memory across fork()");
 	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+}
+
+void sm_arena_set_page_size(size_t size)
+{
+	page_wanted = size;
 }
 
 void sm_arena_init(void)

@@ -5,7 +5,8 @@
  *
  * One large address range is reserved at start-up (PROT_NONE, costs no memlock);
  * secret chunks are mapped into it as needed, so "is this pointer secret?" is the
- * one range check of sm_arena_owns(). Unmapped holes between chunks are guard pages.
+ * one range check of sm_arena_owns(). Unmapped holes between chunks are guard pages;
+ * chunks side by side form one range, in which a block may span chunks.
  *
  * Invariants:
  *  - a block is zero when handed out (calloc needs no second clear) and is wiped
@@ -52,6 +53,11 @@ static inline bool sm_arena_owns(const void *p)
  * prints one line naming the cause and what to do, and ends the process (sm_die).
  * Idempotent and thread-safe. */
 void sm_arena_init(void);
+
+/* For the unit tests, before sm_arena_init: run the arena on pages of this size
+ * (a power of two, a multiple of the system's, at most 64 KiB) instead of the
+ * system's, as on a kernel with larger pages. */
+void sm_arena_set_page_size(size_t size);
 
 /* Allocation. size 0 gives a unique minimal block. align is a power of two
  * (the caller checks); any alignment up to at least 64 KiB works. */

@@ -132,30 +132,40 @@ unsigned sm_arena_check(char *msg, size_t len)
 		lock(&central[k].lock);
 	lock(&page_lock);
 
-	/* Chunks lie in address order inside the owned range, each with an unmapped
-	 * guard page on either side, and add up to what is counted as mapped. */
+	/* Chunks lie in address order inside the owned range, side by side or apart
+	 * with an unmapped guard page (never mapped, or a chunk unmapped since)
+	 * between, and add up to what is counted as mapped. */
 	uint64_t mapped = 0, nchunks = 0;
-	for (const struct chunk *ch = chunks; ch; ch = ch->next) {
+	for (const struct chunk *ch = chunks, *prev = NULL; ch; prev = ch, ch = ch->next) {
+		uintptr_t end = ch->start + ch->len;
+		const struct span *g;
 		mapped += ch->len;
 		nchunks++;
-		if (ch->start < sm_arena_base + PAGE || ch->start + ch->len + PAGE - sm_arena_base > sm_arena_span ||
-		    (ch->next && ch->start + ch->len + PAGE > ch->next->start) || !ch->len || (ch->len & (PAGE - 1)))
+		if (ch->start < sm_arena_base + PAGE || end + PAGE - sm_arena_base > sm_arena_span ||
+		    (ch->next && end != ch->next->start && end + PAGE > ch->next->start) || !ch->len ||
+		    (ch->len & (PAGE - 1)))
 			PROBLEM(&c, "chunk at %p (%zu bytes) overlaps its neighbour or leaves the range",
 				(void *)ch->start, ch->len);
-		else if (span_at(ch->start - PAGE) || span_at(ch->start + ch->len))
+		else if ((!prev || prev->start + prev->len != ch->start) &&
+			 (g = span_at(ch->start - PAGE)) && g != &gone)
+			PROBLEM(&c, "chunk at %p: a guard page has a span", (void *)ch->start);
+		else if ((!ch->next || ch->next->start != end) && (g = span_at(end)) && g != &gone)
 			PROBLEM(&c, "chunk at %p: a guard page has a span", (void *)ch->start);
 	}
 	if (mapped != g_mapped || nchunks != g_chunks || g_mapped > limit)
 		PROBLEM(&c, "chunks: %llu bytes in %llu, counted %llu in %llu (limit %zu)",
 			(unsigned long long)mapped, (unsigned long long)nchunks,
 			(unsigned long long)g_mapped, (unsigned long long)g_chunks, limit);
-	/* Spans tile every chunk exactly, and the page map agrees with them. */
-	for (const struct chunk *ch = chunks; ch; ch = ch->next) {
+	/* Spans tile every range of chunks side by side exactly, and the page map
+	 * agrees with them. */
+	for (const struct chunk *ch = chunks, *last; ch; ch = last->next) {
 		const struct span *left = NULL;
-		for (uintptr_t a = ch->start; a < ch->start + ch->len;) {
+		for (last = ch; last->next && last->next->start == last->start + last->len;)
+			last = last->next;
+		uintptr_t end = last->start + last->len;
+		for (uintptr_t a = ch->start; a < end;) {
 			const struct span *s = span_at(a);
-			if (!s || s->start != a || !s->npages ||
-			    s->start + s->npages * PAGE > ch->start + ch->len) {
+			if (!s || s->start != a || !s->npages || s->start + s->npages * PAGE > end) {
 				PROBLEM(&c, "page %p of the chunk at %p: no span starts there", (void *)a,
 					(void *)ch->start);
 				break;

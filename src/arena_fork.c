@@ -29,15 +29,21 @@ static int copy_chunks(void)
 		if (fd < 0)
 			return fd;
 		c->copy_fd = fd;
-		for (uintptr_t a = c->start; a < c->start + c->len;) {
+		uintptr_t end = c->start + c->len;
+		for (uintptr_t a = c->start; a < end;) {
 			struct span *s = span_at(a);
-			size_t len = 0;
+			uintptr_t hi = s->start;
 			if (s->kind == SPAN_SLAB)
-				len = round_up(s->bump_end - s->start, PAGE);
+				hi = s->start + round_up(s->bump_end - s->start, PAGE);
 			else if (s->kind == SPAN_LARGE)
-				len = s->npages * PAGE;
-			if (len) {
-				int err = sm_pages_copy_in(fd, s->start - c->start, (void *)s->start, len);
+				hi = s->start + s->npages * PAGE;
+			/* A span may begin in the chunk before and end in the next (chunks
+			 * side by side): this file holds its part in this chunk. */
+			uintptr_t lo = s->start < c->start ? c->start : s->start;
+			if (hi > end)
+				hi = end;
+			if (hi > lo) {
+				int err = sm_pages_copy_in(fd, lo - c->start, (void *)lo, hi - lo);
 				if (err)
 					return err;
 			}

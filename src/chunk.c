@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 struct chunk *chunks;
@@ -38,7 +39,7 @@ static size_t budget_left(void)
 
 
 /* Once per process: the first refusal says which limit and how to raise it. */
-void warn_oom(size_t want, int err)
+static void warn_oom(size_t want, int err)
 {
 	static bool warned;
 	if (warned)
@@ -121,14 +122,52 @@ static bool chunk_empty(const struct chunk *c)
 	return true;
 }
 
+/* Cuts the free span that holds page a (and the page before it) in two at a, so
+ * that no span crosses the border of a chunk being unmapped. false if no
+ * descriptor could be had. */
+static bool cut_at(uintptr_t a)
+{
+	struct span *s = span_at(a);
+	if (s->start == a)
+		return true;
+	bin_remove(s);
+	struct span *t = split_tail(s, (a - s->start) >> PAGE_SHIFT);
+	bin_insert(s);
+	if (!t)
+		return false;
+	t->touched = s->touched;
+	bin_insert(t);
+	return true;
+}
+
+/* Merges the free span at a with its free neighbours again (after a cut_at of an
+ * unmap that did not happen). */
+static void uncut_at(uintptr_t a)
+{
+	struct span *s = span_at(a);
+	if (s->kind != SPAN_FREE)
+		return;
+	bin_remove(s);
+	span_free(s, s->touched);
+}
+
 /* Unmaps empty chunk c (after prev, or the first): the kernel frees its pages and
  * its memlock charge once the mapping is gone (its fd was closed when it was
- * mapped). The page map names the range gone, so that a stale pointer into it
- * is still a freed block. false if the reservation could not be put back. */
+ * mapped). Free runs may extend into the chunks next to it (chunks placed side by
+ * side merge their free runs): they are cut at its borders first. The page map
+ * names the range gone, so that a stale pointer into it is still a freed block.
+ * false if the reservation could not be put back. */
 static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 {
-	if (sm_pages_unmap_to_reserved((void *)c->start, c->len) != 0)
+	uintptr_t end = c->start + c->len;
+	bool right = c->next && c->next->start == end; /* else page end is a guard */
+	if (!cut_at(c->start) || (right && !cut_at(end)) ||
+	    sm_pages_unmap_to_reserved((void *)c->start, c->len) != 0) {
+		uncut_at(c->start);
+		if (right)
+			uncut_at(end);
 		return false;
+	}
 	size_t touched = 0;
 	for (uintptr_t a = c->start; a < c->start + c->len;) {
 		struct span *s = span_at(a);
@@ -165,9 +204,13 @@ unsigned release_empty(void)
 	return n;
 }
 
-/* The lowest gap of the reservation that holds len bytes with an unmapped guard
- * page on either side (page 0 is one; so is the page after every chunk), above
- * the parent's chunks a fork dropped; *prev: the chunk before it. 0 if none. */
+/* The lowest gap of the reservation that holds len bytes, above the parent's
+ * chunks a fork dropped; *prev: the chunk before it. 0 if none. A new chunk goes
+ * right after the chunk before it, and right before the one after it if it fills
+ * the gap, else an unmapped guard page is left (page 0 is one): chunks side by
+ * side make one range whose free runs merge, so that a block can span chunks
+ * (bench/limit_bench: a block that could not, and a guard page between every two
+ * chunks, kept the usable part of the limit at 87% at 8 MiB). */
 static uintptr_t place(size_t len, struct chunk **prev)
 {
 	uintptr_t a = sm_arena_base + PAGE, end = sm_arena_base + sm_arena_reserved;
@@ -175,10 +218,10 @@ static uintptr_t place(size_t len, struct chunk **prev)
 		a = drop_top;
 	*prev = NULL;
 	for (struct chunk *c = chunks; c; c = c->next) {
-		if (a + len + PAGE <= c->start)
+		if (a + len + PAGE <= c->start || a + len == c->start)
 			break;
-		if (c->start + c->len + PAGE > a)
-			a = c->start + c->len + PAGE;
+		if (c->start + c->len > a)
+			a = c->start + c->len;
 		*prev = c;
 	}
 	return a + len + PAGE <= end && a + len > a ? a : 0;
@@ -186,9 +229,9 @@ static uintptr_t place(size_t len, struct chunk **prev)
 
 /* How big a new chunk for need bytes is: doubling from 256 KiB to 8 MiB while the
  * budget is far off, but never more than half of what is left, nor less than
- * needed (each chunk is charged its whole size against the limit, used or not, and
- * a block cannot span two chunks: bench/limit_bench measured a quarter, a half and
- * no bound; a half left the most usable after rounds of random frees). 0 if need
+ * needed (each chunk is charged its whole size against the limit, used or not:
+ * bench/limit_bench measured a quarter, a half and no bound; a half left the most
+ * usable after rounds of random frees, and still does with chunks side by side). 0 if need
  * does not fit in what is left. */
 static size_t chunk_len(size_t need)
 {
@@ -262,9 +305,12 @@ int grow(size_t n, size_t align)
 		prev->next = c;
 	else
 		chunks = c;
-	/* The guard pages may have been part of a chunk unmapped earlier. */
-	__atomic_store_n(&pagemap[page_index(at - PAGE)], NULL, __ATOMIC_RELAXED);
-	__atomic_store_n(&pagemap[page_index(at + len)], NULL, __ATOMIC_RELAXED);
+	/* The guard pages may have been part of a chunk unmapped earlier; a chunk
+	 * right next to this one has none there. */
+	if (!prev || prev->start + prev->len != at)
+		__atomic_store_n(page_slot(at - PAGE), NULL, __ATOMIC_RELAXED);
+	if (!c->next || c->next->start != at + len)
+		__atomic_store_n(page_slot(at + len), NULL, __ATOMIC_RELAXED);
 	s->start = at;
 	s->npages = len >> PAGE_SHIFT;
 	set_pages(s, s->start, s->npages);
@@ -278,15 +324,105 @@ int grow(size_t n, size_t align)
 	return 0;
 }
 
+/* ---- short of memory ---- */
+
+/* What the last failed pages_alloc of this thread was short of, for the warning
+ * once reclaim could not help either. */
+static __thread struct {
+	int err;
+	size_t want;
+} oom TLS_IE;
+
+void oom_note(size_t want, int err)
+{
+	oom.err = err;
+	oom.want = want;
+}
+
+void oom_warn(void)
+{
+	if (!oom.err)
+		return;
+	lock(&page_lock);
+	warn_oom(oom.want, oom.err);
+	unlock(&page_lock);
+	oom.err = 0;
+}
+
+/* This thread's cache back to the slabs. */
+static void flush_own_cache(void)
+{
+	publish_live();
+	for (unsigned c = 0; c < NCLASS; c++)
+		if (tc.bin[c].count)
+			central_put(c, tc.bin[c].count);
+}
+
+/* Gives back the free blocks and slabs that keep pages from other uses: this
+ * thread's cache, and of each class the current slab if nothing of it is out and
+ * the empty slab kept back. Called with no lock held; takes each class lock, and
+ * the page lock inside it. Returns whether anything went back. */
+bool reclaim(void)
+{
+	bool any = false;
+	for (unsigned c = 0; c < NCLASS && !any; c++)
+		any = tc.bin[c].count != 0;
+	flush_own_cache();
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct central *ce = &central[c];
+		lock(&ce->lock);
+		struct span *s = ce->cur;
+		if (s && !s->used) { /* all its carved slots are back, on its free list */
+			ce->cur = NULL;
+			slab_release(ce, s);
+			any = true;
+		}
+		if ((s = ce->spare)) {
+			ce->spare = NULL;
+			lock(&page_lock);
+			span_free(s, true);
+			unlock(&page_lock);
+			any = true;
+		}
+		unlock(&ce->lock);
+	}
+	return any;
+}
+
 /* ---- idle release ---- */
 
-/* No secret block is live (this thread has freed as many as it allocated: check
- * all of them): give every chunk back, so that no secret mapping is left (while
- * one exists the kernel refuses to hibernate the machine). Empties this thread's
- * cache and the slabs kept back; blocks cached by other threads keep their chunks.
- * The next secret allocation maps a chunk again and faults its pages in anew
- * (bench/results: the cost of a cycle). Only chunks whose every span is free are
- * unmapped, under page_lock, so a race with another thread costs nothing worse
+/* Memory given back at idle is kept at the next idle moments for this long: a
+ * program that frees its last secret and allocates again at once would otherwise
+ * pay a chunk map and a first touch (~20 us a page) each time (bench/limit_bench:
+ * 0.1-0.5 ms a cycle). Rapid cycles pay that at most once per hold. */
+#define IDLE_HOLD_NS ((uint64_t)50 * 1000 * 1000)
+
+static uint64_t released_at; /* CLOCK_MONOTONIC ns of the last idle release; 0: none */
+/* This thread's idle moments while others' blocks are live, and when it last gave
+ * its cache back at one. */
+static __thread struct {
+	uint32_t events;
+	uint64_t flushed_at;
+} own TLS_IE;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* This thread has freed as many blocks as it allocated. If no secret block is
+ * live anywhere (check every thread), give every chunk back, so that no secret
+ * mapping is left (while one exists the kernel refuses to hibernate the machine):
+ * empty this thread's cache and the slabs kept back, and unmap every chunk that
+ * holds nothing. Unless memory was given back so less than IDLE_HOLD_NS ago: then
+ * keep it until an idle moment after that. If blocks of other threads are live,
+ * give this thread's cached slots back to their slabs (unless it did so less than
+ * IDLE_HOLD_NS ago), so that they do not keep chunks mapped when the others free
+ * theirs. The next secret allocation maps a
+ * chunk again and faults its pages in anew. Only chunks whose every span is free
+ * are unmapped, under page_lock, so a race with another thread costs nothing worse
  * than a chunk kept. */
 __attribute__((noinline)) void release_idle(void)
 {
@@ -300,30 +436,32 @@ __attribute__((noinline)) void release_idle(void)
 		f += LOAD(t->nfree);
 	}
 	unlock(&reg_lock);
-	if (a != f || !ready) {
+	if (!ready) {
 		errno = saved;
 		return;
 	}
-	publish_live();
-	for (unsigned c = 0; c < NCLASS; c++)
-		if (tc.bin[c].count)
-			central_put(c, tc.bin[c].count);
-	for (unsigned c = 0; c < NCLASS; c++) {
-		struct central *ce = &central[c];
-		lock(&ce->lock);
-		struct span *s = ce->cur;
-		if (s && !s->used) { /* all its carved slots are back, on its free list */
-			ce->cur = NULL;
-			slab_release(ce, s);
+	if (a != f) {
+		/* At most once per hold too: a thread that allocates and frees one
+		 * block at a time would refill its cache each time (1.6 us a cycle
+		 * against 0.03). The clock is read at the first such moment and every
+		 * 32nd after it (reading it each time cost 0.1 us a cycle here). */
+		if (own.events++ % 32 == 0) {
+			uint64_t now = now_ns();
+			if (now - own.flushed_at >= IDLE_HOLD_NS) {
+				own.flushed_at = now;
+				flush_own_cache();
+			}
 		}
-		if ((s = ce->spare)) {
-			ce->spare = NULL;
-			lock(&page_lock);
-			span_free(s, true);
-			unlock(&page_lock);
-		}
-		unlock(&ce->lock);
+		errno = saved;
+		return;
 	}
+	uint64_t now = now_ns(), last = LOAD(released_at);
+	if (last && now - last < IDLE_HOLD_NS) {
+		errno = saved;
+		return;
+	}
+	STORE(released_at, now);
+	reclaim();
 	lock(&page_lock);
 	release_empty();
 	unlock(&page_lock);

@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,12 +28,16 @@
 
 #define RW (PROT_READ | PROT_WRITE)
 
-static size_t page(void)
+size_t sm_pages_size(void)
 {
 	static size_t ps;
-	if (!ps)
-		ps = (size_t)sysconf(_SC_PAGESIZE);
-	return ps;
+	if (!__atomic_load_n(&ps, __ATOMIC_RELAXED)) {
+		/* The loader's value: no system call, and safe before anything else runs. */
+		unsigned long v = getauxval(AT_PAGESZ);
+		long s = v ? (long)v : sysconf(_SC_PAGESIZE);
+		__atomic_store_n(&ps, s > 0 ? (size_t)s : 4096, __ATOMIC_RELAXED);
+	}
+	return __atomic_load_n(&ps, __ATOMIC_RELAXED);
 }
 
 int sm_pages_secret_fd(unsigned flags)
@@ -151,7 +156,7 @@ static int copy_window(int fd, size_t off, const char *src, size_t len)
 
 int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len)
 {
-	const size_t ps = page(), win = SM_PAGES_COPY_WINDOW;
+	const size_t ps = sm_pages_size(), win = SM_PAGES_COPY_WINDOW;
 	unsigned char vec[SM_PAGES_COPY_WINDOW / 4096];
 	const char *s = src;
 

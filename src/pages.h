@@ -30,6 +30,11 @@ enum sm_backend {
 	SM_BACKEND_MLOCK,           /* anonymous, mlock'ed, MADV_DONTDUMP */
 };
 
+/* The system's page size (AT_PAGESZ; sysconf failing that), read once: the one
+ * definition of the page size in the library. Linux pages are 4 KiB or larger
+ * (aarch64 kernels use 4, 16 or 64 KiB). */
+size_t sm_pages_size(void);
+
 /* memfd_secret(flags | O_CLOEXEC): the fd, or -errno. */
 int sm_pages_secret_fd(unsigned flags);
 

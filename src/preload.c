@@ -36,6 +36,7 @@
 #include "log.h"
 #include "meta.h"
 #include "options.h"
+#include "pages.h"
 #include "reloc.h"
 #include "route.h"
 #include "stats.h"
@@ -103,7 +104,6 @@ static bool next_ready; /* every field of next is set */
 
 #define in_shim sm_thread.in_shim
 static pthread_t init_thread;
-static size_t page_size = 4096;
 
 /* ---- bootstrap buffer: what dlsym allocates while we look the allocator up ---- */
 
@@ -292,9 +292,6 @@ static void init(void)
 	}
 	init_thread = pthread_self();
 	in_shim = 1;
-	long ps = sysconf(_SC_PAGESIZE);
-	if (ps > 0)
-		page_size = (size_t)ps;
 	sm_options_read();
 	sm_stats_init();
 	resolve_next();
@@ -645,20 +642,20 @@ SM_EXPORT void *valloc(size_t size)
 {
 	if (likely(pass()) && next.valloc)
 		return next.valloc(size);
-	return memalign_impl(page_size, size, __builtin_return_address(0));
+	return memalign_impl(sm_pages_size(), size, __builtin_return_address(0));
 }
 
 SM_EXPORT void *pvalloc(size_t size)
 {
 	if (likely(pass()) && next.pvalloc)
 		return next.pvalloc(size);
-	size_t rounded;
-	if (__builtin_add_overflow(size, page_size - 1, &rounded)) {
+	size_t rounded, ps = sm_pages_size();
+	if (__builtin_add_overflow(size, ps - 1, &rounded)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	rounded &= ~(page_size - 1);
-	return memalign_impl(page_size, rounded ? rounded : page_size, __builtin_return_address(0));
+	rounded &= ~(ps - 1);
+	return memalign_impl(ps, rounded ? rounded : ps, __builtin_return_address(0));
 }
 
 SM_EXPORT size_t malloc_usable_size(void *p)
@@ -812,18 +809,18 @@ static void *secret_entry_memalign(size_t align, size_t size)
 
 static void *secret_entry_valloc(size_t size)
 {
-	return secret_aligned(page_size, size, __builtin_return_address(0));
+	return secret_aligned(sm_pages_size(), size, __builtin_return_address(0));
 }
 
 static void *secret_entry_pvalloc(size_t size)
 {
-	size_t rounded;
-	if (__builtin_add_overflow(size, page_size - 1, &rounded)) {
+	size_t rounded, ps = sm_pages_size();
+	if (__builtin_add_overflow(size, ps - 1, &rounded)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	rounded &= ~(page_size - 1);
-	return secret_aligned(page_size, rounded ? rounded : page_size,
+	rounded &= ~(ps - 1);
+	return secret_aligned(ps, rounded ? rounded : ps,
 			      __builtin_return_address(0));
 }
 

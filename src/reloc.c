@@ -18,6 +18,7 @@
 #include "config.h"
 #include "reloc.h"
 #include "log.h"
+#include "pages.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -365,8 +366,7 @@ struct sm_reloc_result sm_reloc_patch(const struct dl_phdr_info *info, const cha
 	struct dyn d;
 	if (!p.obj.hi || !read_dynamic(info, &p.obj, &d))
 		return p.r;
-	long ps = sysconf(_SC_PAGESIZE);
-	uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+	uintptr_t page = sm_pages_size();
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && p.nrw < MAX_RW) {

@@ -23,15 +23,18 @@ void wipe_resident(void *p, size_t len)
 		explicit_bzero(p, len);
 		return;
 	}
-	for (size_t off = 0; off < len; off += W * PAGE) {
-		size_t n = len - off < W * PAGE ? len - off : W * PAGE;
+	/* mincore reports the system's pages (the arena's are the same but in tests
+	 * of larger ones). */
+	const size_t kp = sm_pages_size();
+	for (size_t off = 0; off < len; off += W * kp) {
+		size_t n = len - off < W * kp ? len - off : W * kp;
 		if (sm_pages_resident(a + off, n, (unsigned char *)vec) != 0) {
 			explicit_bzero(a + off, n);
 			continue;
 		}
-		for (size_t i = 0; i < n / PAGE; i++)
+		for (size_t i = 0; i < n / kp; i++)
 			if (vec[i] & 1)
-				explicit_bzero(a + off + i * PAGE, PAGE);
+				explicit_bzero(a + off + i * kp, kp);
 	}
 }
 

@@ -65,7 +65,7 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 	[[ $stderr == *"limit "* && $stderr != *"limit 2031616 bytes"* ]] || fail "control: $stderr"
 }
 
-@test "nothing live: no secret mapping is left (the kernel can hibernate), the next allocation maps one" {
+@test "nothing live: no secret mapping is left (the kernel can hibernate), the next allocation maps one; freed again at once it is kept, after 50 ms given back" {
 	local v
 	for v in "${VARIANTS[@]}"; do
 		run -0 --separate-stderr lm_run "$v" idle
@@ -74,6 +74,7 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 		assert_line --regexp '^one_live [1-9]' # a live block keeps its chunk
 		assert_line "none_live 0"
 		assert_line --regexp '^again [1-9][0-9]* secret 1$'
+		assert_line --regexp '^held (1|late)$' # "late": descheduled for the whole hold
 		assert_line "end 0"
 	done
 }

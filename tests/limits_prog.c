@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "secretmem.h"
@@ -94,10 +95,22 @@ static int cmd_idle(void)
 	printf("secret %d %d\n", secretmem_is_secret(small), secretmem_is_secret(big));
 	free(big);
 	printf("one_live %u\n", mappings(" /secretmem", NULL));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	free(small);
 	printf("none_live %u\n", mappings(" /secretmem", NULL));
 	char *again = alloc(64);
 	printf("again %u secret %d\n", mappings(" /secretmem", NULL), secretmem_is_secret(again));
+	/* freed at once, within 50 ms of the release: kept for the next allocation
+	 * (unless this process was descheduled for as long) */
+	free(again);
+	unsigned held = mappings(" /secretmem", NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	printf("held %s\n", held ? "1" : ms >= 50 ? "late" : "0");
+	usleep(60 * 1000); /* past the hold: the next idle moment gives it back */
+	again = alloc(64);
+	LAUNDER(again);
 	free(again);
 	printf("end %u\n", mappings(" /secretmem", NULL));
 	return 0;

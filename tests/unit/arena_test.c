@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -50,6 +52,13 @@ static void ok(bool cond, const char *name)
 }
 
 /* ---- helpers ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Runs fn in a child with stderr captured; returns the wait status. */
 static int run_child(void (*fn)(void *), void *arg, char *err, size_t errlen)
@@ -335,6 +344,158 @@ static void child_max_8m(void *arg)
 	_exit(n * 4096 < st.limit * 9 / 10 ? 3 : !arena_ok() ? 4 : 0);
 }
 
+/* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
+ * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
+ * class's slab size comes from the page size), a block above 8 KiB is rounded to
+ * the page, page alignment is honoured; random batches of blocks keep their
+ * contents in secret memory, the arena stays consistent, and a fork copies them. */
+static void child_page(void *arg)
+{
+	size_t ps = (size_t)(uintptr_t)arg;
+	if (ps)
+		sm_arena_set_page_size(ps);
+	else
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	sm_arena_init();
+	struct sm_arena_stats st;
+	void *first = sm_arena_malloc(16);
+	sm_arena_get_stats(&st);
+	if (!first || st.touched_bytes != ps) {
+		fprintf(stderr, "first slab: %llu bytes touched, page %zu\n",
+			(unsigned long long)st.touched_bytes, ps);
+		_exit(1);
+	}
+	void *big = sm_arena_malloc(8193), *al = sm_arena_memalign(ps, 100),
+	     *al2 = sm_arena_memalign(2 * ps, 5000);
+	if (!big || sm_arena_usable_size(big) != (8193 + ps - 1) / ps * ps || !al ||
+	    (uintptr_t)al % ps || !al2 || (uintptr_t)al2 % (2 * ps)) {
+		fprintf(stderr, "large %zu, aligned %p %p, page %zu\n",
+			big ? sm_arena_usable_size(big) : 0, al, al2, ps);
+		_exit(2);
+	}
+	enum { N = 600 };
+	static void *blk[N];
+	static size_t len[N];
+	unsigned r = 7;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < N; i++) {
+			r = r * 1103515245u + 12345u;
+			if (blk[i] && (r & 0x100)) {
+				if (!check(blk[i], len[i], (unsigned)i))
+					_exit(3);
+				sm_arena_free(blk[i]);
+				blk[i] = NULL;
+			}
+			if (!blk[i]) {
+				len[i] = (r >> 12) % 9 ? (r >> 12) % 8192 : (r >> 12) % (5 * ps);
+				if (!(blk[i] = sm_arena_malloc(len[i])) || !all_zero(blk[i], len[i]))
+					_exit(4);
+				fill(blk[i], len[i], (unsigned)i);
+			}
+		}
+		if (!arena_ok())
+			_exit(5);
+	}
+	if (!mapping_has(blk[0], "secretmem") || !mapping_has(big, "secretmem"))
+		_exit(6);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < N; i++)
+			if (!check(blk[i], len[i], (unsigned)i))
+				_exit(1);
+		_exit(arena_ok() ? 0 : 2);
+	}
+	int wst;
+	if (pid < 0 || waitpid(pid, &wst, 0) != pid || !exited(wst, 0))
+		_exit(7);
+	for (int i = 0; i < N; i++)
+		sm_arena_free(blk[i]);
+	sm_arena_free(first);
+	sm_arena_free(big);
+	sm_arena_free(al);
+	sm_arena_free(al2);
+	_exit(arena_ok() ? 0 : 8);
+}
+
+/* SECRETMEM_MAX=512K: a first chunk of 256 KiB holds a small block and 240 KiB,
+ * 12 KiB left at its end; a block of 250 KiB needs a second chunk of 256 KiB, all
+ * that is left of the limit. The chunks lie side by side and their free runs
+ * merge: the block begins in the first, and 16 KiB still fit after it (with a
+ * guard page between the chunks, 12 KiB and 4 KiB were left apart, and 16 KiB
+ * failed). A fork copies the block that spans the two chunks; with nothing live,
+ * both chunks go back. */
+static void child_span(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 512 << 10;
+	sm_arena_init();
+	char *pin = sm_arena_malloc(16), *a = sm_arena_malloc(240 << 10), *b = sm_arena_malloc(250 << 10);
+	if (!pin || !a || !b)
+		_exit(1);
+	char *c = sm_arena_malloc(16 << 10);
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	fprintf(stderr, "16 KiB %s, %llu chunks, %llu bytes mapped\n", c ? "fit" : "failed",
+		(unsigned long long)st.chunks, (unsigned long long)st.mapped_bytes);
+	if (!c || st.mapped_bytes > (512 << 10))
+		_exit(2);
+	fill(b, 250 << 10, 5);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(check(b, 250 << 10, 5) && arena_ok() ? 0 : 1);
+	int wst;
+	if (pid < 0 || waitpid(pid, &wst, 0) != pid || !exited(wst, 0))
+		_exit(3);
+	if (!arena_ok())
+		_exit(4);
+	sm_arena_free(c);
+	sm_arena_free(b);
+	sm_arena_free(a);
+	sm_arena_free(pin);
+	unsigned left = secret_mappings();
+	_exit(left ? 5 : !arena_ok() ? 6 : 0);
+}
+
+/* Another thread allocated and freed blocks of several classes and sleeps: when
+ * the last block of the process is freed, no secret mapping is left (the other
+ * thread's cached free slots do not keep their chunks). */
+static int cached_done[2], cached_go[2];
+
+static void *cached_thread(void *arg)
+{
+	(void)arg;
+	void *b[12];
+	for (int i = 0; i < 12; i++)
+		b[i] = sm_arena_malloc((size_t)16 << (i % 9));
+	for (int i = 0; i < 12; i++)
+		sm_arena_free(b[i]);
+	char c = 'x';
+	if (write(cached_done[1], &c, 1) != 1 || read(cached_go[0], &c, 1) != 1)
+		abort();
+	return NULL;
+}
+
+static void child_cached(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	void *pin = sm_arena_malloc(100);
+	pthread_t t;
+	char c = 'x';
+	if (!pin || pipe(cached_done) || pipe(cached_go) ||
+	    pthread_create(&t, NULL, cached_thread, NULL) || read(cached_done[0], &c, 1) != 1)
+		_exit(1);
+	unsigned live = secret_mappings();
+	sm_arena_free(pin);
+	unsigned left = secret_mappings();
+	if (write(cached_go[1], &c, 1) != 1 || pthread_join(t, NULL))
+		_exit(2);
+	fprintf(stderr, "mappings: %u with the pin live, %u after\n", live, left);
+	_exit(!live ? 3 : left ? 4 : !arena_ok() ? 5 : 0);
+}
+
 /* Root (CAP_IPC_LOCK, no limit in force) at start, then a privilege drop to a
  * 2 MiB RLIMIT_MEMLOCK: the limit reported is the new one, and 1500 KiB then
  * 400 KiB fit. */
@@ -401,6 +562,28 @@ static void pre_init_tests(void)
 	ok(exited(st, 0), "SECRETMEM_MAX=8M: 6 MiB after 5 MiB freed; small blocks fill 90% after");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
+	static const size_t page_sizes[] = { 0, 16384, 65536 };
+	for (unsigned i = 0; i < sizeof(page_sizes) / sizeof(page_sizes[0]); i++) {
+		char name[128];
+		st = run_child(child_page, (void *)(uintptr_t)page_sizes[i], err, sizeof(err));
+		snprintf(name, sizeof(name), "pages of %s: slabs, large blocks, alignment and fork "
+			 "built from the page size", page_sizes[i] ? page_sizes[i] == 16384 ?
+			 "16 KiB" : "64 KiB" : "the system's size");
+		ok(exited(st, 0), name);
+		if (!exited(st, 0))
+			printf("# status %#x: %s", st, err);
+	}
+	st = run_child(child_span, NULL, err, sizeof(err));
+	ok(exited(st, 0), "chunks side by side: a block spans two, the limit is used to its end, fork copies it");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_cached, NULL, err, sizeof(err));
+	ok(exited(st, 0), "nothing live, another thread's cache holds free slots: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_page, (void *)(uintptr_t)24576, err, sizeof(err));
+	ok(exited(st, SM_EXIT_CONFIG) && strstr(err, "page size 24576 is not supported"),
+	   "a page size that is no power of two is refused with a message");
 	st = run_child(child_drop_priv, NULL, err, sizeof(err));
 	ok(exited(st, 0) && strstr(err, "limit 2031616"),
 	   "privilege drop: the limit in force is reported, 1500 KiB then 400 KiB fit");
@@ -826,6 +1009,7 @@ static void test_release(void *pin)
 	sm_arena_free(big);
 	sm_arena_free(small);
 	bool kept = secret_mappings() > 0; /* the pin is live */
+	uint64_t released = mono_ns();
 	sm_arena_free(pin);
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
@@ -835,8 +1019,20 @@ static void test_release(void *pin)
 	char *p = sm_arena_malloc(64);
 	ok(p && mapping_has(p, "/secretmem") && all_zero(p, 64), "and the next allocation maps one again");
 	consistent("the remap");
+	/* Freed at once (within the 50 ms hold of the release): kept for the next
+	 * allocation, which then pays no chunk map and no first touch. A test process
+	 * descheduled for the whole hold cannot see it. */
 	sm_arena_free(p);
-	ok(secret_mappings() == 0, "a small block freed alone is given back too");
+	bool held = secret_mappings() > 0;
+	uint64_t dt = mono_ns() - released;
+	ok(held || dt >= 50 * 1000 * 1000, "freed again at once: the memory is kept for the next allocation");
+	if (!held)
+		printf("# not held, %llu ns after the release\n", (unsigned long long)dt);
+	consistent("the hold");
+	usleep(60 * 1000);
+	p = sm_arena_malloc(64);
+	sm_arena_free(p);
+	ok(secret_mappings() == 0, "after the hold, a small block freed alone is given back too");
 }
 
 int main(void)
