@@ -942,6 +942,8 @@ static bool walk(uintptr_t ra)
 {
 	if (sm_stats_on)
 		__atomic_fetch_add(&sm_stats_walks, 1, __ATOMIC_RELAXED);
+	if (sm_thread_starting)
+		return false; /* glibc starting a thread: its bookkeeping, see thread_start.c */
 	_Unwind_Reason_Code (*backtrace)(_Unwind_Trace_Fn, void *) =
 		__atomic_load_n(&unwind_backtrace, __ATOMIC_ACQUIRE);
 	if (!backtrace)

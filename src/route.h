@@ -35,6 +35,10 @@ union sm_thread {
 };
 extern __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
 
+/* Non-zero while this thread is inside pthread_create (thread_start.c): what glibc
+ * allocates there is ordinary, whoever called it. */
+extern __thread unsigned sm_thread_starting __attribute__((tls_model("initial-exec")));
+
 /* What a code address is. */
 enum sm_class { SM_ORDINARY = 0, SM_SECRET = 1, SM_MACHINERY = 2 };
 

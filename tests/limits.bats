@@ -79,6 +79,17 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 	done
 }
 
+@test "threads started and joined by a tagged program keep nothing secret live: with its blocks freed, no secret mapping is left" {
+	local v
+	for v in "${VARIANTS[@]}"; do
+		run -0 --separate-stderr lm_run "$v" thread
+		assert_line "secret 1"
+		assert_line "threads secret 1 1 1 1" # the threads' own blocks are the program's
+		assert_line --regexp '^live [1-9]'   # control: the mapping is seen while live
+		assert_line "end 0"
+	done
+}
+
 @test "ulimit -v 1000000: a program with a rule runs, and its blocks are secret" {
 	local v
 	for v in "${VARIANTS[@]}"; do

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,38 @@ static int cmd_idle(void)
 	return 0;
 }
 
+static void *thread_run(void *arg)
+{
+	char *p = alloc(300); /* the thread's own block: the program's, secret */
+	*(int *)arg = p && secretmem_is_secret(p);
+	free(p);
+	return NULL;
+}
+
+/* Threads started and joined by a tagged program: what glibc allocates to start
+ * them must not keep a secret block live once the program's own blocks are freed. */
+static int cmd_thread(void)
+{
+	char *p = alloc(200);
+	printf("secret %d\n", secretmem_is_secret(p));
+	int secret[4] = { 0 };
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&t[i], NULL, thread_run, &secret[i]) != 0)
+			return 2;
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	printf("threads secret %d %d %d %d\n", secret[0], secret[1], secret[2], secret[3]);
+	printf("live %u\n", mappings(" /secretmem", NULL));
+	free(p);
+	usleep(60 * 1000); /* past the hold */
+	p = alloc(64);
+	LAUNDER(p);
+	free(p);
+	printf("end %u\n", mappings(" /secretmem", NULL));
+	return 0;
+}
+
 static int cmd_readable(void)
 {
 	char *p = alloc(100);
@@ -134,6 +167,8 @@ int main(int argc, char **argv)
 		return cmd_drop(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
 	if (argc == 2 && !strcmp(argv[1], "idle"))
 		return cmd_idle();
+	if (argc == 2 && !strcmp(argv[1], "thread"))
+		return cmd_thread();
 	if (argc == 2 && !strcmp(argv[1], "readable"))
 		return cmd_readable();
 	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | readable\n");
