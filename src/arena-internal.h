@@ -67,12 +67,16 @@ struct span {
 	size_t npages;
 	uint8_t kind;
 	uint8_t cls;                /* SLAB */
-	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero) */
+	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero);
+	                             * LARGE: 0 if its pages came untouched, so that
+	                             * only those the program touched are resident */
 	uint8_t on_list;            /* SLAB: on its class's partial list */
 	uint32_t used;              /* SLAB: slots out of the slab (cached or live) */
 	uint32_t bump;              /* SLAB: slots ever carved, from the start */
 	uintptr_t bump_end;         /* SLAB: start + bump * size; read by free unlocked */
 	uintptr_t free;             /* SLAB: head of its freed slots (plain pointer) */
+	size_t extent;              /* LARGE: bytes from start the program may have
+	                             * written (sizes asked for, usable sizes reported) */
 	struct span *next, *prev;   /* free bin, or partial list */
 };
 
@@ -260,6 +264,7 @@ __attribute__((noinline)) void release_idle(void);
 /* wipe.c */
 void wipe_init(void);
 void wipe_resident(void *p, size_t len);
+void wipe_block(void *p, size_t len, bool all_touched);
 #ifdef WIPE_AVX2
 __attribute__((target("avx2"), noinline)) void slot_free_avx2(struct blk *x, unsigned c,
 							       uint32_t sz);

@@ -23,7 +23,9 @@
  * Invariants:
  *  - every free page is zero (untouched, or wiped before it was freed), so a block
  *    is zero when handed out: a small one's two link words are cleared then;
- *  - a block is wiped (its usable size) when freed and when realloc moves it;
+ *  - a block is wiped when freed and when realloc moves it: a small one over its
+ *    usable size, a large one over its extent (what it was asked to hold, or
+ *    all of it once malloc_usable_size said so; the rest was never handed out);
  *  - a free small block holds, in its first word, the next link mangled with its
  *    own address and a random cookie (glibc's safe-linking) and, in its second,
  *    the per-process random key: a free() that finds the key is a double free;
@@ -68,8 +70,10 @@ static void *large_alloc(size_t size, size_t align)
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
 	lock(&page_lock);
 	struct span *s = pages_alloc(n, align);
-	if (s)
+	if (s) {
 		s->kind = SPAN_LARGE;
+		s->extent = size;
+	}
 	unlock(&page_lock);
 	if (!s) {
 		count_oom();
@@ -89,7 +93,7 @@ static void *large_alloc(size_t size, size_t align)
 static void large_free(struct span *s)
 {
 	size_t len = s->npages * PAGE;
-	wipe_resident((void *)s->start, len);
+	wipe_block((void *)s->start, s->extent, s->touched);
 	lock(&page_lock);
 	span_free(s, true);
 	unlock(&page_lock);
@@ -233,16 +237,21 @@ size_t sm_arena_usable_size(const void *p)
 	struct span *s = checked_span(p, "malloc_usable_size");
 	if (!s)
 		return 0;
-	return s->kind == SPAN_SLAB ? class_size[s->cls] : s->npages * PAGE;
+	if (s->kind == SPAN_SLAB)
+		return class_size[s->cls];
+	/* The program may use all of it now: free must wipe all of it. */
+	s->extent = s->npages * PAGE;
+	return s->extent;
 }
 
-/* Moves p (usable bytes) to a new block of size bytes. */
-static void *move(void *p, size_t usable, size_t size)
+/* Moves p (of which the first used bytes may have been written; the rest is
+ * zero) to a new block of size bytes. */
+static void *move(void *p, size_t used, size_t size)
 {
 	void *q = sm_arena_malloc(size);
 	if (!q)
 		return NULL;
-	memcpy(q, p, usable < size ? usable : size);
+	memcpy(q, p, used < size ? used : size);
 	sm_arena_free(p); /* wipes it */
 	return q;
 }
@@ -265,6 +274,7 @@ static bool grow_in_place(struct span *s, size_t n)
 			set_pages(s, h->start, more);
 			desc_put(h);
 			s->npages = n;
+			s->touched &= was_touched;
 			if (!was_touched)
 				STORE(g_touched, g_touched + more * PAGE);
 			ok = true;
@@ -279,7 +289,11 @@ static bool grow_in_place(struct span *s, size_t n)
 /* Gives the pages of large block s from n on back, wiped. */
 static void shrink_in_place(struct span *s, size_t n)
 {
-	wipe_resident((void *)(s->start + n * PAGE), (s->npages - n) * PAGE);
+	size_t keep = n * PAGE;
+	if (s->extent > keep) {
+		wipe_block((void *)(s->start + keep), s->extent - keep, s->touched);
+		s->extent = keep;
+	}
 	lock(&page_lock);
 	struct span *t = split_tail(s, n);
 	if (t)
@@ -308,8 +322,10 @@ void *sm_arena_realloc(void *p, size_t size)
 	if (n < old) {
 		shrink_in_place(s, n);
 	} else if (n > old && !grow_in_place(s, n)) {
-		return move(p, old * PAGE, size);
+		return move(p, s->extent, size);
 	}
+	if (size > s->extent)
+		s->extent = size;
 	STORE(tc.delta, tc.delta + ((int64_t)s->npages - (int64_t)old) * (int64_t)PAGE);
 	publish_live();
 	return p;
