@@ -54,7 +54,12 @@
 
 /* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
  * static descriptor), so that a stale pointer into it is still named a freed block. */
-enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE };
+enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE, SPAN_CACHED };
+/* SPAN_CACHED: a freed large block of up to MEDIUM_PAGES pages, wiped, kept whole in
+ * the cache of the thread that freed it (struct tcache's spans), so that the next
+ * block of that many pages takes no lock. */
+#define MEDIUM_PAGES 16
+#define SPAN_CACHE_BYTES ((size_t)64 << 10) /* a thread keeps about this much per size */
 
 /* A free block's link words (the block is in secret memory). */
 struct blk {
@@ -99,8 +104,14 @@ struct tbin {
 	uint32_t count;
 };
 
+struct sbin {
+	struct span *head;          /* linked by next (descriptors: ordinary memory) */
+	uint32_t count;
+};
+
 struct tcache {
 	struct tbin bin[NCLASS];
+	struct sbin spans[MEDIUM_PAGES + 1]; /* by page count */
 	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
 	int64_t delta;              /* live bytes not yet published to g_live */
 	bool registered;
@@ -181,6 +192,19 @@ static inline struct span *span_at(uintptr_t a)
 	return __atomic_load_n(&pagemap[page_index(a)], __ATOMIC_RELAXED);
 }
 
+/* A span's kind, where a thread may be changing it without a lock: a large block
+ * of up to MEDIUM_PAGES pages goes LARGE <-> CACHED in its thread's cache (never
+ * through FREE, so a neighbour's merge under page_lock never takes it). */
+static inline unsigned span_kind(const struct span *s)
+{
+	return __atomic_load_n(&s->kind, __ATOMIC_RELAXED);
+}
+
+static inline void set_kind(struct span *s, unsigned kind)
+{
+	__atomic_store_n(&s->kind, (uint8_t)kind, __ATOMIC_RELAXED);
+}
+
 static inline void set_pages(struct span *s, uintptr_t start, size_t npages)
 {
 	size_t i = page_index(start);
@@ -250,6 +274,11 @@ struct span *split_head(struct span *s, size_t k);
 struct span *split_tail(struct span *s, size_t k);
 void span_free(struct span *s, bool touched);
 struct span *pages_alloc(size_t n, size_t align);
+struct span *pages_alloc_try(size_t n, size_t align, bool quiet);
+/* span.c, thread caches of freed large blocks (no lock held) */
+struct span *span_cache_get(size_t n);
+bool span_cache_put(struct span *s);
+bool span_cache_flush(void);
 
 /* chunk.c */
 const char *errname(int err);

@@ -61,6 +61,18 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
 
+/* A large block's pages from the page allocator. Its kind is set under the lock:
+ * a free run next to it must not merge with it. */
+static struct span *large_pages(size_t n, size_t align, bool quiet)
+{
+	lock(&page_lock);
+	struct span *s = pages_alloc_try(n, align, quiet);
+	if (s)
+		set_kind(s, SPAN_LARGE);
+	unlock(&page_lock);
+	return s;
+}
+
 static void *large_alloc(size_t size, size_t align)
 {
 	if (!ready || size > sm_arena_reserved) {
@@ -68,17 +80,27 @@ static void *large_alloc(size_t size, size_t align)
 		return NULL;
 	}
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
-	lock(&page_lock);
-	struct span *s = pages_alloc(n, align);
-	if (s) {
-		s->kind = SPAN_LARGE;
+	struct span *s = NULL;
+	if (n <= MEDIUM_PAGES && align == PAGE && (s = span_cache_get(n))) {
+		/* The fast path: no lock, no shared cache line. */
+		set_kind(s, SPAN_LARGE);
 		s->extent = size;
+		STORE(tc.nalloc, tc.nalloc + 1);
+		STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
+		return (void *)s->start;
 	}
-	unlock(&page_lock);
+	s = large_pages(n, align, true);
+	/* Short of memory: what this thread keeps cached goes back first; the last
+	 * try says why it failed. */
+	if (!s && span_cache_flush())
+		s = large_pages(n, align, true);
+	if (!s)
+		s = large_pages(n, align, false);
 	if (!s) {
 		count_oom();
 		return NULL;
 	}
+	s->extent = size;
 	if (!tc.registered)
 		tc_register();
 	STORE(tc.nalloc, tc.nalloc + 1);
@@ -94,11 +116,19 @@ static void large_free(struct span *s)
 {
 	size_t len = s->npages * PAGE;
 	wipe_block((void *)s->start, s->extent, s->touched);
+	if (!tc.registered)
+		tc_register();
+	if (span_cache_put(s)) {
+		uint64_t nfree = tc.nfree + 1;
+		STORE(tc.nfree, nfree);
+		STORE(tc.delta, tc.delta - (int64_t)len);
+		if (unlikely(nfree == tc.nalloc))
+			release_idle();
+		return;
+	}
 	lock(&page_lock);
 	span_free(s, true);
 	unlock(&page_lock);
-	if (!tc.registered)
-		tc_register();
 	STORE(tc.nfree, tc.nfree + 1);
 	STORE(tc.delta, tc.delta - (int64_t)len);
 	publish_live();
@@ -264,7 +294,7 @@ static bool grow_in_place(struct span *s, size_t n)
 	lock(&page_lock);
 	uintptr_t end = s->start + s->npages * PAGE;
 	struct span *r = end - sm_arena_base < sm_arena_span ? span_at(end) : NULL;
-	if (r && r->kind == SPAN_FREE && r->npages >= more) {
+	if (r && span_kind(r) == SPAN_FREE && r->npages >= more) {
 		bool was_touched = r->touched;
 		bin_remove(r);
 		struct span *h = r->npages == more ? r : split_head(r, more);

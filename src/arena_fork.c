@@ -32,9 +32,12 @@ static int copy_chunks(void)
 		for (uintptr_t a = c->start; a < c->start + c->len;) {
 			struct span *s = span_at(a);
 			size_t len = 0;
-			if (s->kind == SPAN_SLAB)
+			unsigned kind = span_kind(s);
+			if (kind == SPAN_SLAB)
 				len = round_up(s->bump_end - s->start, PAGE);
-			else if (s->kind == SPAN_LARGE)
+			else if (kind == SPAN_LARGE || kind == SPAN_CACHED)
+				/* CACHED too: its thread may take it and write to it
+				 * before fork() returns, with no lock. */
 				len = s->npages * PAGE;
 			if (len) {
 				int err = sm_pages_copy_in(fd, s->start - c->start, (void *)s->start, len);
@@ -108,6 +111,7 @@ static void drop_all(void)
 		tc.bin[c].head = 0;
 		tc.bin[c].count = 0;
 	}
+	memset(tc.spans, 0, sizeof(tc.spans));
 	drop_top = sm_arena_base + sm_arena_span;
 	next_chunk = CHUNK_FIRST;
 	g_mapped = g_touched = g_chunks = 0;

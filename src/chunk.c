@@ -114,7 +114,7 @@ static bool chunk_empty(const struct chunk *c)
 {
 	for (uintptr_t a = c->start; a < c->start + c->len;) {
 		const struct span *s = span_at(a);
-		if (s->kind != SPAN_FREE)
+		if (span_kind(s) != SPAN_FREE)
 			return false;
 		a = s->start + s->npages * PAGE;
 	}
@@ -305,6 +305,7 @@ __attribute__((noinline)) void release_idle(void)
 		return;
 	}
 	publish_live();
+	span_cache_flush();
 	for (unsigned c = 0; c < NCLASS; c++)
 		if (tc.bin[c].count)
 			central_put(c, tc.bin[c].count);

@@ -141,6 +141,87 @@ static void test_untouched_stay(void)
 	consistent("a fresh block's free");
 }
 
+/* ---- misuse of a freed block in the thread cache, each in a child ---- */
+
+/* Runs fn in a child with stderr captured; returns the wait status. */
+static int run_child(void (*fn)(void), char *err, size_t errlen)
+{
+	int pfd[2];
+	if (pipe(pfd) != 0)
+		abort();
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		dup2(pfd[1], 2);
+		fn();
+		_exit(0);
+	}
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < errlen && (r = read(pfd[0], err + n, errlen - 1 - n)) > 0)
+		n += (size_t)r;
+	err[n] = '\0';
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+/* What the child expects its message to be (it names the child's addresses):
+ * shared memory, written just before the bad call. */
+static char *want;
+#define WANT 256
+
+static void m_realloc_cached(void)
+{
+	void *p = sm_arena_malloc(12 * PG);
+	sm_arena_free(p);
+	snprintf(want, WANT, "libsecretmem-preload: realloc(): invalid pointer %p (secret block "
+		 "already freed)\n", p);
+	sm_arena_realloc(p, 200);
+}
+
+static void m_double_cached(void)
+{
+	void *p = sm_arena_malloc(30000);
+	sm_arena_free(p);
+	snprintf(want, WANT, "libsecretmem-preload: free(): double free of secret block %p\n", p);
+	sm_arena_free(p);
+}
+
+static void m_interior_cached(void)
+{
+	char *p = sm_arena_malloc(40000);
+	sm_arena_free(p);
+	snprintf(want, WANT, "libsecretmem-preload: free(): invalid pointer %p (inside freed "
+		 "secret memory: an address inside a freed block, or a block freed twice)\n", p + PG);
+	sm_arena_free(p + PG);
+}
+
+static void test_misuse(void)
+{
+	static const struct {
+		const char *name;
+		void (*act)(void);
+	} m[] = {
+		{ "realloc of a freed 48 KiB block", m_realloc_cached },
+		{ "double free of a 30000-byte block", m_double_cached },
+		{ "free inside a freed 40000-byte block", m_interior_cached },
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		char err[512], name[128];
+		want[0] = '\0';
+		int st = run_child(m[i].act, err, sizeof(err));
+		snprintf(name, sizeof(name), "misuse: %s: SIGABRT and its message", m[i].name);
+		bool good = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && want[0] && !strcmp(err, want);
+		ok(good, name);
+		if (!good)
+			printf("# want: %s# got (status %#x): %s", want, st, err);
+	}
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -148,8 +229,11 @@ int main(void)
 	/* One live block keeps the arena from unmapping its chunks when nothing else
 	 * is live: the tests read freed blocks. */
 	void *pin = sm_arena_malloc(16);
+	want = mmap(NULL, WANT, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	test_untouched_stay();
 	test_extent_wipe();
+	test_misuse();
+	consistent("the misuse children");
 	sm_arena_free(pin);
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
