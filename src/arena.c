@@ -73,10 +73,14 @@ static struct span *large_pages(size_t n, size_t align, bool quiet)
 	return s;
 }
 
-static void *large_alloc(size_t size, size_t align)
+/* A large block that holds size bytes; its extent is what it was asked for.
+ * quiet (realloc's headroom, which has a smaller fallback): a failure is neither
+ * counted nor reported. */
+static void *large_alloc_q(size_t size, size_t align, bool quiet)
 {
 	if (!ready || size > sm_arena_reserved) {
-		count_oom();
+		if (!quiet)
+			count_oom();
 		return NULL;
 	}
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
@@ -94,10 +98,11 @@ static void *large_alloc(size_t size, size_t align)
 	 * try says why it failed. */
 	if (!s && span_cache_flush())
 		s = large_pages(n, align, true);
-	if (!s)
+	if (!s && !quiet)
 		s = large_pages(n, align, false);
 	if (!s) {
-		count_oom();
+		if (!quiet)
+			count_oom();
 		return NULL;
 	}
 	s->extent = size;
@@ -111,6 +116,10 @@ static void *large_alloc(size_t size, size_t align)
 	return (void *)s->start;
 }
 
+static void *large_alloc(size_t size, size_t align)
+{
+	return large_alloc_q(size, align, false);
+}
 
 static void large_free(struct span *s)
 {
@@ -286,6 +295,23 @@ static void *move(void *p, size_t used, size_t size)
 	return q;
 }
 
+/* Moves large block p (of which the first used bytes may have been written) to a
+ * new one of room pages, or of size bytes if that fails. */
+static void *move_large(void *p, size_t used, size_t size, size_t room)
+{
+	void *q = NULL;
+	if (room * PAGE > size) {
+		q = large_alloc_q(room * PAGE, PAGE, true);
+		if (q)
+			span_at((uintptr_t)q)->extent = size;
+	}
+	if (!q && !(q = sm_arena_malloc(size)))
+		return NULL;
+	memcpy(q, p, used < size ? used : size);
+	sm_arena_free(p); /* wipes it */
+	return q;
+}
+
 /* Grows large block s to n pages with the free pages right after it. */
 static bool grow_in_place(struct span *s, size_t n)
 {
@@ -349,10 +375,20 @@ void *sm_arena_realloc(void *p, size_t size)
 	size_t n = round_up(size, PAGE) >> PAGE_SHIFT, old = s->npages;
 	if (n == 0)
 		n = 1;
+	if (n <= old && size >= s->extent) {
+		/* Growing within its pages (the room a growth left): no lock. */
+		s->extent = size;
+		return p;
+	}
 	if (n < old) {
 		shrink_in_place(s, n);
-	} else if (n > old && !grow_in_place(s, n)) {
-		return move(p, s->extent, size);
+	} else if (n > old) {
+		/* Growing: room for twice as much, so that a block grown in small
+		 * steps takes the lock and moves O(log) times rather than at every
+		 * page (bench/arena_cases realloc); exactly n if that fails. */
+		size_t room = n < 2 * old ? 2 * old : n;
+		if (!grow_in_place(s, room) && (room == n || !grow_in_place(s, n)))
+			return move_large(p, s->extent, size, room);
 	}
 	if (size > s->extent)
 		s->extent = size;

@@ -120,6 +120,45 @@ static void test_extent_wipe(void)
 	consistent("the realloc wipes");
 }
 
+/* A block grown in +1000-byte steps to 400 KB, with another block allocated
+ * after each step (it may take the pages right after it): its contents stay, and
+ * it moves O(log) times, not at every page it crosses (each move copies it). */
+static void test_realloc_growth(void)
+{
+	enum { STEPS = 392, BLOCKERS = STEPS };
+	static void *blocker[BLOCKERS];
+	unsigned char *p = sm_arena_malloc(9000), *last = p;
+	for (size_t i = 0; i < 9000; i++)
+		p[i] = (unsigned char)(i * 13);
+	unsigned moves = 0;
+	bool kept = true;
+	size_t size = 9000;
+	for (int k = 0; k < STEPS; k++) {
+		size += 1000;
+		p = sm_arena_realloc(p, size);
+		if (!p)
+			break;
+		if (p != last)
+			moves++;
+		last = p;
+		p[size - 1] = (unsigned char)((size - 1) * 13);
+		blocker[k] = sm_arena_malloc(20000);
+	}
+	for (size_t i = 0; p && i < 9000; i++)
+		kept = kept && p[i] == (unsigned char)(i * 13);
+	for (size_t n = 10000; p && n <= size; n += 1000)
+		kept = kept && p[n - 1] == (unsigned char)((n - 1) * 13);
+	kept = kept && p && sm_arena_usable_size(p) >= size;
+	ok(kept, "realloc in +1000-byte steps to 401 KB: contents kept");
+	ok(moves <= 10, "and the block moved O(log) times, not at every page");
+	if (moves > 10)
+		printf("# %u moves\n", moves);
+	sm_arena_free(p);
+	for (int k = 0; k < BLOCKERS; k++)
+		sm_arena_free(blocker[k]);
+	consistent("the realloc growth");
+}
+
 /* A block carved from pages never touched: free clears only what the program
  * touched, without faulting in the rest (each first touch costs ~20 us and memory
  * the kernel cannot take back). */
@@ -232,6 +271,7 @@ int main(void)
 	want = mmap(NULL, WANT, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	test_untouched_stay();
 	test_extent_wipe();
+	test_realloc_growth();
 	test_misuse();
 	consistent("the misuse children");
 	sm_arena_free(pin);
