@@ -292,8 +292,8 @@ __attribute__((noinline)) void release_idle(void);
 
 /* wipe.c */
 void wipe_init(void);
-void wipe_resident(void *p, size_t len);
-void wipe_block(void *p, size_t len, bool all_touched);
+bool wipe_resident(void *p, size_t len);
+bool wipe_block(void *p, size_t len, bool all_touched);
 #ifdef WIPE_AVX2
 __attribute__((target("avx2"), noinline)) void slot_free_avx2(struct blk *x, unsigned c,
 							       uint32_t sz);

@@ -124,7 +124,12 @@ static void *large_alloc(size_t size, size_t align)
 static void large_free(struct span *s)
 {
 	size_t len = s->npages * PAGE;
-	wipe_block((void *)s->start, s->extent, s->touched);
+	/* A block whose pages came untouched is wiped where resident (mincore);
+	 * once all its pages are, it is one like any other (no system call at
+	 * each free while it goes round a thread cache). */
+	if (wipe_block((void *)s->start, s->extent, s->touched) &&
+	    s->extent > (s->npages - 1) * PAGE)
+		s->touched = 1;
 	if (!tc.registered)
 		tc_register();
 	if (span_cache_put(s)) {

@@ -13,15 +13,17 @@
 /* ---- wiping ---- */
 
 /* explicit_bzero of the resident pages of [p, p+len) only (p page-aligned, len any):
- * a page the program never touched must not be faulted in just to be cleared. */
-void wipe_resident(void *p, size_t len)
+ * a page the program never touched must not be faulted in just to be cleared.
+ * Whether every page of the range was resident. */
+bool wipe_resident(void *p, size_t len)
 {
 	enum { W = 256 };
 	unsigned char vec[W];
 	char *a = p;
+	bool all = true;
 	if (len <= PAGE) {
 		explicit_bzero(p, len);
-		return;
+		return true;
 	}
 	for (size_t off = 0; off < len; off += W * PAGE) {
 		size_t n = len - off < W * PAGE ? len - off : W * PAGE;
@@ -29,10 +31,14 @@ void wipe_resident(void *p, size_t len)
 			explicit_bzero(a + off, n);
 			continue;
 		}
-		for (size_t i = 0; i < n; i += PAGE)
+		for (size_t i = 0; i < n; i += PAGE) {
 			if (vec[i / PAGE] & 1)
 				explicit_bzero(a + off + i, n - i < PAGE ? n - i : PAGE);
+			else
+				all = false;
+		}
 	}
+	return all;
 }
 
 /* Wipes [p, p+len) of a large block: the bytes the program may have written (its
@@ -41,12 +47,13 @@ void wipe_resident(void *p, size_t len)
  * than they do); one whose pages came untouched, or a bigger one, only where
  * resident (a first touch costs ~20 us, and a page the program never touched is
  * zero already). */
-void wipe_block(void *p, size_t len, bool all_touched)
+bool wipe_block(void *p, size_t len, bool all_touched)
 {
-	if (all_touched && len <= 16 * PAGE)
+	if (all_touched && len <= 16 * PAGE) {
 		explicit_bzero(p, len);
-	else
-		wipe_resident(p, len);
+		return true;
+	}
+	return wipe_resident(p, len);
 }
 
 /* The wipe of a freed slot of up to 256 bytes, the common case. Programs free
