@@ -62,7 +62,12 @@ extern unsigned page_shift;
 
 /* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
  * static descriptor), so that a stale pointer into it is still named a freed block. */
-enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE };
+enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE, SPAN_CACHED };
+/* SPAN_CACHED: a freed large block of up to MEDIUM_PAGES pages, wiped, kept whole in
+ * the cache of the thread that freed it (struct tcache's spans), so that the next
+ * block of that many pages takes no lock. */
+#define MEDIUM_PAGES 16
+#define SPAN_CACHE_BYTES ((size_t)64 << 10) /* a thread keeps about this much per size */
 
 /* A free block's link words (the block is in secret memory). */
 struct blk {
@@ -75,12 +80,16 @@ struct span {
 	size_t npages;
 	uint8_t kind;
 	uint8_t cls;                /* SLAB */
-	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero) */
+	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero);
+	                             * LARGE: 0 if its pages came untouched, so that
+	                             * only those the program touched are resident */
 	uint8_t on_list;            /* SLAB: on its class's partial list */
 	uint32_t used;              /* SLAB: slots out of the slab (cached or live) */
 	uint32_t bump;              /* SLAB: slots ever carved, from the start */
 	uintptr_t bump_end;         /* SLAB: start + bump * size; read by free unlocked */
 	uintptr_t free;             /* SLAB: head of its freed slots (plain pointer) */
+	size_t extent;              /* LARGE: bytes from start the program may have
+	                             * written (sizes asked for, usable sizes reported) */
 	struct span *next, *prev;   /* free bin, or partial list */
 };
 
@@ -103,8 +112,14 @@ struct tbin {
 	uint32_t count;
 };
 
+struct sbin {
+	struct span *head;          /* linked by next (descriptors: ordinary memory) */
+	uint32_t count;
+};
+
 struct tcache {
 	struct tbin bin[NCLASS];
+	struct sbin spans[MEDIUM_PAGES + 1]; /* by page count */
 	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
 	int64_t delta;              /* live bytes not yet published to g_live */
 	bool registered;
@@ -195,6 +210,19 @@ static inline struct span *span_at(uintptr_t a)
 	return __atomic_load_n(page_slot(a), __ATOMIC_RELAXED);
 }
 
+/* A span's kind, where a thread may be changing it without a lock: a large block
+ * of up to MEDIUM_PAGES pages goes LARGE <-> CACHED in its thread's cache (never
+ * through FREE, so a neighbour's merge under page_lock never takes it). */
+static inline unsigned span_kind(const struct span *s)
+{
+	return __atomic_load_n(&s->kind, __ATOMIC_RELAXED);
+}
+
+static inline void set_kind(struct span *s, unsigned kind)
+{
+	__atomic_store_n(&s->kind, (uint8_t)kind, __ATOMIC_RELAXED);
+}
+
 static inline void set_pages(struct span *s, uintptr_t start, size_t npages)
 {
 	struct span **e = page_slot(start);
@@ -264,6 +292,11 @@ struct span *split_head(struct span *s, size_t k);
 struct span *split_tail(struct span *s, size_t k);
 void span_free(struct span *s, bool touched);
 struct span *pages_alloc(size_t n, size_t align);
+struct span *pages_alloc_try(size_t n, size_t align, bool quiet);
+/* span.c, thread caches of freed large blocks (no lock held) */
+struct span *span_cache_get(size_t n);
+bool span_cache_put(struct span *s);
+bool span_cache_flush(void);
 
 /* chunk.c */
 const char *errname(int err);
@@ -279,7 +312,8 @@ __attribute__((noinline)) void release_idle(void);
 
 /* wipe.c */
 void wipe_init(void);
-void wipe_resident(void *p, size_t len);
+bool wipe_resident(void *p, size_t len);
+bool wipe_block(void *p, size_t len, bool all_touched);
 #ifdef WIPE_AVX2
 __attribute__((target("avx2"), noinline)) void slot_free_avx2(struct blk *x, unsigned c,
 							       uint32_t sz);

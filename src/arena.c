@@ -26,7 +26,9 @@
  * Invariants:
  *  - every free page is zero (untouched, or wiped before it was freed), so a block
  *    is zero when handed out: a small one's two link words are cleared then;
- *  - a block is wiped (its usable size) when freed and when realloc moves it;
+ *  - a block is wiped when freed and when realloc moves it: a small one over its
+ *    usable size, a large one over its extent (what it was asked to hold, or
+ *    all of it once malloc_usable_size said so; the rest was never handed out);
  *  - a free small block holds, in its first word, the next link mangled with its
  *    own address and a random cookie (glibc's safe-linking) and, in its second,
  *    the per-process random key: a free() that finds the key is a double free;
@@ -64,30 +66,51 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
 
-static void *large_alloc(size_t size, size_t align)
+/* A large block's pages from the page allocator. Its kind is set under the lock:
+ * a free run next to it must not merge with it. */
+static struct span *large_pages(size_t n, size_t align, bool quiet)
+{
+	lock(&page_lock);
+	struct span *s = pages_alloc_try(n, align, quiet);
+	if (s)
+		set_kind(s, SPAN_LARGE);
+	unlock(&page_lock);
+	return s;
+}
+
+/* A large block that holds size bytes; its extent is what it was asked for.
+ * quiet (realloc's headroom, which has a smaller fallback): a failure is neither
+ * counted nor reported. */
+static void *large_alloc_q(size_t size, size_t align, bool quiet)
 {
 	if (!ready || size > sm_arena_reserved) {
-		count_oom();
+		if (!quiet)
+			count_oom();
 		return NULL;
 	}
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
-	struct span *s;
-	for (int retry = 0;; retry++) {
-		lock(&page_lock);
-		s = pages_alloc(n, align);
-		if (s)
-			s->kind = SPAN_LARGE;
-		unlock(&page_lock);
-		/* Short of memory: give back what this thread and the classes hold free,
-		 * and try once more. */
-		if (s || retry || !reclaim())
-			break;
+	struct span *s = NULL;
+	if (n <= MEDIUM_PAGES && align == PAGE && (s = span_cache_get(n))) {
+		/* The fast path: no lock, no shared cache line. */
+		set_kind(s, SPAN_LARGE);
+		s->extent = size;
+		STORE(tc.nalloc, tc.nalloc + 1);
+		STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
+		return (void *)s->start;
 	}
+	s = large_pages(n, align, quiet);
+	/* Short of memory: give back what this thread (its cached blocks too) and the
+	 * classes hold free, and try once more. */
+	if (!s && !quiet && reclaim())
+		s = large_pages(n, align, false);
 	if (!s) {
-		oom_warn();
-		count_oom();
+		if (!quiet) {
+			oom_warn();
+			count_oom();
+		}
 		return NULL;
 	}
+	s->extent = size;
 	if (!tc.registered)
 		tc_register();
 	STORE(tc.nalloc, tc.nalloc + 1);
@@ -98,16 +121,33 @@ static void *large_alloc(size_t size, size_t align)
 	return (void *)s->start;
 }
 
+static void *large_alloc(size_t size, size_t align)
+{
+	return large_alloc_q(size, align, false);
+}
 
 static void large_free(struct span *s)
 {
 	size_t len = s->npages * PAGE;
-	wipe_resident((void *)s->start, len);
+	/* A block whose pages came untouched is wiped where resident (mincore);
+	 * once all its pages are, it is one like any other (no system call at
+	 * each free while it goes round a thread cache). */
+	if (wipe_block((void *)s->start, s->extent, s->touched) &&
+	    s->extent > (s->npages - 1) * PAGE)
+		s->touched = 1;
+	if (!tc.registered)
+		tc_register();
+	if (span_cache_put(s)) {
+		uint64_t nfree = tc.nfree + 1;
+		STORE(tc.nfree, nfree);
+		STORE(tc.delta, tc.delta - (int64_t)len);
+		if (unlikely(nfree == tc.nalloc))
+			release_idle();
+		return;
+	}
 	lock(&page_lock);
 	span_free(s, true);
 	unlock(&page_lock);
-	if (!tc.registered)
-		tc_register();
 	STORE(tc.nfree, tc.nfree + 1);
 	STORE(tc.delta, tc.delta - (int64_t)len);
 	publish_live();
@@ -246,16 +286,38 @@ size_t sm_arena_usable_size(const void *p)
 	struct span *s = checked_span(p, "malloc_usable_size");
 	if (!s)
 		return 0;
-	return s->kind == SPAN_SLAB ? class_size[s->cls] : s->npages * PAGE;
+	if (s->kind == SPAN_SLAB)
+		return class_size[s->cls];
+	/* The program may use all of it now: free must wipe all of it. */
+	s->extent = s->npages * PAGE;
+	return s->extent;
 }
 
-/* Moves p (usable bytes) to a new block of size bytes. */
-static void *move(void *p, size_t usable, size_t size)
+/* Moves p (of which the first used bytes may have been written; the rest is
+ * zero) to a new block of size bytes. */
+static void *move(void *p, size_t used, size_t size)
 {
 	void *q = sm_arena_malloc(size);
 	if (!q)
 		return NULL;
-	memcpy(q, p, usable < size ? usable : size);
+	memcpy(q, p, used < size ? used : size);
+	sm_arena_free(p); /* wipes it */
+	return q;
+}
+
+/* Moves large block p (of which the first used bytes may have been written) to a
+ * new one of room pages, or of size bytes if that fails. */
+static void *move_large(void *p, size_t used, size_t size, size_t room)
+{
+	void *q = NULL;
+	if (room * PAGE > size) {
+		q = large_alloc_q(room * PAGE, PAGE, true);
+		if (q)
+			span_at((uintptr_t)q)->extent = size;
+	}
+	if (!q && !(q = sm_arena_malloc(size)))
+		return NULL;
+	memcpy(q, p, used < size ? used : size);
 	sm_arena_free(p); /* wipes it */
 	return q;
 }
@@ -268,7 +330,7 @@ static bool grow_in_place(struct span *s, size_t n)
 	lock(&page_lock);
 	uintptr_t end = s->start + s->npages * PAGE;
 	struct span *r = end - sm_arena_base < sm_arena_span ? span_at(end) : NULL;
-	if (r && r->kind == SPAN_FREE && r->npages >= more) {
+	if (r && span_kind(r) == SPAN_FREE && r->npages >= more) {
 		bool was_touched = r->touched;
 		bin_remove(r);
 		struct span *h = r->npages == more ? r : split_head(r, more);
@@ -278,6 +340,7 @@ static bool grow_in_place(struct span *s, size_t n)
 			set_pages(s, h->start, more);
 			desc_put(h);
 			s->npages = n;
+			s->touched &= was_touched;
 			if (!was_touched)
 				STORE(g_touched, g_touched + more * PAGE);
 			ok = true;
@@ -292,7 +355,11 @@ static bool grow_in_place(struct span *s, size_t n)
 /* Gives the pages of large block s from n on back, wiped. */
 static void shrink_in_place(struct span *s, size_t n)
 {
-	wipe_resident((void *)(s->start + n * PAGE), (s->npages - n) * PAGE);
+	size_t keep = n * PAGE;
+	if (s->extent > keep) {
+		wipe_block((void *)(s->start + keep), s->extent - keep, s->touched);
+		s->extent = keep;
+	}
 	lock(&page_lock);
 	struct span *t = split_tail(s, n);
 	if (t)
@@ -318,11 +385,23 @@ void *sm_arena_realloc(void *p, size_t size)
 	size_t n = round_up(size, PAGE) >> PAGE_SHIFT, old = s->npages;
 	if (n == 0)
 		n = 1;
+	if (n <= old && size >= s->extent) {
+		/* Growing within its pages (the room a growth left): no lock. */
+		s->extent = size;
+		return p;
+	}
 	if (n < old) {
 		shrink_in_place(s, n);
-	} else if (n > old && !grow_in_place(s, n)) {
-		return move(p, old * PAGE, size);
+	} else if (n > old) {
+		/* Growing: room for twice as much, so that a block grown in small
+		 * steps takes the lock and moves O(log) times rather than at every
+		 * page (bench/arena_cases realloc); exactly n if that fails. */
+		size_t room = n < 2 * old ? 2 * old : n;
+		if (!grow_in_place(s, room) && (room == n || !grow_in_place(s, n)))
+			return move_large(p, s->extent, size, room);
 	}
+	if (size > s->extent)
+		s->extent = size;
 	STORE(tc.delta, tc.delta + ((int64_t)s->npages - (int64_t)old) * (int64_t)PAGE);
 	publish_live();
 	return p;

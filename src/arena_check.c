@@ -120,6 +120,35 @@ static void check_own_cache(struct check *c)
 	}
 }
 
+/* A freed block in a thread's cache: of a size that is cached, and zero. */
+static void check_cached(struct check *c, const struct span *s)
+{
+	if (s->npages > MEDIUM_PAGES)
+		PROBLEM(c, "cached block at %p has %zu pages", (void *)s->start, s->npages);
+	else if (!all_zero(s->start, s->start + s->npages * PAGE))
+		PROBLEM(c, "cached freed secret block at %p (%zu pages) is not zero", (void *)s->start,
+			s->npages);
+}
+
+/* The calling thread's cache of freed large blocks: each bin holds cached spans of
+ * its page count, as many as it says. */
+static void check_own_spans(struct check *c)
+{
+	for (size_t n = 1; n <= MEDIUM_PAGES; n++) {
+		uint32_t k = 0;
+		for (const struct span *s = tc.spans[n].head; s && k <= tc.spans[n].count;
+		     s = s->next, k++)
+			if (s->kind != SPAN_CACHED || s->npages != n) {
+				PROBLEM(c, "span cache of %zu pages holds %p (kind %u, %zu pages)", n,
+					(void *)s->start, s->kind, s->npages);
+				break;
+			}
+		if (k != tc.spans[n].count)
+			PROBLEM(c, "span cache of %zu pages: %u listed, count %u", n, k,
+				tc.spans[n].count);
+	}
+}
+
 unsigned sm_arena_check(char *msg, size_t len)
 {
 	struct check c = { msg, len, 0 };
@@ -174,12 +203,18 @@ unsigned sm_arena_check(char *msg, size_t len)
 				if (span_at(a + i * PAGE) != s)
 					PROBLEM(&c, "page %p: the page map names another span than %p",
 						(void *)(a + i * PAGE), (void *)s->start);
-			if (s->kind == SPAN_SLAB)
+			unsigned kind = span_kind(s);
+			if (kind == SPAN_SLAB)
 				check_slab(&c, s);
-			else if (s->kind == SPAN_FREE)
+			else if (kind == SPAN_FREE)
 				check_free(&c, s, left);
-			else if (s->kind != SPAN_LARGE)
-				PROBLEM(&c, "span at %p has kind %u", (void *)s->start, s->kind);
+			else if (kind == SPAN_CACHED)
+				check_cached(&c, s);
+			else if (kind != SPAN_LARGE)
+				PROBLEM(&c, "span at %p has kind %u", (void *)s->start, kind);
+			else if (s->extent > s->npages * PAGE)
+				PROBLEM(&c, "large block at %p: extent %zu beyond its %zu pages",
+					(void *)s->start, s->extent, s->npages);
 			left = s;
 			a += s->npages * PAGE;
 		}
@@ -192,6 +227,7 @@ unsigned sm_arena_check(char *msg, size_t len)
 					PROBLEM(&c, "bin %d/%u holds span %p (kind %u, %zu pages)", t, b,
 						(void *)s->start, s->kind, s->npages);
 	check_own_cache(&c);
+	check_own_spans(&c);
 
 	unlock(&page_lock);
 	for (unsigned k = NCLASS; k-- > 0;)

@@ -33,9 +33,12 @@ static int copy_chunks(void)
 		for (uintptr_t a = c->start; a < end;) {
 			struct span *s = span_at(a);
 			uintptr_t hi = s->start;
-			if (s->kind == SPAN_SLAB)
+			unsigned kind = span_kind(s);
+			if (kind == SPAN_SLAB)
 				hi = s->start + round_up(s->bump_end - s->start, PAGE);
-			else if (s->kind == SPAN_LARGE)
+			else if (kind == SPAN_LARGE || kind == SPAN_CACHED)
+				/* CACHED too: its thread may take it and write to it
+				 * before fork() returns, with no lock. */
 				hi = s->start + s->npages * PAGE;
 			/* A span may begin in the chunk before and end in the next (chunks
 			 * side by side): this file holds its part in this chunk. */
@@ -114,6 +117,7 @@ static void drop_all(void)
 		tc.bin[c].head = 0;
 		tc.bin[c].count = 0;
 	}
+	memset(tc.spans, 0, sizeof(tc.spans));
 	drop_top = sm_arena_base + sm_arena_span;
 	next_chunk = CHUNK_FIRST;
 	g_mapped = g_touched = g_chunks = 0;

@@ -115,7 +115,7 @@ static bool chunk_empty(const struct chunk *c)
 {
 	for (uintptr_t a = c->start; a < c->start + c->len;) {
 		const struct span *s = span_at(a);
-		if (s->kind != SPAN_FREE)
+		if (span_kind(s) != SPAN_FREE)
 			return false;
 		a = s->start + s->npages * PAGE;
 	}
@@ -349,10 +349,12 @@ void oom_warn(void)
 	oom.err = 0;
 }
 
-/* This thread's cache back to the slabs. */
+/* This thread's caches back: its slots to the slabs, its freed medium blocks to
+ * the page allocator. */
 static void flush_own_cache(void)
 {
 	publish_live();
+	span_cache_flush();
 	for (unsigned c = 0; c < NCLASS; c++)
 		if (tc.bin[c].count)
 			central_put(c, tc.bin[c].count);
@@ -367,6 +369,8 @@ bool reclaim(void)
 	bool any = false;
 	for (unsigned c = 0; c < NCLASS && !any; c++)
 		any = tc.bin[c].count != 0;
+	for (size_t n = 1; n <= MEDIUM_PAGES && !any; n++)
+		any = tc.spans[n].count != 0;
 	flush_own_cache();
 	for (unsigned c = 0; c < NCLASS; c++) {
 		struct central *ce = &central[c];

@@ -224,6 +224,7 @@ void tc_exit(void *arg)
 	(void)arg;
 	for (unsigned c = 0; c < NCLASS; c++)
 		central_put(c, tc.bin[c].count);
+	span_cache_flush();
 	publish_live();
 	lock(&reg_lock);
 	g_retired_allocs += tc.nalloc;

@@ -5,7 +5,9 @@
  * by whether the run's pages were ever touched). A free run is coalesced with free
  * neighbours of the same touched state, across the border of chunks side by side
  * (a guard page, which has no span, ends a range of chunks). Free runs are taken
- * best fit. Everything here runs with page_lock held.
+ * best fit. Everything here runs with page_lock held, but the thread caches of
+ * freed blocks of up to MEDIUM_PAGES pages (the last section), which are the
+ * calling thread's own.
  * Span descriptors and the page map are ordinary memory and never hold a secret
  * byte. Never calls malloc.
  */
@@ -140,14 +142,14 @@ void span_free(struct span *s, bool touched)
 	s->kind = SPAN_FREE;
 	s->touched = touched;
 	struct span *l = span_at(s->start - PAGE);
-	if (l && l->kind == SPAN_FREE && l->touched == s->touched) {
+	if (l && span_kind(l) == SPAN_FREE && l->touched == s->touched) {
 		bin_remove(l);
 		s = merge(l, s);
 	}
 	uintptr_t end = s->start + s->npages * PAGE;
 	if (end - sm_arena_base < sm_arena_span) {
 		struct span *r = span_at(end);
-		if (r && r->kind == SPAN_FREE && r->touched == s->touched) {
+		if (r && span_kind(r) == SPAN_FREE && r->touched == s->touched) {
 			bin_remove(r);
 			s = merge(s, r);
 		}
@@ -204,14 +206,16 @@ static struct span *find_free(size_t n, size_t align)
 	return NULL;
 }
 
-/* n pages aligned to align, all zero, or NULL (page_lock held). */
-struct span *pages_alloc(size_t n, size_t align)
+/* n pages aligned to align, all zero, or NULL (page_lock held). quiet: no warning
+ * when out of memory (the caller has memory of its own to give back and retry). */
+struct span *pages_alloc_try(size_t n, size_t align, bool quiet)
 {
 	struct span *s = find_free(n, align);
 	if (!s) {
 		int err = grow(n, align);
 		if (err) {
-			oom_note(n * PAGE, err); /* the caller warns if reclaim cannot help */
+			if (!quiet) /* the caller warns if reclaim cannot help */
+				oom_note(n * PAGE, err);
 			return NULL;
 		}
 		s = find_free(n, align);
@@ -225,3 +229,80 @@ struct span *pages_alloc(size_t n, size_t align)
 	return s;
 }
 
+struct span *pages_alloc(size_t n, size_t align)
+{
+	return pages_alloc_try(n, align, false);
+}
+
+
+/* ---- thread caches of freed large blocks ---- */
+
+/* A block of 8-64 KiB is freed and allocated like a small one: into and out of the
+ * calling thread's cache, by page count, with no lock (before, each took the page
+ * lock and a first-fit scan: 2 threads did not scale). A cached span keeps its
+ * descriptor, its pages and its page-map entries, and is zero (wiped when freed);
+ * its kind says it is free, so free and realloc still name a second free. A bin
+ * over its bound gives half back to the free bins. */
+
+static unsigned span_cap(size_t n)
+{
+	size_t cap = SPAN_CACHE_BYTES / (n * PAGE);
+	return cap < 2 ? 2 : (unsigned)cap;
+}
+
+/* A cached span of n pages (kind still SPAN_CACHED), or NULL. */
+struct span *span_cache_get(size_t n)
+{
+	struct sbin *b = &tc.spans[n];
+	struct span *s = b->head;
+	if (s) {
+		b->head = s->next;
+		b->count--;
+		s->next = NULL;
+	}
+	return s;
+}
+
+/* Gives the first k spans of bin n back to the free bins. */
+static void span_cache_drain(size_t n, unsigned k)
+{
+	struct sbin *b = &tc.spans[n];
+	lock(&page_lock);
+	while (k-- && b->head) {
+		struct span *s = b->head;
+		b->head = s->next;
+		b->count--;
+		span_free(s, true);
+	}
+	unlock(&page_lock);
+}
+
+/* Keeps freed large block s (wiped) in this thread's cache; false if it is not
+ * for the cache (too big, or the thread is exiting). */
+bool span_cache_put(struct span *s)
+{
+	size_t n = s->npages;
+	if (n > MEDIUM_PAGES || tc.dead || !tc.registered)
+		return false;
+	struct sbin *b = &tc.spans[n];
+	set_kind(s, SPAN_CACHED);
+	s->prev = NULL;
+	s->next = b->head;
+	b->head = s;
+	if (unlikely(++b->count > span_cap(n)))
+		span_cache_drain(n, b->count - span_cap(n) / 2);
+	return true;
+}
+
+/* Empties this thread's cache (thread exit, idle release, short of memory);
+ * whether it held anything. */
+bool span_cache_flush(void)
+{
+	bool any = false;
+	for (size_t n = 1; n <= MEDIUM_PAGES; n++)
+		if (tc.spans[n].count) {
+			span_cache_drain(n, tc.spans[n].count);
+			any = true;
+		}
+	return any;
+}

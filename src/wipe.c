@@ -12,32 +12,52 @@
 
 /* ---- wiping ---- */
 
-/* explicit_bzero of the resident pages of [p, p+len) only: a large block the
- * program never filled must not be faulted in just to be cleared. */
-void wipe_resident(void *p, size_t len)
+/* explicit_bzero of the resident pages of [p, p+len) only (p page-aligned, len any):
+ * a page the program never touched must not be faulted in just to be cleared.
+ * Whether every page of the range was resident. */
+bool wipe_resident(void *p, size_t len)
 {
 	enum { W = 256 };
 	unsigned char vec[W];
 	char *a = p;
-	if (len <= 16 * PAGE) {
+	bool all = true;
+	if (len <= PAGE) {
 		explicit_bzero(p, len);
-		return;
+		return true;
 	}
 	/* mincore reports the system's pages (the arena's are the same but in tests
 	 * of larger ones). */
 	const size_t kp = sm_pages_size();
 	for (size_t off = 0; off < len; off += W * kp) {
 		size_t n = len - off < W * kp ? len - off : W * kp;
-		if (sm_pages_resident(a + off, n, (unsigned char *)vec) != 0) {
+		if (sm_pages_resident(a + off, round_up(n, kp), vec) != 0) {
 			explicit_bzero(a + off, n);
 			continue;
 		}
-		for (size_t i = 0; i < n / kp; i++)
-			if (vec[i] & 1)
-				explicit_bzero(a + off + i * kp, kp);
+		for (size_t i = 0; i < n; i += kp) {
+			if (vec[i / kp] & 1)
+				explicit_bzero(a + off + i, n - i < kp ? n - i : kp);
+			else
+				all = false;
+		}
 	}
+	return all;
 }
 
+/* Wipes [p, p+len) of a large block: the bytes the program may have written (its
+ * extent, not the page-rounded span: bench/arena_cases touch). A block carved from
+ * touched pages is cleared with plain stores up to 64 KiB (mincore would cost more
+ * than they do); one whose pages came untouched, or a bigger one, only where
+ * resident (a first touch costs ~20 us, and a page the program never touched is
+ * zero already). */
+bool wipe_block(void *p, size_t len, bool all_touched)
+{
+	if (all_touched && len <= 16 * PAGE) {
+		explicit_bzero(p, len);
+		return true;
+	}
+	return wipe_resident(p, len);
+}
 
 /* The wipe of a freed slot of up to 256 bytes, the common case. Programs free
  * blocks of mixed sizes, and a wipe that branches on the size (memset's dispatch,
