@@ -33,6 +33,7 @@
 
 #include "arena.h"
 #include "elfsym.h"
+#include "guard.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"

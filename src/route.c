@@ -40,8 +40,6 @@
 #include <unistd.h>
 #include <unwind.h>
 
-__thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
-
 /* In .bss: no page of it is touched unless routing runs. */
 uint64_t sm_route_cache[SM_CACHE_SLOTS];
 uint64_t sm_route_tag;
@@ -989,45 +987,6 @@ bool sm_route_decide(void *ra)
 }
 
 /* ---- names, for the statistics ---- */
-
-struct name_ctx {
-	uintptr_t pc, best_lo;
-	char *buf;
-	size_t size;
-};
-
-static void closest(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
-{
-	struct name_ctx *c = ctx;
-	if (c->pc - lo < hi - lo && lo >= c->best_lo) {
-		c->best_lo = lo;
-		sm_format(c->buf, c->size, "%s", name);
-	}
-}
-
-bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object)
-{
-	buf[0] = '\0';
-	*object = "?";
-	*offset = 0;
-	if (!objects)
-		return false;
-	/* At exit, from the statistics report: what the table's helpers allocate
-	 * goes to the next allocator, as on any other path into the table. */
-	sm_thread.in_shim++;
-	pthread_mutex_lock(&table_lock);
-	struct object *o = object_at(pc);
-	pthread_mutex_unlock(&table_lock);
-	sm_thread.in_shim--;
-	if (!o)
-		return false;
-	*object = o->path;
-	struct name_ctx c = { pc, 0, buf, size };
-	struct sm_elf_object eo = elf_object(o);
-	sm_elf_for_each_func(&eo, closest, &c, NULL, 0);
-	*offset = buf[0] ? pc - c.best_lo : pc - o->bias;
-	return buf[0] != '\0';
-}
 
 /* ---- start-up ---- */
 

@@ -11,8 +11,8 @@
  * its class and the generation of the object table. Every dlopen, dlmopen and
  * dlclose turns the cache off until the table is brought up to date, and dlclose
  * flushes it before and after the real call, so nothing stale survives (see
- * docs/attribution-loader.md). The caller holds the re-entry guard, so what the
- * unwinder or the loader allocate while we look goes to the next allocator.
+ * docs/attribution-loader.md). The caller holds the re-entry guard (guard.h), so what
+ * the unwinder or the loader allocate while we look goes to the next allocator.
  */
 #ifndef SM_ROUTE_H
 #define SM_ROUTE_H
@@ -21,21 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guard.h"
 #include "route_cache.h"
 
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
-
-/* Per-thread state, tested as one word on the fast path: any non-zero field sends
- * the call to the slow path. */
-union sm_thread {
-	struct {
-		unsigned in_shim;   /* re-entry guard of preload.c */
-		unsigned scope;     /* nesting depth of secretmem_scope_begin() */
-	};
-	uint64_t any;
-};
-extern __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
 
 /* What a code address is. */
 enum sm_class { SM_ORDINARY = 0, SM_SECRET = 1, SM_MACHINERY = 2 };
@@ -115,11 +105,6 @@ void sm_route_settle(void);
 /* dlclose: begin before the real call, !begin after it. In between, nothing is
  * cached; the cache is flushed at both ends. */
 void sm_route_closing(bool begin);
-
-/* The function containing pc (from the object's .symtab and .dynsym, so static
- * functions of unstripped objects too), its offset, and the object's path. Reads
- * files: for reports, never on an allocation path. */
-bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object);
 
 /* fork: the object table's lock is held across fork() (then the metadata lock,
  * which the table allocates under); the child drops whatever rescan the parent
