@@ -19,6 +19,7 @@
 #include "config.h"
 #include "elfsym.h"
 #include "log.h"
+#include "secretmem.h" /* SECRETMEM_NOTE_TYPE: the note the header writes */
 
 #include <dlfcn.h>
 #include <elf.h>

@@ -89,9 +89,6 @@ unsigned long sm_object_base(const void *addr);
  * false. Reads files: for reports, never on an allocation path. */
 bool sm_elf_name(uintptr_t a, char *func, size_t fsize, char *obj, size_t osize, uintptr_t *offset);
 
-#ifndef SECRETMEM_NOTE_TYPE
-#define SECRETMEM_NOTE_TYPE 0x534d
-#endif
 
 #pragma GCC visibility pop
 

@@ -16,6 +16,16 @@
 #pragma GCC visibility push(hidden)
 
 enum sm_mode { SM_MODE_EXCLUSIVE, SM_MODE_UNCACHED, SM_MODE_OFF };
+/* The words of SECRETMEM_MODE, in enum sm_mode order: what the parser accepts, the
+ * reports print and secretmem-inspect shows of a live process (struct sm_live). */
+#define SM_MODE_WORDS "exclusive", "uncached", "off"
+#define SM_MODE_COUNT 3
+/* The word of mode m ("?" for a value no enum sm_mode has). */
+static inline const char *sm_mode_name(unsigned long long m)
+{
+	static const char *const w[SM_MODE_COUNT] = { SM_MODE_WORDS };
+	return m < SM_MODE_COUNT ? w[m] : "?";
+}
 /* Ordered: each level allows the downgrades of the ones before it. */
 enum sm_fallback { SM_FALLBACK_NONE, SM_FALLBACK_EXCLUSIVE, SM_FALLBACK_MLOCK };
 enum sm_fork { SM_FORK_COPY, SM_FORK_DROP };

@@ -32,6 +32,7 @@
 #include <malloc.h>
 
 #include "arena.h"
+#include "compiler.h"
 #include "elfsym.h"
 #include "guard.h"
 #include "log.h"
@@ -42,8 +43,6 @@
 #include "stats.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 #ifndef HAVE_FREE_SIZED
 void free_sized(void *p, size_t size);

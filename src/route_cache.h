@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compiler.h"
+
 #define SM_CACHE_BITS 14
 #define SM_CACHE_SLOTS (1u << SM_CACHE_BITS)
 #define SM_CACHE_PROBE 4
@@ -54,11 +56,10 @@ static inline uint64_t sm_cache_entry(uintptr_t pc, unsigned cls, uint64_t tag)
 	return (uint64_t)pc | ((uint64_t)cls << SM_PC_BITS) | tag;
 }
 
-/* The first slot probed for pc (Fibonacci hashing: the top bits of the product). */
+/* The first slot probed for pc. */
 static inline unsigned sm_cache_slot(uintptr_t pc)
 {
-	uint64_t h = (uint64_t)pc * 0x9e3779b97f4a7c15ull;
-	return (unsigned)(h >> (64 - SM_CACHE_BITS));
+	return sm_hash(pc, SM_CACHE_BITS);
 }
 
 /* The class entry e holds for pc under tag, or -1 when it is for another address

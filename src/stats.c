@@ -10,6 +10,7 @@
 #include "config.h"
 #include "stats.h"
 #include "arena.h"
+#include "compiler.h"
 #include "log.h"
 #include "elfsym.h"
 #include "options.h"
@@ -52,7 +53,8 @@ void sm_stats_free(void)
 	__atomic_fetch_add(&secretmem_impl_live.frees, 1, __ATOMIC_RELAXED);
 }
 
-#define SITES 1024
+#define SITES_BITS 10
+#define SITES (1u << SITES_BITS)
 #define TOP 10
 
 struct site {
@@ -65,7 +67,7 @@ static struct site sites[SITES];
 void sm_stats_site(const void *ra, size_t size)
 {
 	uintptr_t pc = (uintptr_t)ra;
-	unsigned i = (unsigned)((pc * 0x9e3779b97f4a7c15ull) >> 54) % SITES;
+	unsigned i = sm_hash(pc, SITES_BITS);
 	for (unsigned k = 0; k < 16; k++, i = (i + 1) % SITES) {
 		uintptr_t cur = __atomic_load_n(&sites[i].pc, __ATOMIC_RELAXED);
 		if (cur != pc) {
@@ -116,8 +118,7 @@ static void add_json_str(struct buf *b, const char *s)
 
 static const char *mode_name(void)
 {
-	static const char *const names[] = { "exclusive", "uncached", "off" };
-	return names[sm_opt.mode];
+	return sm_mode_name(sm_opt.mode);
 }
 
 /* The sites sorted by bytes, largest first (a selection of the TOP largest). */

@@ -15,26 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tap.h"
+
 uint64_t sm_route_cache[SM_CACHE_SLOTS];
 uint64_t sm_route_tag;
 uint64_t sm_route_fast_tag = UINT64_MAX;
-
-static int ntests, nfailed;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ntests++;
-	printf("%sok %d - ", cond ? "" : "not ", ntests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		nfailed++;
-	fflush(stdout);
-}
 
 /* route.c's cache_store, on the test's cache. */
 static void store(uintptr_t pc, enum sm_class cls)
@@ -243,6 +228,5 @@ int main(void)
 	test_generation();
 	test_slots();
 	test_fast();
-	printf("1..%d\n", ntests);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }
