@@ -21,12 +21,12 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-struct sm_options sm_opt = {
+union sm_options_ro sm_options_ro SM_RO = { .v = {
 	.mode = SM_MODE_EXCLUSIVE,
 	.fallback = SM_FALLBACK_NONE,
 	.fork = SM_FORK_COPY,
 	.log_level = SM_LOG_WARN,
-};
+} };
 
 typedef const char *(*parser_fn)(const char *value, struct sm_options *o);
 

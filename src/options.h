@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ro.h"
+
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
 
@@ -55,7 +57,13 @@ struct sm_options {
 	int log_level;
 };
 
-extern struct sm_options sm_opt;
+/* The options in effect, in the read-only section (ro.h) once start-up is over. */
+union sm_options_ro {
+	struct sm_options v;
+	unsigned char pages_[(sizeof(struct sm_options) + SM_RO_PAGE - 1) / SM_RO_PAGE * SM_RO_PAGE];
+};
+extern union sm_options_ro sm_options_ro;
+#define sm_opt (sm_options_ro.v)
 
 /* Reads and checks every variable into sm_opt; dies (before main) on a bad one. */
 void sm_options_read(void);

@@ -39,6 +39,7 @@
 #include "meta.h"
 #include "options.h"
 #include "reloc.h"
+#include "ro.h"
 #include "route.h"
 #include "stats.h"
 
@@ -97,7 +98,7 @@ static struct {
 	size_t (*malloc_usable_size)(void *);
 	void (*free_sized)(void *, size_t);
 	void (*free_aligned_sized)(void *, size_t, size_t);
-} next;
+} __attribute__((aligned(SM_RO_PAGE))) next SM_RO; /* read-only after start-up (ro.h) */
 
 static bool next_ready; /* every field of next is set */
 
@@ -304,6 +305,7 @@ static void init(void)
 	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
 		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
 	in_shim = 0;
+	sm_ro_seal();
 	if (route) {
 		routing_on(true);
 	} else {
