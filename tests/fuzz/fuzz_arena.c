@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the secret arena (src/arena.c over src/pages.c) driven through
+ * libFuzzer target: the secret arena (src/arena.c and its files over src/pages.c) driven through
  * its API by arbitrary sequences of malloc, calloc, realloc, memalign, free and
  * usable_size on 64 slots. Content checks: a fresh block reads zero; every live
  * block keeps its pattern until it is freed; realloc keeps the common prefix; an

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The secret arena's internals, shared by its files (nothing outside them includes
+ * this; the interface is arena.h):
+ *   arena.c        the interface (malloc, memalign, free, realloc, usable size),
+ *                  large blocks, misuse checks, initialisation, statistics
+ *   slab.c         size classes, thread caches, central lists: small blocks
+ *   span.c         the page map, span descriptors, free bins: the page allocator
+ *   chunk.c        chunks in the reservation, the budget, the backend probe,
+ *                  giving memory back (empty chunks, idle release)
+ *   wipe.c         wiping freed blocks (resident pages only; AVX2 for small slots)
+ *   arena_fork.c   fork: the child's copy of secret memory, or none
+ *   arena_check.c  the consistency checker
+ * The layout, the locks and the invariants are described at the top of arena.c.
+ * The hot paths (span_at, small_pop, slot_push) are static inline here: the
+ * library is not built with -flto.
+ */
+#ifndef SM_ARENA_INTERNAL_H
+#define SM_ARENA_INTERNAL_H
+
+#include "arena.h"
+#include "log.h"
+#include "pages.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#pragma GCC visibility push(hidden)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+/* The page size is fixed at build time: the page map and the fast path index by
+ * it. Init refuses to run on a kernel with another one. */
+#define PAGE_SHIFT 12
+#define PAGE ((size_t)1 << PAGE_SHIFT)
+
+#define RESERVE_MAX ((size_t)64 << 30)
+#define RESERVE_LOW ((size_t)256 << 20) /* at least this much below 64 GiB */
+#define RESERVE_MIN ((size_t)4 << 20)
+#define RESERVE_FACTOR 8                /* times the budget */
+#define CHUNK_MIN ((size_t)64 << 10)   /* below this the probe calls the limit too small */
+#define CHUNK_FIRST ((size_t)256 << 10)
+#define CHUNK_MAX ((size_t)8 << 20)    /* geometric growth stops here */
+
+/* Size classes: 16..128 by 16, then four per doubling up to 8 KiB. */
+#define NCLASS 32
+#define SMALL_MAX 8192
+#define SLAB_PAGES_MAX 16
+#define CACHE_BYTES 16384           /* a thread keeps about this much per class */
+
+/* SPAN_GONE: the page-map entry of every page of a chunk that was unmapped (one
+ * static descriptor), so that a stale pointer into it is still named a freed block. */
+enum span_kind { SPAN_FREE = 1, SPAN_SLAB, SPAN_LARGE, SPAN_GONE };
+
+/* A free block's link words (the block is in secret memory). */
+struct blk {
+	uintptr_t next;             /* mangled */
+	uint64_t key;
+};
+
+struct span {
+	uintptr_t start;
+	size_t npages;
+	uint8_t kind;
+	uint8_t cls;                /* SLAB */
+	uint8_t touched;            /* FREE: may hold faulted-in pages (all zero) */
+	uint8_t on_list;            /* SLAB: on its class's partial list */
+	uint32_t used;              /* SLAB: slots out of the slab (cached or live) */
+	uint32_t bump;              /* SLAB: slots ever carved, from the start */
+	uintptr_t bump_end;         /* SLAB: start + bump * size; read by free unlocked */
+	uintptr_t free;             /* SLAB: head of its freed slots (plain pointer) */
+	struct span *next, *prev;   /* free bin, or partial list */
+};
+
+struct chunk {
+	uintptr_t start;
+	size_t len;
+	int copy_fd;                /* fork copy in flight, else -1 */
+	struct chunk *next;
+};
+
+struct central {
+	pthread_mutex_t lock;
+	struct span *partial;       /* slabs with freed slots */
+	struct span *cur;           /* the slab fresh slots are carved from */
+	struct span *spare;         /* one empty slab kept back against thrashing */
+} __attribute__((aligned(64)));
+
+struct tbin {
+	uintptr_t head;             /* plain pointer; the links inside blocks are mangled */
+	uint32_t count;
+};
+
+struct tcache {
+	struct tbin bin[NCLASS];
+	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
+	int64_t delta;              /* live bytes not yet published to g_live */
+	bool registered;
+	/* The thread is exiting and tc_exit ran: glibc may still free (or allocate)
+	 * in __libc_thread_freeres, after every destructor; this cache is then
+	 * bypassed and never registered again (its memory dies with the thread). */
+	bool dead;
+	struct tcache *next, *prev;
+};
+
+#define NBINS 64
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WIPE_AVX2 1
+#endif
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ADD(x, v) __atomic_add_fetch(&(x), (v), __ATOMIC_RELAXED)
+
+/* ---- state ---- */
+
+/* arena.c */
+extern bool ready;                     /* set (release) when init has finished */
+/* Statistics (arena.c): written on slow paths only. */
+extern uint64_t g_mapped, g_touched, g_chunks, g_enomem;
+extern int64_t g_live, g_peak;
+extern uint64_t g_retired_allocs, g_retired_frees;
+
+/* slab.c */
+extern uint64_t blk_key, link_cookie;
+extern uint32_t class_size[NCLASS];
+extern uint32_t class_magic[NCLASS];   /* ceil(2^32 / size): exact division for slab offsets */
+extern uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
+extern uint8_t class_of[SMALL_MAX / 16 + 1];
+extern struct central central[NCLASS];
+/* Thread caches. */
+extern pthread_mutex_t reg_lock;
+extern struct tcache *reg_head;
+extern pthread_key_t tc_key;
+extern __thread struct tcache tc TLS_IE;
+
+/* span.c. Everything below up to chunk.c's budget is guarded by page_lock. */
+extern pthread_mutex_t page_lock;
+extern struct span **pagemap;          /* one entry per page of the reservation */
+extern size_t pagemap_len, pagemap_rw; /* bytes reserved, bytes committed */
+extern struct span *bins[2][NBINS];    /* [touched][bin] */
+extern struct span *desc_free;
+extern struct span gone;
+
+/* chunk.c */
+extern struct chunk *chunks;           /* in address order */
+extern struct chunk *chunk_free;       /* descriptors of unmapped chunks, for reuse */
+extern size_t next_chunk;
+extern uintptr_t drop_top;             /* below: the parent's dropped chunks (fork drop) */
+extern enum sm_backend backend;
+extern const char *backend_name;
+/* Budget. */
+extern size_t limit;
+extern const char *limit_src;          /* "SECRETMEM_MAX", "RLIMIT_MEMLOCK" or NULL */
+extern size_t limit_shown, limit_room; /* for messages: the cap as the user set it, and
+				        * what the fork copy keeps back from RLIMIT_MEMLOCK */
+
+/* wipe.c */
+#ifdef WIPE_AVX2
+extern bool have_avx2;
+#endif
+
+/* ---- small helpers ---- */
+
+static inline size_t page_index(uintptr_t a)
+{
+	return (a - sm_arena_base) >> PAGE_SHIFT;
+}
+
+static inline struct span *span_at(uintptr_t a)
+{
+	return __atomic_load_n(&pagemap[page_index(a)], __ATOMIC_RELAXED);
+}
+
+static inline void set_pages(struct span *s, uintptr_t start, size_t npages)
+{
+	size_t i = page_index(start);
+	for (size_t k = 0; k < npages; k++)
+		__atomic_store_n(&pagemap[i + k], s, __ATOMIC_RELAXED);
+}
+
+static inline uintptr_t mangle(const struct blk *at, uintptr_t p)
+{
+	return p ^ ((uintptr_t)at >> PAGE_SHIFT) ^ link_cookie;
+}
+
+__attribute__((noreturn, cold, noinline)) void corrupt(const void *at);
+
+/* The next link of a free block, checked: 0 or a 16-aligned address in the arena. */
+static inline uintptr_t link_next(const struct blk *b)
+{
+	uintptr_t n = mangle(b, b->next);
+	if (unlikely(n && ((n & 15) || !sm_arena_owns((void *)n))))
+		corrupt(b);
+	return n;
+}
+
+static inline size_t round_up(size_t n, size_t a)
+{
+	return (n + a - 1) & ~(a - 1);
+}
+
+static inline void lock(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+}
+
+static inline void unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+}
+
+
+/* ---- functions shared between the arena's files ---- */
+
+/* arena.c: statistics */
+void publish_live(void);
+void count_oom(void);
+
+/* slab.c */
+void classes_init(void);
+void tc_register(void);
+void tc_exit(void *arg);
+void count_dead(uint64_t allocs, uint64_t frees);
+void slab_release(struct central *ce, struct span *s);
+void slot_return(struct central *ce, struct blk *x);
+void central_put(unsigned c, unsigned n);
+__attribute__((noinline)) void *small_alloc_slow(unsigned c);
+__attribute__((noinline)) void cache_overflow(unsigned c);
+__attribute__((noinline)) void slot_free(struct blk *x, unsigned c, uint32_t sz);
+
+/* span.c (page_lock held) */
+struct span *desc_new(void);
+void desc_put(struct span *s);
+unsigned bin_of(size_t n);
+void list_push(struct span **head, struct span *s);
+void list_remove(struct span **head, struct span *s);
+void bin_insert(struct span *s);
+void bin_remove(struct span *s);
+struct span *split_head(struct span *s, size_t k);
+struct span *split_tail(struct span *s, size_t k);
+void span_free(struct span *s, bool touched);
+struct span *pages_alloc(size_t n, size_t align);
+
+/* chunk.c */
+const char *errname(int err);
+void probe_backend(void);
+void budget_init(void);
+size_t reserve_want(void);
+void warn_oom(size_t want, int err);
+int grow(size_t n, size_t align);          /* page_lock held */
+unsigned release_empty(void);              /* page_lock held */
+__attribute__((noinline)) void release_idle(void);
+
+/* wipe.c */
+void wipe_init(void);
+void wipe_resident(void *p, size_t len);
+#ifdef WIPE_AVX2
+__attribute__((target("avx2"), noinline)) void slot_free_avx2(struct blk *x, unsigned c,
+							       uint32_t sz);
+#endif
+
+/* ---- the fast paths ---- */
+
+static inline void *small_pop(unsigned c)
+{
+	struct tbin *b = &tc.bin[c];
+	struct blk *x = (struct blk *)b->head;
+	if (unlikely(!x))
+		return NULL;
+	b->head = link_next(x);
+	b->count--;
+	x->next = 0;
+	x->key = 0;
+	STORE(tc.nalloc, tc.nalloc + 1);
+	STORE(tc.delta, tc.delta + class_size[c]);
+	return x;
+}
+
+static inline void *small_alloc(unsigned c)
+{
+	void *p = small_pop(c);
+	return likely(p) ? p : small_alloc_slow(c);
+}
+
+/* Pushes freed slot x of class c (sz bytes, wiped but for its first 16) onto this
+ * thread's bin, over its link words. */
+static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsigned c, uint32_t sz)
+{
+	struct tbin *b = &tc.bin[c];
+	x->next = mangle(x, b->head);
+	x->key = blk_key;
+	b->head = (uintptr_t)x;
+	uint64_t nfree = tc.nfree + 1;
+	STORE(tc.nfree, nfree);
+	STORE(tc.delta, tc.delta - sz);
+	if (unlikely(++b->count > class_cap[c]))
+		cache_overflow(c);
+	else if (unlikely(nfree == tc.nalloc))
+		release_idle();
+}
+
+#pragma GCC visibility pop
+
+#endif

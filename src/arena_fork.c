@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The arena across fork(): every arena lock is held over the fork; the child gets
+ * its own copy of the parent's live secret pages (SECRETMEM_FORK=copy: a new
+ * secret file per chunk, filled in the parent before the fork) or none (drop, or a
+ * copy that failed: the parent's chunks become reserved holes, so a stale pointer
+ * faults and free() knows it). With the mlock fallback copy-on-write gives the
+ * child its pages and they are locked again. Never calls malloc.
+ */
+#include "config.h"
+#include "arena-internal.h"
+#include "options.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int fork_copy_err;
+
+
+/* Makes a new file per chunk holding the chunk's live pages: in-use slabs up to
+ * their bump point and large blocks, only where resident. Free runs are zero, and
+ * so is the new file. All locks are held. */
+static int copy_chunks(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		int fd = sm_pages_new_file(backend, c->len);
+		if (fd < 0)
+			return fd;
+		c->copy_fd = fd;
+		for (uintptr_t a = c->start; a < c->start + c->len;) {
+			struct span *s = span_at(a);
+			size_t len = 0;
+			if (s->kind == SPAN_SLAB)
+				len = round_up(s->bump_end - s->start, PAGE);
+			else if (s->kind == SPAN_LARGE)
+				len = s->npages * PAGE;
+			if (len) {
+				int err = sm_pages_copy_in(fd, s->start - c->start, (void *)s->start, len);
+				if (err)
+					return err;
+			}
+			a = s->start + s->npages * PAGE;
+		}
+	}
+	return 0;
+}
+
+static void close_copies(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		if (c->copy_fd >= 0)
+			close(c->copy_fd);
+		c->copy_fd = -1;
+	}
+}
+
+void sm_arena_fork_prepare(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	lock(&reg_lock);
+	for (unsigned c = 0; c < NCLASS; c++)
+		lock(&central[c].lock);
+	lock(&page_lock);
+	fork_copy_err = 0;
+	if (sm_opt.fork == SM_FORK_COPY && backend != SM_BACKEND_MLOCK) {
+		int saved = errno;
+		fork_copy_err = copy_chunks();
+		if (fork_copy_err) {
+			close_copies();
+			sm_error("fork(): cannot give the child its own copy of secret memory (%s); "
+				 "the child starts with none, as with SECRETMEM_FORK=drop",
+				 errname(-fork_copy_err));
+		}
+		errno = saved;
+	}
+}
+
+void sm_arena_fork_parent(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	close_copies();
+	unlock(&page_lock);
+	for (unsigned c = NCLASS; c-- > 0;)
+		unlock(&central[c].lock);
+	unlock(&reg_lock);
+}
+
+/* The child's arena starts empty; the parent's chunks become reserved holes, and
+ * new chunks go above them, so a stale pointer faults and free() knows it. */
+static void drop_all(void)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		sm_pages_unmap_to_reserved((void *)c->start, c->len);
+		if (c->copy_fd >= 0)
+			close(c->copy_fd);
+	}
+	chunks = NULL; /* their descriptors are abandoned too */
+	/* The page map is private anonymous memory: DONTNEED makes it read zero. */
+	madvise(pagemap, pagemap_rw, MADV_DONTNEED);
+	memset(bins, 0, sizeof(bins));
+	desc_free = NULL; /* the old descriptors are abandoned: a few KiB */
+	for (unsigned c = 0; c < NCLASS; c++) {
+		central[c].partial = central[c].cur = central[c].spare = NULL;
+		tc.bin[c].head = 0;
+		tc.bin[c].count = 0;
+	}
+	drop_top = sm_arena_base + sm_arena_span;
+	next_chunk = CHUNK_FIRST;
+	g_mapped = g_touched = g_chunks = 0;
+	g_live = g_peak = 0;
+	tc.delta = 0;
+}
+
+void sm_arena_fork_child(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	int saved = errno;
+	pthread_mutex_init(&reg_lock, NULL);
+	pthread_mutex_init(&page_lock, NULL);
+	for (unsigned c = 0; c < NCLASS; c++)
+		pthread_mutex_init(&central[c].lock, NULL);
+	/* Only this thread lives on; the others' caches are abandoned (bounded). */
+	reg_head = NULL;
+	if (tc.registered) {
+		tc.next = tc.prev = NULL;
+		reg_head = &tc;
+	}
+
+	if (sm_opt.fork == SM_FORK_DROP || fork_copy_err) {
+		drop_all();
+	} else if (backend == SM_BACKEND_MLOCK) {
+		/* Copy-on-write already gives the child its own pages; mlock is not
+		 * inherited, so lock them again. */
+		for (struct chunk *c = chunks; c; c = c->next)
+			sm_pages_relock((void *)c->start, c->len);
+	} else {
+		int err = 0;
+		for (struct chunk *c = chunks; c && !err; c = c->next)
+			err = sm_pages_map_fd((void *)c->start, c->len, c->copy_fd);
+		if (err) {
+			sm_error("fork(): the child cannot map its copy of secret memory (%s); "
+				 "it starts with none", errname(-err));
+			drop_all();
+		}
+		close_copies();
+	}
+	fork_copy_err = 0;
+	errno = saved;
+}
+

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The arena's chunks: secret files mapped into the reservation (lowest gap that
+ * fits, an unmapped guard page on either side), sized against the budget
+ * (SECRETMEM_MAX, RLIMIT_MEMLOCK read again before each chunk is mapped), and
+ * given back: an empty chunk when the budget or the range runs short, every chunk
+ * when no secret block is live (idle release). Also the backend probe at start-up.
+ * Keeps: mapped bytes never exceed the limit. Runs with page_lock held unless
+ * said otherwise. Never calls malloc; never falls back to ordinary memory.
+ */
+#include "config.h"
+#include "arena-internal.h"
+#include "meta.h"
+#include "options.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct chunk *chunks;
+struct chunk *chunk_free;
+size_t next_chunk = CHUNK_FIRST;
+uintptr_t drop_top;
+enum sm_backend backend;
+const char *backend_name = "none";
+size_t limit;
+const char *limit_src;
+size_t limit_shown, limit_room;
+
+/* ---- the budget ---- */
+
+static size_t budget_left(void)
+{
+	return g_mapped < limit ? limit - g_mapped : 0;
+}
+
+
+/* Once per process: the first refusal says which limit and how to raise it. */
+void warn_oom(size_t want, int err)
+{
+	static bool warned;
+	if (warned)
+		return;
+	warned = true;
+	if (err == -EAGAIN)
+		sm_warn("out of secret memory: RLIMIT_MEMLOCK reached while mapping %zu more bytes "
+			"(memory locked elsewhere in the process counts too); raise it with "
+			"`ulimit -l` or systemd LimitMEMLOCK=", want);
+	else if (err == -ENOMEM && limit_src && g_mapped + want > limit)
+		sm_warn("out of secret memory: the limit is %zu bytes (%s); raise it with %s",
+			limit_shown, limit_src,
+			limit_src[0] == 'S' ? "SECRETMEM_MAX" :
+			"`ulimit -l`, systemd LimitMEMLOCK=, or SECRETMEM_MAX (at most the limit)");
+	else
+		sm_warn("out of secret memory: mapping %zu more bytes failed (%s; %zu bytes mapped, "
+			"address range %zu bytes)", want, errname(-err), (size_t)g_mapped,
+			(size_t)sm_arena_reserved);
+}
+
+/* The budget: SECRETMEM_MAX if set, and RLIMIT_MEMLOCK where the kernel enforces it.
+ * It does not with CAP_IPC_LOCK in the effective set or an infinite limit (mmap of
+ * a secretmem file then never fails with EAGAIN), so neither caps us then; the
+ * reservation does. A fork copy maps a window of the child's new file in the
+ * parent for a moment, which RLIMIT_MEMLOCK charges too: keep room for it. */
+void budget_init(void)
+{
+	struct rlimit rl;
+	bool enforced = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+			!sm_pages_cap_ipc_lock();
+	size_t kern = SIZE_MAX, room = 0;
+	if (enforced) {
+		room = backend != SM_BACKEND_MLOCK && sm_opt.fork == SM_FORK_COPY ?
+		       SM_PAGES_COPY_WINDOW : 0;
+		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
+	}
+	size_t lim = sm_arena_reserved;
+	limit_src = NULL;
+	if (sm_opt.max && sm_opt.max <= kern) {
+		lim = sm_opt.max;
+		limit_src = "SECRETMEM_MAX";
+		limit_shown = sm_opt.max;
+	} else if (enforced) {
+		lim = kern;
+		limit_src = "RLIMIT_MEMLOCK";
+		limit_shown = (size_t)rl.rlim_cur;
+		limit_room = room; /* what the message adds to the chunk it needs */
+	}
+	STORE(limit, lim & ~(PAGE - 1)); /* read by secretmem-inspect from another process */
+}
+
+/* How much address range to reserve: a few times the budget (chunks are placed in
+ * the lowest gap that fits, so the range in use stays near what is mapped), at
+ * most an eighth of RLIMIT_AS (ulimit -v), and 64 GiB when nothing limits it.
+ * Costs no memory; its page map is committed only where chunks are. */
+size_t reserve_want(void)
+{
+	size_t want = RESERVE_MAX;
+	if (limit < RESERVE_MAX / RESERVE_FACTOR)
+		want = limit * RESERVE_FACTOR < RESERVE_LOW ? RESERVE_LOW : limit * RESERVE_FACTOR;
+	struct rlimit as;
+	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && as.rlim_cur / 8 < want)
+		want = (size_t)as.rlim_cur / 8;
+	want &= ~(PAGE - 1);
+	return want < RESERVE_MIN ? RESERVE_MIN : want;
+}
+
+/* ---- chunks ---- */
+
+
+/* Whether every span of chunk c is free (no block, no slab). */
+static bool chunk_empty(const struct chunk *c)
+{
+	for (uintptr_t a = c->start; a < c->start + c->len;) {
+		const struct span *s = span_at(a);
+		if (s->kind != SPAN_FREE)
+			return false;
+		a = s->start + s->npages * PAGE;
+	}
+	return true;
+}
+
+/* Unmaps empty chunk c (after prev, or the first): the kernel frees its pages and
+ * its memlock charge once the mapping is gone (its fd was closed when it was
+ * mapped). The page map names the range gone, so that a stale pointer into it
+ * is still a freed block. false if the reservation could not be put back. */
+static bool chunk_unmap(struct chunk *c, struct chunk *prev)
+{
+	if (sm_pages_unmap_to_reserved((void *)c->start, c->len) != 0)
+		return false;
+	size_t touched = 0;
+	for (uintptr_t a = c->start; a < c->start + c->len;) {
+		struct span *s = span_at(a);
+		a = s->start + s->npages * PAGE;
+		if (s->touched)
+			touched += s->npages * PAGE;
+		bin_remove(s);
+		set_pages(&gone, s->start, s->npages);
+		desc_put(s);
+	}
+	if (prev)
+		prev->next = c->next;
+	else
+		chunks = c->next;
+	c->next = chunk_free;
+	chunk_free = c;
+	STORE(g_mapped, g_mapped - c->len);
+	STORE(g_chunks, g_chunks - 1);
+	STORE(g_touched, g_touched - touched);
+	return true;
+}
+
+/* Unmaps every chunk that holds nothing; returns how many. */
+unsigned release_empty(void)
+{
+	unsigned n = 0;
+	for (struct chunk *c = chunks, *prev = NULL, *next; c; c = next) {
+		next = c->next;
+		if (chunk_empty(c) && chunk_unmap(c, prev))
+			n++;
+		else
+			prev = c;
+	}
+	return n;
+}
+
+/* The lowest gap of the reservation that holds len bytes with an unmapped guard
+ * page on either side (page 0 is one; so is the page after every chunk), above
+ * the parent's chunks a fork dropped; *prev: the chunk before it. 0 if none. */
+static uintptr_t place(size_t len, struct chunk **prev)
+{
+	uintptr_t a = sm_arena_base + PAGE, end = sm_arena_base + sm_arena_reserved;
+	if (a < drop_top)
+		a = drop_top;
+	*prev = NULL;
+	for (struct chunk *c = chunks; c; c = c->next) {
+		if (a + len + PAGE <= c->start)
+			break;
+		if (c->start + c->len + PAGE > a)
+			a = c->start + c->len + PAGE;
+		*prev = c;
+	}
+	return a + len + PAGE <= end && a + len > a ? a : 0;
+}
+
+/* How big a new chunk for need bytes is: doubling from 256 KiB to 8 MiB while the
+ * budget is far off, but never more than half of what is left, nor less than
+ * needed (each chunk is charged its whole size against the limit, used or not, and
+ * a block cannot span two chunks: bench/limit_bench measured a quarter, a half and
+ * no bound; a half left the most usable after rounds of random frees). 0 if need
+ * does not fit in what is left. */
+static size_t chunk_len(size_t need)
+{
+	size_t left = budget_left() & ~(PAGE - 1), len = next_chunk;
+	if (len > left / 2)
+		len = (left / 2) & ~(PAGE - 1);
+	if (len < CHUNK_MIN) /* and no smaller than 64 KiB: a remnant would go unused */
+		len = CHUNK_MIN;
+	if (len < need)
+		len = round_up(need, CHUNK_MIN);
+	if (len > left)
+		len = left;
+	return len < need ? 0 : len;
+}
+
+/* Maps a chunk big enough for n pages at alignment align; its pages become one
+ * untouched free span. 0 or -errno (-ENOMEM: over the budget or the reservation).
+ * The limit is read again first: a server that drops root (CAP_IPC_LOCK) has the
+ * kernel enforce RLIMIT_MEMLOCK from then on. Short of budget or of address range,
+ * or refused by the kernel for memlock, it gives back the chunks that hold nothing
+ * and tries once more. */
+int grow(size_t n, size_t align)
+{
+	size_t need = n * PAGE + (align > PAGE ? align - PAGE : 0), len;
+	struct chunk *prev;
+	uintptr_t at;
+	int err;
+
+	budget_init();
+	for (int retry = 0;; retry++) {
+		len = chunk_len(need);
+		at = len ? place(len, &prev) : 0;
+		if (at) {
+			/* The page map entries for the chunk and its guard pages must be
+			 * writable first. */
+			size_t pm_end = round_up((page_index(at + len) + 1) * sizeof(*pagemap), PAGE);
+			if (pm_end > pagemap_rw) {
+				if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
+					     PROT_READ | PROT_WRITE) != 0)
+					return -errno;
+				pagemap_rw = pm_end;
+			}
+			err = sm_pages_map_chunk(backend, (void *)at, len, sm_opt.fork == SM_FORK_DROP);
+			if (!err)
+				break;
+		} else {
+			err = -ENOMEM;
+		}
+		if (retry || (err != -ENOMEM && err != -EAGAIN) || !release_empty())
+			return err;
+	}
+
+	struct span *s = desc_new();
+	struct chunk *c = chunk_free;
+	if (c)
+		chunk_free = c->next;
+	else
+		c = sm_meta_alloc(sizeof(*c));
+	if (!s || !c) {
+		if (s)
+			desc_put(s);
+		if (c) {
+			c->next = chunk_free;
+			chunk_free = c;
+		}
+		sm_pages_unmap_to_reserved((void *)at, len);
+		return -ENOMEM;
+	}
+	*c = (struct chunk){ at, len, -1, prev ? prev->next : chunks };
+	if (prev)
+		prev->next = c;
+	else
+		chunks = c;
+	/* The guard pages may have been part of a chunk unmapped earlier. */
+	__atomic_store_n(&pagemap[page_index(at - PAGE)], NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&pagemap[page_index(at + len)], NULL, __ATOMIC_RELAXED);
+	s->start = at;
+	s->npages = len >> PAGE_SHIFT;
+	set_pages(s, s->start, s->npages);
+	span_free(s, false);
+	if (at + len + PAGE - sm_arena_base > sm_arena_span)
+		STORE(sm_arena_span, at + len + PAGE - sm_arena_base);
+	if (len == next_chunk && next_chunk < CHUNK_MAX)
+		next_chunk *= 2;
+	STORE(g_mapped, g_mapped + len);
+	STORE(g_chunks, g_chunks + 1);
+	return 0;
+}
+
+/* ---- idle release ---- */
+
+/* No secret block is live (this thread has freed as many as it allocated: check
+ * all of them): give every chunk back, so that no secret mapping is left (while
+ * one exists the kernel refuses to hibernate the machine). Empties this thread's
+ * cache and the slabs kept back; blocks cached by other threads keep their chunks.
+ * The next secret allocation maps a chunk again and faults its pages in anew
+ * (bench/results: the cost of a cycle). Only chunks whose every span is free are
+ * unmapped, under page_lock, so a race with another thread costs nothing worse
+ * than a chunk kept. */
+__attribute__((noinline)) void release_idle(void)
+{
+	int saved = errno;
+	uint64_t a, f;
+	lock(&reg_lock);
+	a = g_retired_allocs;
+	f = g_retired_frees;
+	for (struct tcache *t = reg_head; t; t = t->next) {
+		a += LOAD(t->nalloc);
+		f += LOAD(t->nfree);
+	}
+	unlock(&reg_lock);
+	if (a != f || !ready) {
+		errno = saved;
+		return;
+	}
+	publish_live();
+	for (unsigned c = 0; c < NCLASS; c++)
+		if (tc.bin[c].count)
+			central_put(c, tc.bin[c].count);
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct central *ce = &central[c];
+		lock(&ce->lock);
+		struct span *s = ce->cur;
+		if (s && !s->used) { /* all its carved slots are back, on its free list */
+			ce->cur = NULL;
+			slab_release(ce, s);
+		}
+		if ((s = ce->spare)) {
+			ce->spare = NULL;
+			lock(&page_lock);
+			span_free(s, true);
+			unlock(&page_lock);
+		}
+		unlock(&ce->lock);
+	}
+	lock(&page_lock);
+	release_empty();
+	unlock(&page_lock);
+	errno = saved;
+}
+
+/* ---- the backend ---- */
+
+const char *errname(int err)
+{
+	switch (err) {
+	case EPERM: return "EPERM";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EMFILE: return "EMFILE";
+	case ENFILE: return "ENFILE";
+	case EINVAL: return "EINVAL";
+	case ENOSYS: return "ENOSYS";
+	case EACCES: return "EACCES";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
+	case ENODEV: return "ENODEV";
+	default: return "unexpected error"; /* strerror may allocate */
+	}
+}
+
+/* Opens (and closes) one secret file to learn what the kernel offers. */
+void probe_backend(void)
+{
+	int fd;
+	if (sm_opt.mode == SM_MODE_UNCACHED) {
+		fd = sm_pages_secret_fd(SM_SECRETMEM_UNCACHED);
+		if (fd >= 0) {
+			backend = SM_BACKEND_SECRET_UNCACHED;
+			backend_name = "memfd_secret (uncached)";
+			close(fd);
+			return;
+		}
+		if (fd == -EINVAL) {
+			if (sm_opt.fallback == SM_FALLBACK_NONE)
+				sm_die("SECRETMEM_MODE=uncached: this kernel offers exclusive secret memory "
+				       "only (uncached mode was dropped before memfd_secret was merged); "
+				       "set SECRETMEM_MODE=exclusive or SECRETMEM_FALLBACK=exclusive");
+			sm_warn("SECRETMEM_MODE=uncached: this kernel offers exclusive secret memory "
+				"only; using exclusive mode (SECRETMEM_FALLBACK allows it)");
+		}
+	}
+	fd = sm_pages_secret_fd(0);
+	if (fd >= 0) {
+		backend = SM_BACKEND_SECRET;
+		backend_name = "memfd_secret";
+		close(fd);
+		return;
+	}
+	if (fd == -ENOSYS) {
+		if (sm_opt.fallback != SM_FALLBACK_MLOCK)
+			sm_die("memfd_secret(2) is not available (ENOSYS): the kernel is older than 5.14, "
+			       "or built without CONFIG_SECRETMEM, or (5.14 to 6.4) booted without "
+			       "secretmem.enable=1, or a seccomp filter blocks it; fix that, or set "
+			       "SECRETMEM_FALLBACK=mlock to accept locked, undumpable ordinary memory");
+		sm_warn("memfd_secret(2) is not available (ENOSYS); SECRETMEM_FALLBACK=mlock: secret "
+			"blocks are locked and left out of core dumps, but stay in the kernel's direct "
+			"map (root can still read them, e.g. through /proc/PID/mem)");
+		backend = SM_BACKEND_MLOCK;
+		backend_name = "mlock";
+		return;
+	}
+	sm_die("memfd_secret(2) failed (%s): %s", errname(-fd),
+	       fd == -EPERM ? "refused by a seccomp filter or security module; allow syscall "
+			      "memfd_secret for this program" :
+	       fd == -EMFILE || fd == -ENFILE ? "too many open files; raise `ulimit -n`" :
+	       "cannot create secret memory");
+}
+

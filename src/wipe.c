@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wiping freed secret memory: a large block over its resident pages only (one the
+ * program never filled is not faulted in to be cleared), a small slot with AVX2
+ * stores that do not branch on its size where the CPU has them, else
+ * explicit_bzero (slab.c's slot_free). Never calls malloc.
+ */
+#include "config.h"
+#include "arena-internal.h"
+
+#include <string.h>
+
+/* ---- wiping ---- */
+
+/* explicit_bzero of the resident pages of [p, p+len) only: a large block the
+ * program never filled must not be faulted in just to be cleared. */
+void wipe_resident(void *p, size_t len)
+{
+	enum { W = 256 };
+	unsigned char vec[W];
+	char *a = p;
+	if (len <= 16 * PAGE) {
+		explicit_bzero(p, len);
+		return;
+	}
+	for (size_t off = 0; off < len; off += W * PAGE) {
+		size_t n = len - off < W * PAGE ? len - off : W * PAGE;
+		if (sm_pages_resident(a + off, n, (unsigned char *)vec) != 0) {
+			explicit_bzero(a + off, n);
+			continue;
+		}
+		for (size_t i = 0; i < n / PAGE; i++)
+			if (vec[i] & 1)
+				explicit_bzero(a + off + i * PAGE, PAGE);
+	}
+}
+
+
+/* The wipe of a freed slot of up to 256 bytes, the common case. Programs free
+ * blocks of mixed sizes, and a wipe that branches on the size (memset's dispatch,
+ * or a loop) then mispredicts a branch or two a call: that, not the stores, made
+ * the wipe most of the cost of a small secret pair (bench/results). So it does not
+ * branch on the size: eight 32-byte AVX2 stores, four up from the start and four
+ * down from the end, cover any slot of 64 to 256 bytes (at most 128 bytes: the
+ * second four repeat the first), and three 16-byte stores clamped to the end cover
+ * any of 16 to 64 ([0, 16) gets the link words next). One branch chooses between
+ * the two. Without AVX2: slot_free. */
+#ifdef WIPE_AVX2
+#include <immintrin.h>
+#ifdef HAVE_CPU_FEATURE_ACTIVE
+#include <sys/platform/x86.h>
+#else
+#include <cpuid.h>
+#endif
+bool have_avx2;
+
+__attribute__((target("avx2"), noinline)) void slot_free_avx2(struct blk *x, unsigned c,
+								  uint32_t sz)
+{
+	char *b = (char *)x;
+	/* Unaligned stores (as fast as aligned ones on aligned data), through void *:
+	 * the vector types' alignment is no claim about b. */
+#define AT128(off) ((__m128i *)(void *)(b + (off)))
+#define AT256(off) ((__m256i *)(void *)(b + (off)))
+	if (sz <= 64) {
+		size_t last = sz - 16;
+		for (size_t k = 16; k < 64; k += 16)
+			_mm_storeu_si128(AT128(k < last ? k : last), _mm_setzero_si128());
+	} else {
+		__m256i z = _mm256_setzero_si256();
+		size_t mid = sz > 128 ? 64 : 0;
+		_mm256_storeu_si256(AT256(0), z);
+		_mm256_storeu_si256(AT256(32), z);
+		_mm256_storeu_si256(AT256(mid), z);
+		_mm256_storeu_si256(AT256(mid + 32), z);
+		_mm256_storeu_si256(AT256(sz - mid - 64), z);
+		_mm256_storeu_si256(AT256(sz - mid - 32), z);
+		_mm256_storeu_si256(AT256(sz - 64), z);
+		_mm256_storeu_si256(AT256(sz - 32), z);
+	}
+#undef AT128
+#undef AT256
+	__asm__ volatile("" : : "r"(b) : "memory"); /* the stores are not dead */
+	slot_push(x, c, sz);
+}
+#endif
+
+/* Whether the CPU and the kernel let us use AVX2. */
+static bool cpu_has_avx2(void)
+{
+#if !defined(WIPE_AVX2)
+	return false;
+#elif defined(HAVE_CPU_FEATURE_ACTIVE)
+	return CPU_FEATURE_ACTIVE(AVX2); /* the loader's findings: no CPUID */
+#else
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+		return false;
+	unsigned lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	if ((lo & 6) != 6) /* the kernel saves the YMM state */
+		return false;
+	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+#endif
+}
+
+bool sm_arena_vector_wipe(bool on)
+{
+#ifdef WIPE_AVX2
+	bool was = have_avx2;
+	have_avx2 = on && cpu_has_avx2();
+	return was;
+#else
+	(void)on;
+	return false;
+#endif
+}
+
+void wipe_init(void)
+{
+#ifdef WIPE_AVX2
+	have_avx2 = cpu_has_avx2();
+#endif
+}
+
