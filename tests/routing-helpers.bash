@@ -43,7 +43,8 @@ rt_build() {
 		case $t in
 		libs) rt_copy libroutetest.so libplain.so libannotated.so ;;
 		route_prog | annotated_prog | header_prog | header_prog_nopic | memread | memscan | \
-			cxx_route | cxx_replace)
+			cxx_route | cxx_replace | arena_prog | seccomp_exec | secret_holder | \
+			route_prog_rdynamic | inspect_target)
 			rt_copy "$t"
 			;;
 		route_prog_linked) rt_copy libroutetest.so libannotated.so route_prog_linked ;;
