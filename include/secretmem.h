@@ -110,12 +110,14 @@ static inline int secretmem_active(void)
 #define SECRETMEM_EXTERN_C_
 #endif
 #define SECRETMEM_NOTE_TYPE 0x534d
+#define SECRETMEM_STR_(x) #x
+#define SECRETMEM_XSTR_(x) SECRETMEM_STR_(x)
 #define SECRETMEM_ANNOTATE_LIBRARY                                            \
 	__asm__(".pushsection .note.secretmem,\"a\",%note\n"                  \
 		".balign 4\n"                                                 \
 		".long 10\n"          /* namesz: "secretmem\0" */             \
 		".long 4\n"           /* descsz */                            \
-		".long 0x534d\n"      /* type */                              \
+		".long " SECRETMEM_XSTR_(SECRETMEM_NOTE_TYPE) "\n" /* type */     \
 		".asciz \"secretmem\"\n"                                      \
 		".balign 4\n"                                                 \
 		".long 1\n"           /* desc: annotation version */          \

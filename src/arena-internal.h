@@ -19,6 +19,7 @@
 #define SM_ARENA_INTERNAL_H
 
 #include "arena.h"
+#include "compiler.h"
 #include "log.h"
 #include "pages.h"
 
@@ -29,8 +30,6 @@
 
 #pragma GCC visibility push(hidden)
 
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
 /* The page size: the system's (sm_pages_size), set by init before anything reads

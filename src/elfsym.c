@@ -19,6 +19,7 @@
 #include "config.h"
 #include "elfsym.h"
 #include "log.h"
+#include "secretmem.h" /* SECRETMEM_NOTE_TYPE: the note the header writes */
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -552,4 +553,62 @@ unsigned long sm_object_base(const void *addr)
 	Dl_info info;
 	return dladdr(addr, &info) ? (unsigned long)info.dli_fbase : 0;
 #endif
+}
+
+/* ---- the function at an address ---- */
+
+struct holder {
+	uintptr_t a;
+	struct sm_elf_object o;
+	bool found;
+};
+
+static int find_holder(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct holder *h = arg;
+	for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && h->a - lo < ph->p_memsz) {
+			h->o = (struct sm_elf_object){ info->dlpi_addr, info->dlpi_name, info->dlpi_phdr,
+						       info->dlpi_phnum };
+			h->found = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+struct closest {
+	uintptr_t a, best_lo;
+	char *buf;
+	size_t size;
+};
+
+static void closest(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
+{
+	struct closest *c = ctx;
+	if (c->a - lo < hi - lo && lo >= c->best_lo) {
+		c->best_lo = lo;
+		sm_format(c->buf, c->size, "%s", name);
+	}
+}
+
+bool sm_elf_name(uintptr_t a, char *func, size_t fsize, char *obj, size_t osize, uintptr_t *offset)
+{
+	func[0] = '\0';
+	sm_format(obj, osize, "?");
+	*offset = 0;
+	struct holder h = { .a = a };
+	dl_iterate_phdr(find_holder, &h);
+	if (!h.found)
+		return false;
+	struct closest c = { a, 0, func, fsize };
+	if (sm_elf_for_each_func(&h.o, closest, &c, obj, osize) == SM_ELF_NONE || !obj[0]) {
+		if (!sm_elf_path(&h.o, obj, osize))
+			sm_format(obj, osize, "%s", h.o.name[0] ? h.o.name : "?");
+	}
+	*offset = func[0] ? a - c.best_lo : a - h.o.bias;
+	return func[0] != '\0';
 }

@@ -82,9 +82,13 @@ bool sm_elf_annotated(const struct sm_elf_object *o);
  * which can take microseconds, elsewhere. Start-up only. */
 unsigned long sm_object_base(const void *addr);
 
-#ifndef SECRETMEM_NOTE_TYPE
-#define SECRETMEM_NOTE_TYPE 0x534d
-#endif
+/* The function containing address a (from its object's .symtab and .dynsym, so
+ * static functions of unstripped objects too) into func, a's offset in it, and the
+ * object's path into obj ("?" when no object holds a). When no symbol covers a,
+ * func is empty, the offset is from the object's load address and the result is
+ * false. Reads files: for reports, never on an allocation path. */
+bool sm_elf_name(uintptr_t a, char *func, size_t fsize, char *obj, size_t osize, uintptr_t *offset);
+
 
 #pragma GCC visibility pop
 

@@ -17,6 +17,7 @@
  */
 #include "config.h"
 #include "frames.h"
+#include "compiler.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -52,7 +53,7 @@ static struct {
 
 static unsigned slot_of(uintptr_t pc)
 {
-	return (unsigned)(((uint64_t)pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS));
+	return sm_hash(pc, CACHE_BITS);
 }
 
 static uint64_t tag_of(uintptr_t pc, const void *table)

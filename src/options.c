@@ -21,12 +21,12 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-struct sm_options sm_opt = {
+union sm_options_ro sm_options_ro SM_RO = { .v = {
 	.mode = SM_MODE_EXCLUSIVE,
 	.fallback = SM_FALLBACK_NONE,
 	.fork = SM_FORK_COPY,
 	.log_level = SM_LOG_WARN,
-};
+} };
 
 typedef const char *(*parser_fn)(const char *value, struct sm_options *o);
 
@@ -43,7 +43,7 @@ static const char *word(const char *value, const char *const *words, int *out)
 
 static const char *parse_mode(const char *v, struct sm_options *o)
 {
-	static const char *const w[] = { "exclusive", "uncached", "off", NULL };
+	static const char *const w[] = { SM_MODE_WORDS, NULL };
 	int i;
 	if (word(v, w, &i))
 		return "expected exclusive, uncached or off";
@@ -443,11 +443,10 @@ static const char *shown(const char *v, char *buf, size_t size)
  * line "options in effect", so that a value that parses but is not taken shows. */
 static void describe(const struct sm_options *o, char *buf, size_t size)
 {
-	static const char *const modes[] = { "exclusive", "uncached", "off" };
 	static const char *const fallbacks[] = { "none", "exclusive", "mlock" };
 	static const char *const forks[] = { "copy", "drop" };
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
-	size_t n = sm_format(buf, size, "SECRETMEM_MODE=%s SECRETMEM_LIBS=", modes[o->mode]);
+	size_t n = sm_format(buf, size, "SECRETMEM_MODE=%s SECRETMEM_LIBS=", sm_mode_name(o->mode));
 	for (size_t i = 0; i < o->nlibs; i++)
 		n += sm_format(buf + n, size - n, "%s%s", i ? ":" : "", o->libs[i]);
 	if (!o->nlibs)

@@ -12,10 +12,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ro.h"
+
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
 
 enum sm_mode { SM_MODE_EXCLUSIVE, SM_MODE_UNCACHED, SM_MODE_OFF };
+/* The words of SECRETMEM_MODE, in enum sm_mode order: what the parser accepts, the
+ * reports print and secretmem-inspect shows of a live process (struct sm_live). */
+#define SM_MODE_WORDS "exclusive", "uncached", "off"
+#define SM_MODE_COUNT 3
+/* The word of mode m ("?" for a value no enum sm_mode has). */
+static inline const char *sm_mode_name(unsigned long long m)
+{
+	static const char *const w[SM_MODE_COUNT] = { SM_MODE_WORDS };
+	return m < SM_MODE_COUNT ? w[m] : "?";
+}
 /* Ordered: each level allows the downgrades of the ones before it. */
 enum sm_fallback { SM_FALLBACK_NONE, SM_FALLBACK_EXCLUSIVE, SM_FALLBACK_MLOCK };
 enum sm_fork { SM_FORK_COPY, SM_FORK_DROP };
@@ -45,7 +57,13 @@ struct sm_options {
 	int log_level;
 };
 
-extern struct sm_options sm_opt;
+/* The options in effect, in the read-only section (ro.h) once start-up is over. */
+union sm_options_ro {
+	struct sm_options v;
+	unsigned char pages_[(sizeof(struct sm_options) + SM_RO_PAGE - 1) / SM_RO_PAGE * SM_RO_PAGE];
+};
+extern union sm_options_ro sm_options_ro;
+#define sm_opt (sm_options_ro.v)
 
 /* Reads and checks every variable into sm_opt; dies (before main) on a bad one. */
 void sm_options_read(void);

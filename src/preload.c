@@ -32,18 +32,19 @@
 #include <malloc.h>
 
 #include "arena.h"
+#include "compiler.h"
 #include "elfsym.h"
+#include "guard.h"
 #include "log.h"
 #include "meta.h"
 #include "options.h"
 #include "pages.h"
 #include "reloc.h"
+#include "ro.h"
 #include "route.h"
 #include "stats.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 #ifndef HAVE_FREE_SIZED
 void free_sized(void *p, size_t size);
@@ -98,7 +99,7 @@ static struct {
 	size_t (*malloc_usable_size)(void *);
 	void (*free_sized)(void *, size_t);
 	void (*free_aligned_sized)(void *, size_t, size_t);
-} next;
+} __attribute__((aligned(SM_RO_PAGE))) next SM_RO; /* read-only after start-up (ro.h) */
 
 static bool next_ready; /* every field of next is set */
 
@@ -301,6 +302,7 @@ static void init(void)
 	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
 		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
 	in_shim = 0;
+	sm_ro_seal();
 	if (route) {
 		routing_on(true);
 	} else {

@@ -40,15 +40,13 @@
 #include <unistd.h>
 #include <unwind.h>
 
-__thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
-
 /* In .bss: no page of it is touched unless routing runs. */
-uint64_t sm_route_cache[1u << SM_CACHE_BITS];
+uint64_t sm_route_cache[SM_CACHE_SLOTS];
 uint64_t sm_route_tag;
 uint64_t sm_route_fast_tag = UINT64_MAX;
 static bool route_all; /* SECRETMEM_LIBS contains "*" */
 
-static unsigned generation = 1; /* 1..32767, in bits 49-63 of a cache entry */
+static unsigned generation = 1; /* 1..SM_GEN_MAX, in bits 49-63 of a cache entry (route_cache.h) */
 
 struct range {
 	uintptr_t lo, hi;
@@ -589,41 +587,29 @@ static void update_fast_tag(void)
 static void set_generation(unsigned g)
 {
 	generation = g;
-	uint64_t tag = (uint64_t)g << (SM_PC_BITS + 2);
-	__atomic_store_n(&sm_route_tag, tag, __ATOMIC_RELAXED);
+	__atomic_store_n(&sm_route_tag, sm_cache_tag(g), __ATOMIC_RELAXED);
 	update_fast_tag();
 }
 
 /* Called with table_lock held. */
 static void flush_cache(void)
 {
-	if (generation + 1 >= (1u << (64 - SM_PC_BITS - 2))) {
-		for (size_t i = 0; i < (1u << SM_CACHE_BITS); i++)
+	bool wipe;
+	unsigned g = sm_cache_next_generation(generation, &wipe);
+	if (wipe)
+		for (size_t i = 0; i < SM_CACHE_SLOTS; i++)
 			__atomic_store_n(&sm_route_cache[i], 0, __ATOMIC_RELAXED);
-		set_generation(1);
-	} else {
-		set_generation(generation + 1);
-	}
+	set_generation(g);
 }
 
 /* Called with table_lock held, so entries always carry the current generation;
  * nothing is stored while a load or unload is pending. */
 static void cache_store(uintptr_t pc, enum sm_class cls)
 {
-	if (pc >> SM_PC_BITS || !loader_quiet())
+	if (!sm_cache_representable(pc) || !loader_quiet())
 		return; /* not representable: such addresses are always classified afresh */
-	uint64_t e = pc | ((uint64_t)cls << SM_PC_BITS) | sm_route_tag;
-	unsigned i = sm_route_slot(pc), victim = i;
-	for (unsigned k = 0; k < SM_CACHE_PROBE; k++) {
-		unsigned j = (i + k) & ((1u << SM_CACHE_BITS) - 1);
-		uint64_t old = __atomic_load_n(&sm_route_cache[j], __ATOMIC_RELAXED);
-		/* an empty slot, or one of an older generation, or our own */
-		if (!old || (old & ~((1ull << (SM_PC_BITS + 2)) - 1)) != sm_route_tag ||
-		    (old & ((1ull << SM_PC_BITS) - 1)) == pc) {
-			victim = j;
-			break;
-		}
-	}
+	unsigned victim = sm_cache_victim(sm_route_cache, pc, sm_route_tag);
+	uint64_t e = sm_cache_entry(pc, cls, sm_route_tag);
 	__atomic_store_n(&sm_route_cache[victim], e, __ATOMIC_RELAXED);
 }
 
@@ -1003,45 +989,6 @@ bool sm_route_decide(void *ra)
 }
 
 /* ---- names, for the statistics ---- */
-
-struct name_ctx {
-	uintptr_t pc, best_lo;
-	char *buf;
-	size_t size;
-};
-
-static void closest(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
-{
-	struct name_ctx *c = ctx;
-	if (c->pc - lo < hi - lo && lo >= c->best_lo) {
-		c->best_lo = lo;
-		sm_format(c->buf, c->size, "%s", name);
-	}
-}
-
-bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object)
-{
-	buf[0] = '\0';
-	*object = "?";
-	*offset = 0;
-	if (!objects)
-		return false;
-	/* At exit, from the statistics report: what the table's helpers allocate
-	 * goes to the next allocator, as on any other path into the table. */
-	sm_thread.in_shim++;
-	pthread_mutex_lock(&table_lock);
-	struct object *o = object_at(pc);
-	pthread_mutex_unlock(&table_lock);
-	sm_thread.in_shim--;
-	if (!o)
-		return false;
-	*object = o->path;
-	struct name_ctx c = { pc, 0, buf, size };
-	struct sm_elf_object eo = elf_object(o);
-	sm_elf_for_each_func(&eo, closest, &c, NULL, 0);
-	*offset = buf[0] ? pc - c.best_lo : pc - o->bias;
-	return buf[0] != '\0';
-}
 
 /* ---- start-up ---- */
 

@@ -11,8 +11,8 @@
  * its class and the generation of the object table. Every dlopen, dlmopen and
  * dlclose turns the cache off until the table is brought up to date, and dlclose
  * flushes it before and after the real call, so nothing stale survives (see
- * docs/attribution-loader.md). The caller holds the re-entry guard, so what the
- * unwinder or the loader allocate while we look goes to the next allocator.
+ * docs/attribution-loader.md). The caller holds the re-entry guard (guard.h), so what
+ * the unwinder or the loader allocate while we look goes to the next allocator.
  */
 #ifndef SM_ROUTE_H
 #define SM_ROUTE_H
@@ -21,48 +21,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guard.h"
+#include "route_cache.h"
+
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
-
-/* Per-thread state, tested as one word on the fast path: any non-zero field sends
- * the call to the slow path. */
-union sm_thread {
-	struct {
-		unsigned in_shim;   /* re-entry guard of preload.c */
-		unsigned scope;     /* nesting depth of secretmem_scope_begin() */
-	};
-	uint64_t any;
-};
-extern __thread union sm_thread sm_thread __attribute__((tls_model("initial-exec")));
-
-/* Non-zero while this thread is inside pthread_create (thread_start.c): what glibc
- * allocates there is ordinary, whoever called it. */
-extern __thread unsigned sm_thread_starting __attribute__((tls_model("initial-exec")));
 
 /* What a code address is. */
 enum sm_class { SM_ORDINARY = 0, SM_SECRET = 1, SM_MACHINERY = 2 };
 
-#define SM_CACHE_BITS 14
-#define SM_CACHE_PROBE 4
-#define SM_PC_BITS 47
-extern uint64_t sm_route_cache[1u << SM_CACHE_BITS];
+extern uint64_t sm_route_cache[SM_CACHE_SLOTS];
 extern uint64_t sm_route_tag;      /* generation, in the bits above the class */
 /* sm_route_tag when a cached class settles a call, else all ones (never matches):
  * with SECRETMEM_LIBS=* or SECRETMEM_DEPTH > 0 every call takes sm_route_decide. */
 extern uint64_t sm_route_fast_tag;
-
-static inline unsigned sm_route_slot(uintptr_t pc)
-{
-	uint64_t h = (uint64_t)pc * 0x9e3779b97f4a7c15ull;
-	return (unsigned)(h >> (64 - SM_CACHE_BITS));
-}
 
 /* The fast path's answer for an allocation whose caller returns to pc:
  * SM_ORDINARY or SM_SECRET when the cache settles it, else -1. One probe. */
 static inline int sm_route_fast(uintptr_t pc)
 {
 	uint64_t want = pc | __atomic_load_n(&sm_route_fast_tag, __ATOMIC_RELAXED);
-	uint64_t e = __atomic_load_n(&sm_route_cache[sm_route_slot(pc)], __ATOMIC_RELAXED);
+	uint64_t e = __atomic_load_n(&sm_route_cache[sm_cache_slot(pc)], __ATOMIC_RELAXED);
 	if (e == want)
 		return SM_ORDINARY;
 	if (e == (want | ((uint64_t)SM_SECRET << SM_PC_BITS)))
@@ -73,13 +52,14 @@ static inline int sm_route_fast(uintptr_t pc)
 /* The cached class of a code address, or -1 when it is not cached yet. */
 static inline int sm_route_lookup(uintptr_t pc)
 {
-	uint64_t want = pc | sm_route_tag;
-	unsigned i = sm_route_slot(pc);
+	uint64_t tag = sm_route_tag;
+	unsigned i = sm_cache_slot(pc);
 	for (unsigned k = 0; k < SM_CACHE_PROBE; k++) {
-		uint64_t e = __atomic_load_n(&sm_route_cache[(i + k) & ((1u << SM_CACHE_BITS) - 1)],
+		uint64_t e = __atomic_load_n(&sm_route_cache[(i + k) & (SM_CACHE_SLOTS - 1)],
 					     __ATOMIC_RELAXED);
-		if ((e & ~(3ull << SM_PC_BITS)) == want)
-			return (int)((e >> SM_PC_BITS) & 3);
+		int cls = sm_cache_match(e, pc, tag);
+		if (cls >= 0)
+			return cls;
 		if (!e)
 			break;
 	}
@@ -125,11 +105,6 @@ void sm_route_settle(void);
 /* dlclose: begin before the real call, !begin after it. In between, nothing is
  * cached; the cache is flushed at both ends. */
 void sm_route_closing(bool begin);
-
-/* The function containing pc (from the object's .symtab and .dynsym, so static
- * functions of unstripped objects too), its offset, and the object's path. Reads
- * files: for reports, never on an allocation path. */
-bool sm_route_name(uintptr_t pc, char *buf, size_t size, uintptr_t *offset, const char **object);
 
 /* fork: the object table's lock is held across fork() (then the metadata lock,
  * which the table allocates under); the child drops whatever rescan the parent

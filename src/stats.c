@@ -3,14 +3,17 @@
  * Statistics: a fixed table of call sites (code address, allocations, bytes)
  * updated with relaxed atomics, claimed slot by slot with compare-and-swap, and a
  * report at exit built with the log module's formatter into a static buffer.
- * Symbol names come from dladdr at report time. Never calls malloc.
+ * Call sites are named at report time from their objects' symbol tables (elfsym.c),
+ * dladdr when those do not name them: statistics depend on the ELF reader, never on
+ * routing (route.c counts into them, one way). Never calls malloc.
  */
 #include "config.h"
 #include "stats.h"
 #include "arena.h"
+#include "compiler.h"
 #include "log.h"
+#include "elfsym.h"
 #include "options.h"
-#include "route.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -50,7 +53,8 @@ void sm_stats_free(void)
 	__atomic_fetch_add(&secretmem_impl_live.frees, 1, __ATOMIC_RELAXED);
 }
 
-#define SITES 1024
+#define SITES_BITS 10
+#define SITES (1u << SITES_BITS)
 #define TOP 10
 
 struct site {
@@ -63,7 +67,7 @@ static struct site sites[SITES];
 void sm_stats_site(const void *ra, size_t size)
 {
 	uintptr_t pc = (uintptr_t)ra;
-	unsigned i = (unsigned)((pc * 0x9e3779b97f4a7c15ull) >> 54) % SITES;
+	unsigned i = sm_hash(pc, SITES_BITS);
 	for (unsigned k = 0; k < 16; k++, i = (i + 1) % SITES) {
 		uintptr_t cur = __atomic_load_n(&sites[i].pc, __ATOMIC_RELAXED);
 		if (cur != pc) {
@@ -114,8 +118,7 @@ static void add_json_str(struct buf *b, const char *s)
 
 static const char *mode_name(void)
 {
-	static const char *const names[] = { "exclusive", "uncached", "off" };
-	return names[sm_opt.mode];
+	return sm_mode_name(sm_opt.mode);
 }
 
 /* The sites sorted by bytes, largest first (a selection of the TOP largest). */
@@ -141,17 +144,18 @@ static size_t top_sites(struct site *out)
 }
 
 /* The function of a call site, from the object's symbols (the return address
- * minus one is the call itself); dladdr when routing never ran. */
-static void site_name(const struct site *s, char *func, size_t size, const char **obj, uintptr_t *off)
+ * minus one is the call itself); dladdr when they do not name it. */
+static void site_name(const struct site *s, char *func, size_t size, char *obj, size_t osize,
+		      uintptr_t *off)
 {
-	if (sm_route_name(s->pc - 1, func, size, off, obj)) {
+	if (sm_elf_name(s->pc - 1, func, size, obj, osize, off)) {
 		(*off)++;
 		return;
 	}
 	Dl_info info;
 	if (dladdr((void *)(s->pc - 1), &info) && info.dli_sname) {
 		sm_format(func, size, "%s", info.dli_sname);
-		*obj = info.dli_fname ? info.dli_fname : "?";
+		sm_format(obj, osize, "%s", info.dli_fname ? info.dli_fname : "?");
 		*off = s->pc - (uintptr_t)info.dli_saddr;
 		return;
 	}
@@ -182,9 +186,9 @@ void sm_stats_write(int fd, bool json)
 		    (unsigned long long)sm_stats_walks);
 		for (size_t i = 0; i < ntop; i++) {
 			char func[256];
-			const char *obj;
+			char obj[1024];
 			uintptr_t off;
-			site_name(&top[i], func, sizeof(func), &obj, &off);
+			site_name(&top[i], func, sizeof(func), obj, sizeof(obj), &off);
 			add(&b, "%s{\"function\": \"", i ? ", " : "");
 			add_json_str(&b, func);
 			add(&b, "\", \"offset\": %lu, \"object\": \"", (unsigned long)off);
@@ -211,9 +215,9 @@ void sm_stats_write(int fd, bool json)
 			add(&b, "  top call sites by secret bytes:\n");
 		for (size_t i = 0; i < ntop; i++) {
 			char func[256];
-			const char *obj;
+			char obj[1024];
 			uintptr_t off;
-			site_name(&top[i], func, sizeof(func), &obj, &off);
+			site_name(&top[i], func, sizeof(func), obj, sizeof(obj), &off);
 			add(&b, "    %10llu bytes %8llu allocs  %s+0x%lx (%s)\n",
 			    (unsigned long long)top[i].bytes, (unsigned long long)top[i].count,
 			    func, (unsigned long)off, obj);

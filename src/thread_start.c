@@ -17,11 +17,9 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "route.h"
+#include "guard.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
-
-__thread unsigned sm_thread_starting __attribute__((tls_model("initial-exec")));
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 

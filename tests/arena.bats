@@ -18,9 +18,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build memread
-	rt_cc arena_prog "$RT_SRC/arena_prog.c" -lpthread
-	rt_cc seccomp_exec "$RT_SRC/seccomp_exec.c"
+	rt_build memread arena_prog seccomp_exec
 	# Runs as nobody need the shim and the program in a directory nobody can reach
 	# (the Bats temporary directories are private to root).
 	NB_DIR=$(mktemp -d /tmp/secretmem-arena.XXXXXX)

@@ -13,11 +13,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build memread
-	# -O2 -g, as distributions build: the secret block comes from a scope
-	# annotation, so no build flag matters to it
-	"${CC:-gcc}" -O2 -g "-I$abs_top_srcdir/include" "$RT_SRC/inspect_target.c" -ldl \
-		-o "$RT_BIN/inspect_target"
+	rt_build memread inspect_target
 }
 
 setup() {

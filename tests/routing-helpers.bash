@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
-# Helpers of routing.bats and tls_keyscan.bats (loaded after helpers.bash): build
-# the C test programs and libraries, run them under the shim, and check where a block
-# really lives (its /proc/PID/maps line and what another process can read of it), not
-# only what the program says.
+# Helpers of routing.bats and tls_keyscan.bats (loaded after helpers.bash): give a
+# test file the C test programs and libraries it needs, run them under the shim, and
+# check where a block really lives (its /proc/PID/maps line and what another process
+# can read of it), not only what the program says.
 #
-# The programs are built here, from the sources, into $BATS_FILE_TMPDIR rather than
-# by automake: the tests need exact flags (-fno-optimize-sibling-calls, symbols kept)
-# and shared libraries at known paths, and gcc is always present where tests run.
+# The probes rt_build names are built by automake (Makefile.am, "Probe programs
+# and libraries of the Bats tests"; tests/README.md) with configure's compiler and
+# flags; rt_build copies them into $BATS_FILE_TMPDIR/bin, where the tests expect
+# them. rt_cc still builds a file's own extra programs there from the sources.
 
 : "${abs_top_srcdir:=$(cd "$BATS_TEST_DIRNAME/.." && pwd)}"
 RT_SRC="$abs_top_srcdir/tests"
@@ -22,7 +23,17 @@ rt_cc() {
 		{ echo "cannot build $out" >&2; return 1; }
 }
 
-# Builds what a test file needs into $BATS_FILE_TMPDIR/bin (call from setup_file).
+# Copies built probes into $RT_BIN (-p: the copy keeps the build's time stamps).
+rt_copy() {
+	local f
+	for f in "$@"; do
+		[[ -f $abs_top_builddir/tests/$f ]] ||
+			{ echo "tests/$f is missing: build the test programs first (make check)" >&2; return 1; }
+		cp -p "$abs_top_builddir/tests/$f" "$RT_BIN/$f" || return 1
+	done
+}
+
+# Puts what a test file needs into $BATS_FILE_TMPDIR/bin (call from setup_file).
 rt_build() {
 	RT_BIN="$BATS_FILE_TMPDIR/bin"
 	export RT_BIN
@@ -30,42 +41,15 @@ rt_build() {
 	local t
 	for t in "$@"; do
 		case $t in
-		libs)
-			rt_cc libroutetest.so -shared -fPIC "$RT_SRC/libroutetest.c" -Wl,-soname,libroutetest.so
-			# the same code under another name, for the dlclose/reload case
-			rt_cc libplain.so -shared -fPIC "$RT_SRC/libroutetest.c" -Wl,-soname,libplain.so
-			rt_cc libannotated.so -shared -fPIC "$RT_SRC/libannotated.c" -Wl,-soname,libannotated.so
+		libs) rt_copy libroutetest.so libplain.so libannotated.so ;;
+		route_prog | annotated_prog | header_prog | header_prog_nopic | memread | memscan | \
+			cxx_route | cxx_replace | arena_prog | seccomp_exec | secret_holder | \
+			route_prog_rdynamic | inspect_target)
+			rt_copy "$t"
 			;;
-		route_prog)
-			rt_cc route_prog "$RT_SRC/route_prog.c" -ldl -lpthread
-			;;
-		route_prog_linked)
-			rt_cc route_prog_linked -DWITH_ANNOTATED "$RT_SRC/route_prog.c" \
-				-L"$RT_BIN" -Wl,--no-as-needed -lroutetest -lannotated -Wl,--as-needed -Wl,-rpath,"$RT_BIN" -ldl -lpthread
-			;;
-		annotated_prog | header_prog | memread | memscan)
-			rt_cc "$t" "$RT_SRC/$t.c"
-			;;
-		header_prog_nopic)
-			# weak references settled to 0 by the linker: the header looks up
-			rt_cc "$t" -no-pie -fno-pic "$RT_SRC/header_prog.c"
-			;;
-		cxx_plugin)
-			"${CXX:-g++}" "${RT_CFLAGS[@]}" -shared -fPIC "$RT_SRC/cxx_plugin.cc" \
-				-o "$RT_BIN/libcxxplugin.so" || { echo "cannot build cxx_plugin" >&2; return 1; }
-			rt_cc cxx_host "$RT_SRC/cxx_host.c" -ldl
-			;;
-		cxx_replace_linked)
-			"${CXX:-g++}" "${RT_CFLAGS[@]}" -DOPERATORS_ONLY -shared -fPIC "$RT_SRC/cxx_replace.cc" \
-				-o "$RT_BIN/libcxxrepl.so" || { echo "cannot build libcxxrepl.so" >&2; return 1; }
-			"${CXX:-g++}" "${RT_CFLAGS[@]}" -DMAIN_ONLY "$RT_SRC/cxx_replace.cc" -o "$RT_BIN/$t" \
-				-L"$RT_BIN" -lcxxrepl -Wl,-rpath,"$RT_BIN" ||
-				{ echo "cannot build $t" >&2; return 1; }
-			;;
-		cxx_route | cxx_replace)
-			"${CXX:-g++}" "${RT_CFLAGS[@]}" "$RT_SRC/$t.cc" -o "$RT_BIN/$t" ||
-				{ echo "cannot build $t" >&2; return 1; }
-			;;
+		route_prog_linked) rt_copy libroutetest.so libannotated.so route_prog_linked ;;
+		cxx_plugin) rt_copy libcxxplugin.so cxx_host ;;
+		cxx_replace_linked) rt_copy libcxxrepl.so cxx_replace_linked ;;
 		*)
 			echo "rt_build: unknown target $t" >&2
 			return 1

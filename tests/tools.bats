@@ -15,10 +15,7 @@ load helpers
 load routing-helpers
 
 setup_file() {
-	rt_build route_prog header_prog memread
-	rt_cc secret_holder "$RT_SRC/secret_holder.c"
-	# load_key exported to .dynsym (dladdr names only exported symbols)
-	rt_cc route_prog_rdynamic "$RT_SRC/route_prog.c" -rdynamic -ldl -lpthread
+	rt_build route_prog header_prog memread secret_holder route_prog_rdynamic
 }
 
 setup() {

@@ -38,6 +38,7 @@
 #endif
 
 #include "inspect-elf.h"
+#include "options.h"
 #include "stats.h"
 
 struct needle {
@@ -441,7 +442,7 @@ static enum live_state read_live(pid_t pid, const struct summary *s, struct live
 	close(mem);
 	if (r != LIVE_OK)
 		return r;
-	if (h->mode >= 3)
+	if (h->mode >= SM_MODE_COUNT)
 		set_invalid(l, F_MODE);
 	if (!valid_backend(h->backend, sizeof(h->backend)))
 		set_invalid(l, F_BACKEND);
@@ -603,8 +604,6 @@ static int scan(pid_t pid, const struct maps *ms, struct needle *nd, size_t nn, 
 
 /* ---- output ---- */
 
-static const char *const modes[] = { "exclusive", "uncached", "off" };
-
 /* A counter of the live statistics in JSON: its value, or null when invalid. */
 static void json_field(const struct live *l, int f, bool first)
 {
@@ -612,7 +611,7 @@ static void json_field(const struct live *l, int f, bool first)
 	if (l->invalid[f])
 		printf("null");
 	else if (f == F_MODE)
-		put_json(modes[l->hdr.mode]);
+		put_json(sm_mode_name(l->hdr.mode));
 	else if (f == F_BACKEND)
 		put_json(l->hdr.backend);
 	else
@@ -707,7 +706,7 @@ static void print_text(long pid, const struct summary *s, enum live_state ls, co
 	printf("-- reported by the process itself (secretmem_impl_live), not verified:\n");
 	switch (ls) {
 	case LIVE_OK:
-		printf("mode, backend:     %s, ", l->invalid[F_MODE] ? "invalid" : modes[l->hdr.mode]);
+		printf("mode, backend:     %s, ", l->invalid[F_MODE] ? "invalid" : sm_mode_name(l->hdr.mode));
 		if (l->invalid[F_BACKEND])
 			printf("invalid");
 		else

@@ -21,22 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int ntests, nfailed;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ntests++;
-	printf("%sok %d - ", cond ? "" : "not ", ntests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		nfailed++;
-	fflush(stdout);
-}
+#include "tap.h"
 
 struct seen {
 	const char *want;
@@ -231,6 +216,5 @@ int main(void)
 	ok(only_in_symtab(1) == 4, "(keeps the static function)");
 
 	damaged();
-	printf("1..%d\n", ntests);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }

@@ -19,22 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int ntests, nfailed;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ntests++;
-	printf("%sok %d - ", cond ? "" : "not ", ntests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		nfailed++;
-	fflush(stdout);
-}
+#include "tap.h"
 
 static int streq(const char *a, const char *b)
 {
@@ -474,6 +459,5 @@ int main(void)
 	test_control_chars();
 	test_doc();
 	test_read();
-	printf("1..%d\n", ntests);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }
