@@ -940,6 +940,59 @@ static void debug_check(void)
 static inline void debug_check(void) {}
 #endif
 
+/* ---- the shim's own pages (streams.c's buffers) ----
+ *
+ * Whole zeroed pages, not counted among the program's allocations: they neither
+ * show in the statistics nor keep the arena from going idle, where streams.c
+ * gives them back first (release_idle). */
+
+void *sm_arena_own_pages(size_t size)
+{
+	if (!ready || size > sm_arena_reserved)
+		return NULL;
+	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
+	lock(&page_lock);
+	struct span *s = pages_alloc(n, PAGE);
+	if (s)
+		s->kind = SPAN_LARGE;
+	unlock(&page_lock);
+	return s ? (void *)s->start : NULL;
+}
+
+void sm_arena_own_free(void *p, size_t size)
+{
+	struct span *s = span_at((uintptr_t)p);
+	wipe_resident(p, round_up(size ? size : 1, PAGE));
+	lock(&page_lock);
+	span_free(s, true);
+	unlock(&page_lock);
+}
+
+/* The standard streams want secret buffers: at the first secret allocation, and
+ * the first after an idle release (checked on the slow paths only; the first
+ * allocation after either takes one, as every thread cache is empty). */
+static bool streams_want = true;
+static void (*hook_hold)(void), (*hook_give_back)(void);
+
+void sm_arena_streams_hooks(void (*hold)(void), void (*give_back)(void))
+{
+	hook_hold = hold;
+	hook_give_back = give_back;
+}
+
+static __attribute__((noinline)) void streams_hold(void)
+{
+	if (!hook_hold || !__atomic_exchange_n(&streams_want, false, __ATOMIC_RELAXED))
+		return;
+	hook_hold();
+}
+
+#define STREAMS_CHECK() \
+	do { \
+		if (unlikely(LOAD(streams_want)) && !tc.dead) \
+			streams_hold(); \
+	} while (0)
+
 static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 {
 	if (!ready) {
@@ -961,6 +1014,7 @@ static __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 		count_dead(1, 0);
 		publish_live();
 	}
+	STREAMS_CHECK();
 	return p;
 }
 
@@ -995,6 +1049,7 @@ static void *large_alloc(size_t size, size_t align)
 	publish_live();
 	if (tc.dead)
 		count_dead(1, 0);
+	STREAMS_CHECK();
 	return (void *)s->start;
 }
 
@@ -1125,6 +1180,8 @@ static __attribute__((noinline)) void release_idle(void)
 		errno = saved;
 		return;
 	}
+	if (hook_give_back)
+		hook_give_back();
 	publish_live();
 	for (unsigned c = 0; c < NCLASS; c++)
 		if (tc.bin[c].count)
@@ -1147,7 +1204,13 @@ static __attribute__((noinline)) void release_idle(void)
 	}
 	lock(&page_lock);
 	release_empty();
+	bool kept = LOAD(g_chunks) != 0;
 	unlock(&page_lock);
+	/* Chunks kept (blocks cached by other threads, a stream in use): the streams
+	 * go on holding secret buffers there, else at the next secret allocation. */
+	STORE(streams_want, true);
+	if (kept)
+		streams_hold();
 	errno = saved;
 }
 
