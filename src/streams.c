@@ -215,7 +215,10 @@ void sm_streams_hold(void)
 	if (sm_opt.fork != SM_FORK_COPY)
 		return;
 	int saved = errno;
-	pthread_mutex_lock(&streams_lock);
+	/* Busy: another thread gives the buffers back and then holds them again if
+	 * its chunks stay; or this thread re-entered (a free in a hold). */
+	if (pthread_mutex_trylock(&streams_lock) != 0)
+		return;
 	for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++)
 		hold(&streams[i]);
 	pthread_mutex_unlock(&streams_lock);
