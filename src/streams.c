@@ -12,14 +12,18 @@
  * gets a secret buffer of the size glibc chose: a stream with no buffer yet gets
  * one with glibc's size and mode (setvbuf); a stream with glibc's own buffer has
  * what that buffer holds moved in (unread input to the front, or pending output
- * at the same offsets), then the old buffer is wiped and freed. Pages of the
+ * at the same offsets), then the old buffer is wiped and kept for later. Pages of the
  * shim's own (sm_arena_own_pages): not among the program's allocations, so they
  * neither count in the statistics nor keep the arena from going idle.
  *
  * Give back (sm_streams_give_back): when no secret block is live, before the
  * arena unmaps its chunks (so that the kernel can hibernate), pending output is
- * flushed and unread input moved into an ordinary buffer from the next
- * allocator; the secret one is wiped. A stream another thread holds, or one this
+ * flushed and unread input moved into an ordinary buffer (glibc's old one, or
+ * a static one for a stream that had none); the secret one is wiped. The
+ * library keeps the ordinary buffers (glibc's buffer flag says the program's
+ * own, so glibc never frees them): neither step calls the next allocator, so
+ * that a secret allocation or free in a signal handler that interrupted it
+ * cannot deadlock on its lock. A stream another thread holds, or one this
  * thread is inside (a free() from within stdio), keeps its secret buffer, and
  * its chunk stays until the next time nothing is live.
  *
@@ -31,14 +35,13 @@
  * gave with setvbuf, no buffering) is left alone. Not with SECRETMEM_FORK=drop: a
  * child would lose its stdio with its secret memory. Only the three FILE objects
  * of libc itself, which are never freed, whatever stdin and friends point to.
- * Never calls malloc: the ordinary buffers come from the next allocator.
+ * Never calls malloc or free.
  */
 #include "config.h"
 #include "streams.h"
 #include "arena.h"
 #include "log.h"
 #include "options.h"
-#include "reloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -73,10 +76,15 @@ static struct stream {
 	const char *name;
 	char *buf;      /* our secret buffer, while given */
 	size_t len;     /* its length (whole pages) */
+	char *plain;    /* our ordinary buffer: glibc's old one, or spare[] */
+	size_t plain_len;
+	size_t fresh_size;  /* size and mode of a buffer for the stream when it has none */
+	bool fresh_tty;
+	char spare[BUFSIZ]; /* glibc's buffers are at most BUFSIZ (filedoalloc.c) */
 } streams[3] = {
-	{ &_IO_2_1_stdin_, "stdin", NULL, 0 },
-	{ &_IO_2_1_stdout_, "stdout", NULL, 0 },
-	{ &_IO_2_1_stderr_, "stderr", NULL, 0 },
+	{ .f = &_IO_2_1_stdin_, .name = "stdin" },
+	{ .f = &_IO_2_1_stdout_, .name = "stdout" },
+	{ .f = &_IO_2_1_stderr_, .name = "stderr" },
 };
 
 static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -117,8 +125,10 @@ static void move_state(FILE *f, char *to, bool copy)
 	char *from = f->_IO_buf_base;
 	size_t size = (size_t)(f->_IO_buf_end - from);
 	if (f->_flags & IO_CURRENTLY_PUTTING) {
-		if (copy)
-			memcpy(to, from, size);
+		/* what lies below the pending output was written already */
+		char *used = f->_IO_write_ptr > f->_IO_read_end ? f->_IO_write_ptr : f->_IO_read_end;
+		if (copy && used > from)
+			memcpy(to, from, (size_t)(used - from));
 		f->_IO_read_base = rebase(f->_IO_read_base, from, to);
 		f->_IO_read_ptr = rebase(f->_IO_read_ptr, from, to);
 		f->_IO_read_end = rebase(f->_IO_read_end, from, to);
@@ -142,15 +152,22 @@ static void move_state(FILE *f, char *to, bool copy)
 static bool give_fresh(struct stream *s)
 {
 	FILE *f = s->f;
-	int fd = fileno(f);
-	struct stat st;
-	size_t size = BUFSIZ;
-	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > 0 && (size_t)st.st_blksize < BUFSIZ)
-		size = (size_t)st.st_blksize;
+	/* Asked once: glibc too decides at a stream's first use, and the hold
+	 * comes back at every idle cycle. */
+	if (!s->fresh_size) {
+		int fd = fileno(f);
+		struct stat st;
+		s->fresh_size = BUFSIZ;
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_blksize > 0 &&
+		    (size_t)st.st_blksize < BUFSIZ)
+			s->fresh_size = (size_t)st.st_blksize;
+		s->fresh_tty = fd >= 0 && isatty(fd);
+	}
+	size_t size = s->fresh_size;
 	char *buf = sm_arena_own_pages(size);
 	if (!buf)
 		return false;
-	int mode = __flbf(f) || (fd >= 0 && isatty(fd)) ? _IOLBF : _IOFBF;
+	int mode = __flbf(f) || s->fresh_tty ? _IOLBF : _IOFBF;
 	if (setvbuf(f, buf, mode, size) != 0) {
 		sm_arena_own_free(buf, size);
 		return false;
@@ -160,7 +177,8 @@ static bool give_fresh(struct stream *s)
 	return true;
 }
 
-/* A stream with glibc's buffer: its contents move into secret memory. */
+/* A stream with glibc's buffer, or our ordinary one: its contents move into
+ * secret memory; the old buffer is wiped and kept as the ordinary one. */
 static bool give_moved(struct stream *s)
 {
 	FILE *f = s->f;
@@ -172,9 +190,10 @@ static bool give_moved(struct stream *s)
 	if (!buf)
 		return false;
 	move_state(f, buf, true);
-	f->_flags |= IO_USER_BUF; /* glibc must never free it */
+	f->_flags |= IO_USER_BUF; /* glibc must never free either */
 	explicit_bzero(old, size);
-	free(old); /* ordinary: to the next allocator */
+	s->plain = old;
+	s->plain_len = size;
 	s->buf = buf;
 	s->len = size;
 	return true;
@@ -202,7 +221,7 @@ static void hold(struct stream *s)
 	if (!f->_IO_buf_base)
 		ok = !mine && give_fresh(s);
 	else
-		ok = !(f->_flags & IO_USER_BUF) && give_moved(s);
+		ok = (!(f->_flags & IO_USER_BUF) || f->_IO_buf_base == s->plain) && give_moved(s);
 	if (!mine)
 		funlockfile(f);
 	if (ok)
@@ -235,18 +254,18 @@ static void give_back(struct stream *s)
 	}
 	if (held_here(f) || ftrylockfile(f) != 0)
 		return;
-	void *(*next_malloc)(size_t) = (void *(*)(size_t))sm_api_next_malloc;
-	char *buf = NULL;
 	size_t size = (size_t)(f->_IO_buf_end - f->_IO_buf_base);
+	char *to = s->plain && s->plain_len >= size ? s->plain
+		   : size <= sizeof(s->spare) ? s->spare : NULL;
 	/* Pending output goes where it was going; it never moves to ordinary memory. */
 	if (f->_flags & IO_CURRENTLY_PUTTING && f->_IO_write_ptr > f->_IO_write_base)
 		fflush(f);
-	if (f->_IO_buf_base == s->buf && movable(f) &&
+	if (to && f->_IO_buf_base == s->buf && movable(f) &&
 	    !(f->_flags & IO_CURRENTLY_PUTTING && (f->_IO_write_ptr > f->_IO_write_base ||
-						   f->_IO_read_ptr < f->_IO_read_end)) &&
-	    next_malloc && (buf = next_malloc(size))) {
-		move_state(f, buf, false);
-		f->_flags &= ~IO_USER_BUF; /* glibc's to free, as one it allocated */
+						   f->_IO_read_ptr < f->_IO_read_end))) {
+		move_state(f, to, false);
+		s->plain = to;
+		s->plain_len = to == s->spare ? sizeof(s->spare) : s->plain_len;
 		sm_arena_own_free(s->buf, s->len);
 		s->buf = NULL;
 	}
