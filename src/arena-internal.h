@@ -358,6 +358,19 @@ static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsig
 		release_idle();
 }
 
+/* The standard streams' secret buffers (streams.c, through the hooks of arena.h):
+ * wanted at the first secret allocation and the first after an idle release,
+ * checked on the allocation slow paths and the medium-block fast path; given back
+ * at an idle release, before the chunks are unmapped (chunk.c). */
+extern bool streams_want;
+void streams_hold(void);
+void streams_give_back(void);
+#define STREAMS_CHECK() \
+	do { \
+		if (unlikely(LOAD(streams_want)) && !tc.dead) \
+			streams_hold(); \
+	} while (0)
+
 #pragma GCC visibility pop
 
 #endif

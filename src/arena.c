@@ -96,6 +96,7 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 		s->extent = size;
 		STORE(tc.nalloc, tc.nalloc + 1);
 		STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
+		STREAMS_CHECK();
 		return (void *)s->start;
 	}
 	s = large_pages(n, align, quiet);
@@ -118,7 +119,67 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 	publish_live();
 	if (tc.dead)
 		count_dead(1, 0);
+	STREAMS_CHECK();
 	return (void *)s->start;
+}
+
+/* ---- the shim's own pages (streams.c's buffers) ----
+ *
+ * Whole zeroed pages, not counted among the program's allocations: they neither
+ * show in the statistics nor keep the arena from going idle, where streams.c
+ * gives them back first (release_idle). */
+
+void *sm_arena_own_pages(size_t size)
+{
+	if (!ready || size > sm_arena_reserved)
+		return NULL;
+	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
+	struct span *s = large_pages(n, PAGE, true);
+	if (s)
+		s->extent = n * PAGE;
+	return s ? (void *)s->start : NULL;
+}
+
+void sm_arena_own_free(void *p, size_t size)
+{
+	struct span *s = span_at((uintptr_t)p);
+	size_t len = round_up(size ? size : 1, PAGE);
+	/* Only the pages faulted in: a stream's buffer is often never used, and
+	 * wiping it would fault it in (~25 us a page) at every idle release. */
+	const size_t kp = sm_pages_size();
+	unsigned char vec[64];
+	if (len / kp <= sizeof(vec) && sm_pages_resident(p, len, vec) == 0) {
+		for (size_t i = 0; i < len / kp; i++)
+			if (vec[i] & 1)
+				explicit_bzero((char *)p + i * kp, kp);
+	} else {
+		wipe_resident(p, len);
+	}
+	lock(&page_lock);
+	span_free(s, true);
+	unlock(&page_lock);
+}
+
+bool streams_want = true;
+static void (*hook_hold)(void), (*hook_give_back)(void);
+
+void sm_arena_streams_hooks(void (*hold)(void), void (*give_back)(void))
+{
+	hook_hold = hold;
+	hook_give_back = give_back;
+}
+
+__attribute__((noinline)) void streams_hold(void)
+{
+	if (!hook_hold || !__atomic_exchange_n(&streams_want, false, __ATOMIC_RELAXED))
+		return;
+	hook_hold();
+}
+
+void streams_give_back(void)
+{
+	if (hook_give_back)
+		hook_give_back();
 }
 
 static void *large_alloc(size_t size, size_t align)

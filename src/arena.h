@@ -64,6 +64,17 @@ void sm_arena_set_page_size(size_t size);
 void *sm_arena_malloc(size_t size);
 void *sm_arena_memalign(size_t align, size_t size);
 
+/* Whole zeroed pages of secret memory for the shim's own use (the standard
+ * streams' buffers): not among the program's allocations in the statistics, nor
+ * for the arena's idle release. NULL when there are none. sm_arena_own_free
+ * wipes and frees them (size as asked). */
+void *sm_arena_own_pages(size_t size);
+void sm_arena_own_free(void *p, size_t size);
+/* streams.c's: hold runs (no lock held) after the first secret allocation, and
+ * the first after an idle release; give_back when no secret block is live,
+ * before the chunks are unmapped. Set before sm_arena_init. */
+void sm_arena_streams_hooks(void (*hold)(void), void (*give_back)(void));
+
 /* p must be owned (sm_arena_owns). */
 void sm_arena_free(void *p);
 /* Grows or shrinks in place where possible, else moves within the arena (wiping the

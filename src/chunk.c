@@ -465,10 +465,17 @@ __attribute__((noinline)) void release_idle(void)
 		return;
 	}
 	STORE(released_at, now);
+	streams_give_back();
 	reclaim();
 	lock(&page_lock);
 	release_empty();
+	bool kept = LOAD(g_chunks) != 0;
 	unlock(&page_lock);
+	/* Chunks kept (blocks cached by other threads, a stream in use): the streams
+	 * go on holding secret buffers there, else at the next secret allocation. */
+	STORE(streams_want, true);
+	if (kept)
+		streams_hold();
 	errno = saved;
 }
 

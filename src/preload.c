@@ -43,6 +43,7 @@
 #include "ro.h"
 #include "route.h"
 #include "stats.h"
+#include "streams.h"
 
 #define SM_EXPORT __attribute__((visibility("default")))
 
@@ -272,6 +273,8 @@ static void routing_on(bool walks)
 		return;
 	pthread_mutex_lock(&routing_lock);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE) {
+		/* the standard streams' buffers are secret while secret memory is held */
+		sm_arena_streams_hooks(sm_streams_hold, sm_streams_give_back);
 		sm_arena_init();
 		set_special_ranges();
 		__atomic_store_n(&state, ST_ROUTE, __ATOMIC_RELEASE);

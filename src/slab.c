@@ -290,6 +290,7 @@ __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 		count_dead(1, 0);
 		publish_live();
 	}
+	STREAMS_CHECK();
 	return p;
 }
 

@@ -144,7 +144,7 @@ as_nobody() {
 		skip "$dir/libsecretmem-preload.so is installed without the set-user-ID bit"
 	fi
 	run --separate-stderr -0 as_nobody "$RUN" --setid-ok --print-env "$SETID_DIR/annotated"
-	assert_output "LD_PRELOAD=libsecretmem-preload.so"
+	assert_output "LD_PRELOAD=libsecretmem-preload.so"$'\nLD_BIND_NOW=1'
 	run --separate-stderr -0 as_nobody "$RUN" --setid-ok "$SETID_DIR/annotated"
 	assert_line --regexp '^annotated_malloc secret=1 '
 	assert_line active=1
@@ -161,7 +161,7 @@ as_nobody() {
 	[[ $stderr == *"(SECRETMEM_MODE)"* ]] || fail "stderr: $stderr"
 	# and a non-setid command under --setid-ok runs as usual, by path
 	run --separate-stderr -0 "$RUN" --setid-ok --print-env /bin/true
-	assert_output "LD_PRELOAD=$SHIM_REAL"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1'
 }
 
 @test "setid: the library in a secure-execution program with SECRETMEM_* set says the rules are ignored" {
@@ -189,6 +189,7 @@ as_nobody() {
 	run --separate-stderr -0 env SECRETMEM_SITES=load_key SECRETMEM_DEPTH=4 SECRETMEM_FOO=x \
 		"$RUN" --depth 2 --print-env
 	assert_output "LD_PRELOAD=$SHIM_REAL
+LD_BIND_NOW=1
 SECRETMEM_SITES=load_key
 SECRETMEM_DEPTH=2
 SECRETMEM_FOO=x"

@@ -86,6 +86,7 @@ smaps_secret_totals() {
 		--stats=/tmp/st.%p.json --log debug --print-env
 	assert_equal "$stderr" ""
 	assert_output "LD_PRELOAD=$SHIM_REAL
+LD_BIND_NOW=1
 SECRETMEM_MODE=uncached
 SECRETMEM_LIBS=libcrypto.so*
 SECRETMEM_SITES=load_key
@@ -113,13 +114,13 @@ SECRETMEM_LOG=debug"
 		else
 			run --separate-stderr -0 "$RUN" "$flag" "$value" --print-env
 		fi
-		[[ $output == "LD_PRELOAD=$SHIM_REAL"$'\n'"$var" ]] ||
+		[[ $output == "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1\n'"$var" ]] ||
 			fail "$spec: --print-env printed: $output"
 	done
 	run --separate-stderr -0 "$RUN" --stats --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL"$'\n'"SECRETMEM_STATS=1"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1\n'"SECRETMEM_STATS=1"
 	run --separate-stderr -0 "$RUN" --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1'
 }
 
 @test "secretmem-run: the command's real environment holds what --print-env says" {
@@ -132,7 +133,7 @@ SECRETMEM_LOG=debug"
 	run --separate-stderr -0 "$RUN" "${flags[@]}" env
 	assert_equal "$stderr" ""
 	local got
-	got=$(grep -E '^(LD_PRELOAD|SECRETMEM_[A-Z_]+)=' <<<"$output" | sort)
+	got=$(grep -E '^(LD_PRELOAD|LD_BIND_NOW|SECRETMEM_[A-Z_]+)=' <<<"$output" | sort)
 	assert_equal "$got" "$(sort <<<"$want")"
 	assert_line "SECRETMEM_LIBS=libnone*.so:*/libother.so"
 	assert_line "SECRETMEM_SITES=f1,lib*.so:f2"
@@ -147,7 +148,7 @@ SECRETMEM_LOG=debug"
 	local shown=$output
 	SECRETMEM_MODE=off run --separate-stderr -0 "$RUN" --site load_key env
 	local real
-	real=$(grep -E '^(LD_PRELOAD|SECRETMEM_[A-Z_]+)=' <<<"$output" | sort)
+	real=$(grep -E '^(LD_PRELOAD|LD_BIND_NOW|SECRETMEM_[A-Z_]+)=' <<<"$output" | sort)
 	[[ $real == "$(sort <<<"$shown")" ]] ||
 		fail "--print-env shows: $shown"$'\n'"the command gets: $real"
 }
@@ -169,7 +170,7 @@ SECRETMEM_LOG=debug"
 @test "secretmem-run: an existing LD_PRELOAD stays, after the shim" {
 	sm_need_jemalloc
 	LD_PRELOAD=$JEMALLOC run --separate-stderr -0 "$RUN" --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL $JEMALLOC"
+	assert_output "LD_PRELOAD=$SHIM_REAL $JEMALLOC"$'\nLD_BIND_NOW=1'
 	LD_PRELOAD=$JEMALLOC run --separate-stderr -0 "$RUN" --log error --site f sh -c \
 		'echo "LD_PRELOAD=$LD_PRELOAD"; cat /proc/$$/maps'
 	assert_equal "$stderr" ""
@@ -321,14 +322,14 @@ SECRETMEM_LOG=debug"
 @test "secretmem-run from the build tree finds the build tree's library from any directory" {
 	cd "$BATS_TEST_TMPDIR"
 	run --separate-stderr -0 "$RUN" --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1'
 	# through a relative path, and through PATH
 	cd "$abs_top_builddir/tests"
 	run --separate-stderr -0 ../tools/secretmem-run --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1'
 	cd /
 	PATH=$abs_top_builddir/tools:$PATH run --separate-stderr -0 secretmem-run --print-env
-	assert_output "LD_PRELOAD=$SHIM_REAL"
+	assert_output "LD_PRELOAD=$SHIM_REAL"$'\nLD_BIND_NOW=1'
 	# and it really runs the command with it
 	cd "$BATS_TEST_TMPDIR"
 	run --separate-stderr -0 "$RUN" "$RT_BIN/header_prog"
