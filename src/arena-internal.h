@@ -22,6 +22,7 @@
 #include "compiler.h"
 #include "log.h"
 #include "pages.h"
+#include "ro.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -37,7 +38,6 @@
  * page map is indexed by it; spans, slabs and chunks are counted in it. */
 #define PAGE_SHIFT_MIN 12
 #define PAGE_SHIFT_MAX 16
-extern unsigned page_shift;
 #define PAGE_SHIFT page_shift
 #define PAGE ((size_t)1 << page_shift)
 /* A free block's link is mangled with its own address shifted by this (glibc's
@@ -148,12 +148,32 @@ extern uint64_t g_mapped, g_touched, g_chunks, g_enomem;
 extern int64_t g_live, g_peak;
 extern uint64_t g_retired_allocs, g_retired_frees;
 
-/* slab.c */
-extern uint64_t blk_key, link_cookie;
-extern uint32_t class_size[NCLASS];
-extern uint32_t class_magic[NCLASS];   /* ceil(2^32 / size): exact division for slab offsets */
-extern uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
-extern uint8_t class_of[SMALL_MAX / 16 + 1];
+/* The arena's constants: set by init() and read-only after it (ro.h's pattern, in
+ * a section of their own, sealed at the end of the arena's init, which may run
+ * after the shim's seal). A stray or hostile write to the keys that check freed
+ * blocks and mangle free-list links, or to the class tables, faults. */
+struct arena_consts {
+	uint64_t blk_key, link_cookie;
+	unsigned page_shift;
+	uint32_t class_size[NCLASS];
+	uint32_t class_magic[NCLASS];  /* ceil(2^32 / size): exact division for slab offsets */
+	uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
+	uint8_t class_of[SMALL_MAX / 16 + 1];
+};
+union arena_ro {
+	struct arena_consts v;
+	unsigned char pages_[(sizeof(struct arena_consts) + SM_RO_PAGE - 1) / SM_RO_PAGE * SM_RO_PAGE];
+};
+extern union arena_ro arena_ro;        /* arena.c */
+#define blk_key arena_ro.v.blk_key
+#define link_cookie arena_ro.v.link_cookie
+#define page_shift arena_ro.v.page_shift
+#define class_size arena_ro.v.class_size
+#define class_magic arena_ro.v.class_magic
+#define class_pages arena_ro.v.class_pages
+#define class_slots arena_ro.v.class_slots
+#define class_cap arena_ro.v.class_cap
+#define class_of arena_ro.v.class_of
 extern struct central central[NCLASS];
 /* Thread caches. */
 extern pthread_mutex_t reg_lock;

@@ -60,7 +60,7 @@ uintptr_t sm_arena_span;
 uintptr_t sm_arena_reserved;
 
 bool ready;
-unsigned page_shift;
+union arena_ro arena_ro __attribute__((section("sm_ro_arena"), aligned(SM_RO_PAGE)));
 static size_t page_wanted;             /* sm_arena_set_page_size */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -547,6 +547,7 @@ static void init(void)
 
 	if (pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
 		sm_die("pthread_atfork failed: cannot protect secret memory across fork()");
+	sm_ro_seal_range(&arena_ro, sizeof(arena_ro), "the arena's keys and class tables are");
 	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
 }
 

@@ -17,18 +17,23 @@
 extern unsigned char __start_sm_ro[] __attribute__((visibility("hidden")));
 extern unsigned char __stop_sm_ro[] __attribute__((visibility("hidden")));
 
-bool sm_ro_seal(void)
+/* [p, p+len) read-only, whole pages; what says so in the debug log. */
+bool sm_ro_seal_range(void *p, size_t len, const char *what)
 {
-	size_t len = (size_t)(__stop_sm_ro - __start_sm_ro);
-	if (!len || ((uintptr_t)__start_sm_ro | len) % SM_RO_PAGE)
-		sm_die("the read-only section is not whole pages (%p, %zu bytes)", (void *)__start_sm_ro, len);
-	if (mprotect(__start_sm_ro, len, PROT_READ) != 0) {
+	if (!len || ((uintptr_t)p | len) % SM_RO_PAGE)
+		sm_die("the read-only section is not whole pages (%p, %zu bytes)", p, len);
+	if (mprotect(p, len, PROT_READ) != 0) {
 		/* strerror may allocate (translations); the name of the error never does. */
 		const char *e = strerrorname_np(errno);
 		sm_warn("cannot make its own state read-only (mprotect: %s); running on without that protection",
 			e ? e : "unexpected error");
 		return false;
 	}
-	sm_debug("its own state is read-only: %zu bytes at %p", len, (void *)__start_sm_ro);
+	sm_debug("%s read-only: %zu bytes at %p", what, len, p);
 	return true;
+}
+
+bool sm_ro_seal(void)
+{
+	return sm_ro_seal_range(__start_sm_ro, (size_t)(__stop_sm_ro - __start_sm_ro), "its own state is");
 }

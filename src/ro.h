@@ -15,6 +15,7 @@
 #define SM_RO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Everything declared here is internal to the library (direct, not GOT, access). */
 #pragma GCC visibility push(hidden)
@@ -36,6 +37,9 @@
 /* Makes the section read-only; once, at the end of start-up. Whether it is (false
  * with a warning when mprotect refuses: the shim runs on, unprotected). */
 bool sm_ro_seal(void);
+/* The same for one object of its own section (the arena's constants, sealed when
+ * the arena's init ends): whole pages. */
+bool sm_ro_seal_range(void *p, size_t len, const char *what);
 
 #pragma GCC visibility pop
 

@@ -13,11 +13,6 @@
 #include <errno.h>
 #include <string.h>
 
-uint64_t blk_key, link_cookie;
-uint32_t class_size[NCLASS];
-uint32_t class_magic[NCLASS];
-uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
-uint8_t class_of[SMALL_MAX / 16 + 1];
 struct central central[NCLASS];
 
 pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# The shim's own state (the next allocator's functions, the options) is read-only
-# once start-up is over (src/ro.h): a write to it through the shim's addresses
-# faults, and its pages show r-- in /proc/PID/maps. The control writes a variable of
+# The shim's own state (the next allocator's functions, the options, the arena's
+# keys and class tables) is read-only once start-up is over (src/ro.h): a write to
+# it through the shim's addresses faults, and its pages show r-- in /proc/PID/maps. The control writes a variable of
 # the shim that stays writable, to show the probe can write.
 
 load helpers
@@ -40,6 +40,16 @@ probe_all() {
 
 @test "read-only with SECRETMEM_MODE=off too" {
 	probe_all SECRETMEM_MODE=off
+}
+
+@test "the arena's keys and class tables are read-only once the arena is up (rules set); the control stays writable" {
+	local ro ctl
+	ro=$(sym arena_ro)
+	ctl=$(sym sm_route_tag)
+	[[ -n $ro && -n $ctl ]] || fail "symbols not found in $SHIM: '$ro' '$ctl'"
+	run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS='*' "$PROBE" "$ro" "$ctl"
+	assert_line "$ro r--p SIGSEGV"
+	assert_line "$ctl rw-p written"
 }
 
 @test "SECRETMEM_LOG=debug says how much is read-only" {
