@@ -43,6 +43,7 @@ struct sm_options {
 	const char *stats_path;     /* SM_STATS_FILE: the pattern, %p not expanded */
 	bool stats_if_secret;       /* report only after a secret allocation */
 	int log_level;
+	const char *audit_dir;       /* SECRETMEM_AUDIT: secretmem-audit's directory */
 };
 
 extern struct sm_options sm_opt;
