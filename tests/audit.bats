@@ -199,3 +199,119 @@ print("ok")'
 	run --separate-stderr -127 "$AUDIT" --hex "$KEYHEX" -- /nonexistent/prog
 	[[ $stderr == *'secretmem-audit: cannot run /nonexistent/prog: No such file or directory'* ]] || fail "$stderr"
 }
+
+# ---- real programs: the tool must find, on its own, a rule that verifies ----
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+make_keys() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=localhost \
+		-days 1 2>/dev/null
+}
+
+# drive N: waits until the server on $PORT answers (the audited command started
+# under the tool), completes TLS handshakes, then has the tool scan (SIGUSR2) and
+# stop the command (SIGTERM); N: how many "on SIGUSR2" lines the tool has printed
+# once this scan is done.
+drive() {
+	local n=$1 i
+	for ((i = 0; i < 600; i++)); do
+		timeout 5 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 && break
+		kill -0 "$AUDIT_PID" 2>/dev/null || fail "the tool ended early: $(cat out.txt err.txt)"
+		sleep 0.1
+	done
+	for i in 1 2; do
+		timeout 10 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 ||
+			fail "handshake $i failed"
+	done
+	kill -USR2 "$AUDIT_PID"
+	for ((i = 0; i < 600; i++)); do
+		(($(grep -c 'on SIGUSR2' err.txt) >= n)) && break
+		sleep 0.1
+	done
+	(($(grep -c 'on SIGUSR2' err.txt) >= n)) || fail "no scan on SIGUSR2: $(cat err.txt)"
+	kill -TERM "$AUDIT_PID"
+}
+
+# audit_server: runs the tool with --verify on the server command in "$@", drives
+# the audited run and the verify run; then $output is the report.
+audit_server() {
+	"$AUDIT" --key key.pem --verify -- "$@" >out.txt 2>err.txt 3>&- &
+	AUDIT_PID=$!
+	drive 1
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q 'verifying: running' err.txt && break
+		kill -0 "$AUDIT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q 'verifying: running' err.txt || fail "no verify run: $(cat out.txt err.txt)"
+	drive 2
+	local st=0
+	wait "$AUDIT_PID" || st=$?
+	AUDIT_PID=
+	output=$(cat out.txt)
+	mapfile -t lines <out.txt
+	((st == 0)) || fail "secretmem-audit exited $st: $(cat out.txt err.txt)"
+}
+
+@test "audit: openssl s_server (RSA): the rule found is --lib 'libcrypto.so*', and it verifies" {
+	make_keys
+	PORT=$(free_port)
+	audit_server openssl s_server -quiet -accept "127.0.0.1:$PORT" -key key.pem -cert cert.pem -www
+	# the control: the audited run found the primes in ordinary blocks of libcrypto
+	assert_line --regexp '^  holds: p, little-endian'
+	assert_line --regexp '^  holds: q, little-endian'
+	assert_line --regexp '^    CRYPTO_zalloc\+0x[0-9a-f]+ \(.*/libcrypto\.so\.3\)  <- call site$'
+	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\); [1-9][0-9]* bytes of secret memory'
+	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libcrypto.so*' --"
+}
+
+@test "audit: stunnel4 (its own OpenSSL memory functions): the rule found verifies" {
+	command -v stunnel4 >/dev/null || fail "stunnel4 is not installed"
+	make_keys
+	PORT=$(free_port)
+	cat >st.conf <<CONF
+foreground = yes
+pid =
+[t]
+accept = 127.0.0.1:$PORT
+connect = 127.0.0.1:9
+cert = $PWD/cert.pem
+key = $PWD/key.pem
+CONF
+	audit_server stunnel4 st.conf
+	# the copies' blocks come from stunnel's allocator functions, called by libcrypto
+	assert_line --regexp '^    0x[0-9a-f]+ \(/usr/bin/stunnel4\)  <- call site$'
+	assert_line --regexp '^    CRYPTO_zalloc\+0x[0-9a-f]+ \(.*/libcrypto\.so\.3\)$'
+	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\)'
+	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libcrypto.so*' --depth 1 --"
+}
+
+@test "audit: wget (GnuTLS) client key: the rule found verifies" {
+	command -v wget >/dev/null || fail "wget is not installed"
+	make_keys
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout client.pem -out client.crt -subj /CN=client \
+		-days 1 2>/dev/null
+	PORT=$(free_port)
+	openssl s_server -quiet -accept "127.0.0.1:$PORT" -key key.pem -cert cert.pem -www \
+		-Verify 1 -CAfile client.crt >/dev/null 2>&1 </dev/null 3>&- &
+	AUDIT_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		timeout 5 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	run --separate-stderr -0 "$AUDIT" --key client.pem --verify -- wget -q -O got.html \
+		--no-check-certificate --certificate=client.crt --private-key=client.pem \
+		"https://127.0.0.1:$PORT/"
+	grep -q 's_server' got.html || fail "wget did not fetch the page"
+	# the control: GnuTLS, nettle/GMP and libtasn1 copies in ordinary blocks
+	assert_line --regexp '^copy [0-9]+: process [0-9]+ \(wget\), live block'
+	assert_line --regexp '^    0x[0-9a-f]+ \(.*/libtasn1\.so\.6[.0-9]*\)  <- call site$'
+	assert_line --regexp '^    gnutls_x509_privkey_import2\+0x[0-9a-f]+ \(.*/libgnutls\.so\.30[.0-9]*\)$'
+	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\)'
+	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libgmp.so*' --lib 'libgnutls.so*' --depth 2 --"
+}
