@@ -140,6 +140,17 @@ PY
 	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libaudit_key.so*' --"
 }
 
+@test "audit: a program started by a shell (fork and exec) is audited and verified" {
+	run --separate-stderr -0 "$AUDIT" --hex "$KEYHEX" --verify -- sh -c "'$BIN/gcc/audit_probe' '$KEY'; echo shell-done"
+	assert_line 'shell-done'
+	assert_line --regexp '^copy 1: process [0-9]+ \(audit_probe\), live block 0x[0-9a-f]+, 64 bytes'
+	refute_line --regexp '^copy 2:'
+	# dash leaves with _exit (no exit handshake): the probe is what was scanned
+	assert_line --regexp '^secretmem-audit: sh: exit status 0; scanned 1 process\(es\): [0-9]+ \(audit_probe\)$'
+	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\)'
+	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libaudit_key.so*' --"
+}
+
 @test "audit: a stdio buffer holding the key file is attributed to fread's caller" {
 	run --separate-stderr -0 "$AUDIT" --hex "$KEYHEX" --verify -- "$BIN/gcc/audit_probe" "$KEY" stdio
 	assert_line --regexp '^copy [12]: process [0-9]+ \(audit_probe\), stdio buffer 0x[0-9a-f]+, 4096 bytes'
@@ -178,7 +189,8 @@ c = r["copies"]
 assert len(c) == 1, c
 assert c[0]["when"] == ["on SIGUSR2"], c
 assert c[0]["call_site"].startswith("akey_load+"), c
-assert r["rule"] == {"libs": ["libaudit_key.so*"], "sites": [], "wrappers": [], "depth": 0, "secret_allocations": 1}, r["rule"]
+assert r["rule"] == {"libs": ["libaudit_key.so*"], "sites": [], "wrappers": [], "depth": 0}, r["rule"]
+assert r["secret_allocations"] == 1, r
 assert r["unreachable"] == [], r
 print("ok")'
 }
@@ -222,9 +234,10 @@ drive() {
 		kill -0 "$AUDIT_PID" 2>/dev/null || fail "the tool ended early: $(cat out.txt err.txt)"
 		sleep 0.1
 	done
+	# more handshakes (stunnel closes each one at once: its backend is not there,
+	# which s_client may report as a failure)
 	for i in 1 2; do
-		timeout 10 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 ||
-			fail "handshake $i failed"
+		timeout 10 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 || true
 	done
 	kill -USR2 "$AUDIT_PID"
 	for ((i = 0; i < 600; i++)); do
@@ -314,4 +327,35 @@ CONF
 	assert_line --regexp '^    gnutls_x509_privkey_import2\+0x[0-9a-f]+ \(.*/libgnutls\.so\.30[.0-9]*\)$'
 	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\)'
 	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libgmp.so*' --lib 'libgnutls.so*' --depth 2 --"
+}
+
+@test "audit: ssh-agent's shielded keys: no plaintext copy, so no rule (what the tool cannot see)" {
+	# OpenSSH shields a loaded key: encrypted in memory with a key derived from a
+	# 16 KiB prekey, both ordinary allocations of ssh-agent; the plaintext exists
+	# only while it signs, and OpenSSH wipes it. The tool looks for the key's own
+	# bytes, so it finds none and proposes nothing: secretmem-audit(1) says so.
+	command -v ssh-agent >/dev/null || fail "openssh-client is not installed"
+	ssh-keygen -q -t ed25519 -N '' -C audit -f id_test
+	cp "$(command -v ssh-agent)" ./agent # without its set-group-ID bit
+	"$AUDIT" --key id_test -- ./agent -D -a "$PWD/agent.sock" >out.txt 2>err.txt 3>&- &
+	AUDIT_PID=$!
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[[ -S agent.sock ]] && break
+		sleep 0.1
+	done
+	SSH_AUTH_SOCK=$PWD/agent.sock run -0 ssh-add id_test
+	SSH_AUTH_SOCK=$PWD/agent.sock run -0 ssh-add -T id_test.pub
+	kill -USR2 "$AUDIT_PID"
+	for ((i = 0; i < 300; i++)); do
+		grep -q 'on SIGUSR2' err.txt && break
+		sleep 0.1
+	done
+	kill -TERM "$AUDIT_PID"
+	wait "$AUDIT_PID"
+	AUDIT_PID=
+	run cat out.txt
+	assert_line --regexp '^secretmem-audit: \./agent: exit status [-0-9]+; scanned 1 process\(es\)'
+	assert_line 'no copy of the key found'
+	assert_equal "${lines[-1]}" 'rule: secretmem-run --'
 }
