@@ -144,6 +144,17 @@ static const char *parse_stats_if(const char *v, struct sm_options *o)
 	return NULL;
 }
 
+/* An absolute directory short enough for DIR/exit.sock to fit a socket address. */
+static const char *parse_audit(const char *v, struct sm_options *o)
+{
+	if (v[0] != '/' || strlen(v) > 90)
+		return "expected an absolute directory path of at most 90 characters (secretmem-audit sets it)";
+	o->audit_dir = sm_meta_strndup(v, strlen(v));
+	if (!o->audit_dir)
+		return "out of memory";
+	return NULL;
+}
+
 static bool is_sep(char c, const char *seps)
 {
 	return strchr(seps, c) != NULL && c != '\0';
@@ -396,6 +407,8 @@ static const struct row table[] = {
 	    "which processes report: all, or those that made a secret allocation" }, parse_stats_if },
 	{ { "SECRETMEM_LOG", "error, warn, info, debug", "warn",
 	    "how much the library says on stderr" }, parse_log },
+	{ { "SECRETMEM_AUDIT", "DIR", "unset",
+	    "secretmem-audit's log directory: record every allocation, make nothing secret" }, parse_audit },
 };
 
 #define NROWS (sizeof(table) / sizeof(table[0]))
@@ -471,7 +484,9 @@ static void describe(const struct sm_options *o, char *buf, size_t size)
 	n += sm_format(buf + n, size - n, " SECRETMEM_STATS=%s SECRETMEM_STATS_IF=%s",
 		       o->stats == SM_STATS_OFF ? "off" : o->stats == SM_STATS_STDERR ? "stderr" : o->stats_path,
 		       o->stats_if_secret ? "secret" : "always");
-	sm_format(buf + n, size - n, " SECRETMEM_LOG=%s", levels[o->log_level]);
+	n += sm_format(buf + n, size - n, " SECRETMEM_LOG=%s", levels[o->log_level]);
+	if (o->audit_dir)
+		sm_format(buf + n, size - n, " SECRETMEM_AUDIT=%s", o->audit_dir);
 }
 
 /* In secure-execution mode (set-user-ID, set-group-ID, file capabilities) no

@@ -55,6 +55,7 @@ struct sm_options {
 	const char *stats_path;     /* SM_STATS_FILE: the pattern, %p not expanded */
 	bool stats_if_secret;       /* report only after a secret allocation */
 	int log_level;
+	const char *audit_dir;       /* SECRETMEM_AUDIT: secretmem-audit's directory */
 };
 
 /* The options in effect, in the read-only section (ro.h) once start-up is over. */

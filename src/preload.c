@@ -32,6 +32,7 @@
 #include <malloc.h>
 
 #include "arena.h"
+#include "audit.h"
 #include "compiler.h"
 #include "elfsym.h"
 #include "guard.h"
@@ -64,7 +65,9 @@ SM_EXPORT int secretmem_impl_is_secret(const void *p);
 SM_EXPORT int secretmem_impl_active(void);
 SM_EXPORT void secretmem_impl_annotated(void);
 
-enum state { ST_UNINIT, ST_INIT, ST_PASS, ST_ROUTE };
+/* ST_AUDIT (SECRETMEM_AUDIT): nothing is secret, every call takes the slow path
+ * and is recorded (audit.c). */
+enum state { ST_UNINIT, ST_INIT, ST_PASS, ST_ROUTE, ST_AUDIT };
 
 /* Read on every call: ST_PASS is the fast path. */
 static int state = ST_UNINIT;
@@ -72,6 +75,12 @@ static int state = ST_UNINIT;
 static inline bool pass(void)
 {
 	return __atomic_load_n(&state, __ATOMIC_RELAXED) == ST_PASS;
+}
+
+/* Only ever asked on slow paths. */
+static inline bool auditing(void)
+{
+	return __atomic_load_n(&state, __ATOMIC_RELAXED) == ST_AUDIT;
 }
 
 /* free() and realloc() look closer only at pointers in [special_lo, +special_span):
@@ -263,6 +272,8 @@ static pthread_mutex_t routing_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void routing_on(bool walks)
 {
+	if (auditing())
+		return; /* an audit records what the program does with no rule */
 	check_first();
 	if (walks) {
 		in_shim++;
@@ -300,13 +311,21 @@ static void init(void)
 	sm_stats_init();
 	resolve_next();
 	probe_malloc_owner();
-	bool route = sm_opt.mode != SM_MODE_OFF && sm_route_init();
+	/* Auditing: no rule is resolved, every free() looks closer (it is recorded). */
+	bool audit = sm_opt.audit_dir && !sm_options_have_rules(&sm_opt) &&
+		     sm_audit_init(sm_opt.audit_dir);
+	if (sm_opt.audit_dir && !audit)
+		sm_audit_exit_only(sm_opt.audit_dir);
+	bool route = !audit && sm_opt.mode != SM_MODE_OFF && sm_route_init();
 	if (sm_opt.mode != SM_MODE_OFF &&
 	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
 		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
 	in_shim = 0;
 	sm_ro_seal();
-	if (route) {
+	if (audit) {
+		set_special(0, UINTPTR_MAX);
+		__atomic_store_n(&state, ST_AUDIT, __ATOMIC_RELEASE);
+	} else if (route) {
 		routing_on(true);
 	} else {
 		/* A scope begun meanwhile by another thread may have started routing
@@ -412,6 +431,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, void *ra)
 {
 	if (starting()) /* our own start-up: the next allocator once it is known */
 		return next.malloc ? next.malloc(size) : boot_alloc(16, size);
+	if (unlikely(auditing()))
+		return sm_audit_alloc(next.malloc(size), size, ra);
 	if (secret(ra))
 		return secret_malloc(size, ra);
 	return next.malloc(size);
@@ -456,8 +477,11 @@ static __attribute__((noinline)) void free_special(void *p)
 	else if (sm_arena_reserved && (uintptr_t)p - sm_arena_base < sm_arena_reserved)
 		/* In the reservation above every chunk so far: no block ever was there. */
 		sm_abort("free(): invalid pointer %p (not a secret block)", p);
-	else if (!is_boot(p) && next.free)
+	else if (!is_boot(p) && next.free) {
+		if (unlikely(auditing()))
+			sm_audit_free(p, next.malloc_usable_size(p));
 		next.free(p);
+	}
 }
 
 SM_EXPORT void free(void *p)
@@ -479,6 +503,8 @@ static __attribute__((noinline)) void *calloc_slow(size_t n, size_t size, void *
 	}
 	if (starting())
 		return next.calloc ? next.calloc(n, size) : boot_alloc(16, total);
+	if (unlikely(auditing()))
+		return sm_audit_alloc(next.calloc(n, size), total, ra);
 	if (secret(ra))
 		return secret_malloc(total, ra); /* fresh secret blocks are zero */
 	return next.calloc(n, size);
@@ -532,6 +558,20 @@ static void *realloc_impl(void *p, size_t size, void *ra)
 	}
 	if (starting()) /* only the loader's own reallocs during start-up get here */
 		return next.realloc(p, size);
+	if (unlikely(auditing())) {
+		/* A move as malloc, copy and free, so that the old block is looked at
+		 * and wiped like any freed block (glibc's realloc would leave it as it
+		 * was, with no owner on record). */
+		size_t old = next.malloc_usable_size(p);
+		void *q = size ? next.malloc(size) : NULL;
+		if (!q && size)
+			return NULL; /* p is still there */
+		if (q)
+			memcpy(q, p, old < size ? old : size);
+		sm_audit_free(p, old);
+		next.free(p);
+		return sm_audit_alloc(q, size, ra);
+	}
 	if (size && secret(ra))
 		return move_to_secret(p, size, ra);
 	return next.realloc(p, size);
@@ -587,9 +627,14 @@ SM_EXPORT int posix_memalign(void **pp, size_t align, size_t size)
 		return EINVAL;
 	bool handled;
 	int saved = errno;
-	void *p = aligned_impl(align, size, __builtin_return_address(0), &handled);
-	if (!handled)
-		return next.posix_memalign(pp, align, size);
+	void *ra = __builtin_return_address(0);
+	void *p = aligned_impl(align, size, ra, &handled);
+	if (!handled) {
+		int e = next.posix_memalign(pp, align, size);
+		if (unlikely(auditing()) && !e)
+			sm_audit_alloc(*pp, size, ra);
+		return e;
+	}
 	if (!p)
 		return ENOMEM;
 	errno = saved;
@@ -626,7 +671,10 @@ static void *memalign_impl(size_t align, size_t size, void *ra)
 	}
 	bool handled;
 	void *p = aligned_impl(a, size, ra, &handled);
-	return handled ? p : memalign_next(align, size);
+	if (handled)
+		return p;
+	p = memalign_next(align, size);
+	return unlikely(auditing()) ? sm_audit_alloc(p, size, ra) : p;
 }
 
 SM_EXPORT void *aligned_alloc(size_t align, size_t size)
@@ -679,7 +727,7 @@ SM_EXPORT size_t malloc_usable_size(void *p)
 
 SM_EXPORT void free_sized(void *p, size_t size)
 {
-	if (sm_arena_owns(p) || is_boot(p) || !next.free_sized)
+	if (sm_arena_owns(p) || is_boot(p) || !next.free_sized || auditing())
 		free(p);
 	else
 		next.free_sized(p, size);
@@ -687,7 +735,7 @@ SM_EXPORT void free_sized(void *p, size_t size)
 
 SM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
-	if (sm_arena_owns(p) || is_boot(p) || !next.free_aligned_sized)
+	if (sm_arena_owns(p) || is_boot(p) || !next.free_aligned_sized || auditing())
 		free(p);
 	else
 		next.free_aligned_sized(p, align, size);

@@ -38,6 +38,7 @@ setup_file() {
 	# The commands by their bare names, as the documentation uses them.
 	mkdir -p "$DOC/path"
 	ln -s "$abs_top_builddir/tools/secretmem-run" "$DOC/path/secretmem-run"
+	ln -s "$abs_top_builddir/tools/secretmem-audit" "$DOC/path/secretmem-audit"
 	ln -s "$abs_top_builddir/tools/secretmem-inspect" "$DOC/path/secretmem-inspect"
 	python3 "$RT_SRC/run-examples.py" "$abs_top_srcdir" "$BATS_FILE_TMPDIR/examples" >/dev/null
 }
@@ -333,6 +334,7 @@ example_check() {
 		"secretmem-inspect --find \"\$(xxd -p prime.bin | tr -d '\\n')\" 4242")
 		echo ex_find ;;
 	"secretmem-inspect 4242" | "secretmem-inspect PID # its secret mappings") echo ex_inspect ;;
+	"secretmem-audit "*) echo ex_audit ;;
 	*"secretmem-run "*" --print-env") echo ex_print_env ;;
 	"SECRETMEM_SITES=load_key,libkeys.so:unwrap LD_PRELOAD=... ./agent") echo ex_agent ;;
 	"SECRETMEM_SITES=load_private_key SECRETMEM_DEPTH=4 LD_PRELOAD=... ./server") echo ex_server_depth ;;
@@ -352,6 +354,18 @@ ex_systemd() {
 }
 
 # Each ex_* WHERE TEXT WANT runs one example and checks what it did, with a control.
+
+# secretmem-audit on s_server (a free port for 4433): the audited run is the
+# control (copies in ordinary memory), the verify run the check.
+ex_audit() {
+	local port
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	ex "${2//127.0.0.1:4433/127.0.0.1:$port}"
+	assert_success
+	assert_line --regexp '^copy 1: process [0-9]+ \(openssl\), live block '
+	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\)'
+	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libcrypto.so*' --"
+}
 
 ex_c_program() {
 	printf '%s' "$2" >"$BATS_TEST_TMPDIR/ex.c"

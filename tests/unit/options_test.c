@@ -141,6 +141,8 @@ static void test_stats(void)
 	ok(!e && o.stats_if_secret, "SECRETMEM_STATS_IF=secret: only processes with secrets report");
 	e = sm_option_parse("SECRETMEM_STATS_IF", "always", &o);
 	ok(!e && !o.stats_if_secret, "SECRETMEM_STATS_IF=always: every process reports");
+	e = parse("SECRETMEM_AUDIT", "/tmp/smaudit.x1", &o);
+	ok(!e && streq(o.audit_dir, "/tmp/smaudit.x1"), "SECRETMEM_AUDIT=/tmp/smaudit.x1 is the directory");
 }
 
 static void test_libs(void)
@@ -217,6 +219,9 @@ static const struct bad bads[] = {
 	{ "SECRETMEM_FORK", "" }, { "SECRETMEM_MAX", "" }, { "SECRETMEM_STATS", "" },
 	{ "SECRETMEM_STATS_IF", "" }, { "SECRETMEM_STATS_IF", "Secret" },
 	{ "SECRETMEM_STATS_IF", "held" }, { "SECRETMEM_LOG", "" },
+	/* SECRETMEM_AUDIT: absolute, and short enough for DIR/exit.sock */
+	{ "SECRETMEM_AUDIT", "" }, { "SECRETMEM_AUDIT", "relative/dir" },
+	{ "SECRETMEM_AUDIT", "/a-directory-name-far-too-long-for-a-unix-socket-address-with-exit.sock-after-it-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" },
 	/* words: exact and lowercase */
 	{ "SECRETMEM_MODE", "Exclusive" }, { "SECRETMEM_MODE", "OFF" }, { "SECRETMEM_MODE", "off " },
 	{ "SECRETMEM_MODE", " off" }, { "SECRETMEM_MODE", "of" }, { "SECRETMEM_MODE", "offf" },
@@ -319,12 +324,12 @@ static void test_doc(void)
 	static const char *const names[] = {
 		"SECRETMEM_MODE", "SECRETMEM_LIBS", "SECRETMEM_SITES", "SECRETMEM_WRAPPERS",
 		"SECRETMEM_DEPTH", "SECRETMEM_FALLBACK", "SECRETMEM_FORK", "SECRETMEM_MAX",
-		"SECRETMEM_STATS", "SECRETMEM_STATS_IF", "SECRETMEM_LOG",
+		"SECRETMEM_STATS", "SECRETMEM_STATS_IF", "SECRETMEM_LOG", "SECRETMEM_AUDIT",
 	};
 	/* The defaults column of docs/contract.md. */
 	static const char *const defaults[] = {
 		"exclusive", "none", "none", "none", "0", "none", "copy", "RLIMIT_MEMLOCK", "unset",
-		"always", "warn",
+		"always", "warn", "unset",
 	};
 	size_t n = 0;
 	while (sm_option_doc(n))
