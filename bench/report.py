@@ -375,6 +375,13 @@ def write_md(r, out):
       "run. Raw output: `raw.log`; every figure: `results.json`; plot: `results.png`."
       % (" --quick" if r.get("quick") else "", mc["date"], r["rounds"], r["seconds"]))
     m()
+    ms = r.get("measured")
+    if ms and len(set(ms.values())) > 1:
+        m("Sections measured at different times (partial runs, `--only`): " +
+          ", ".join("%s %s" % kv for kv in sorted(ms.items(), key=lambda x: x[1])) +
+          "; sections not listed come from an earlier full run; ratios compare figures of one "
+          "section only.")
+        m()
     m.table(["machine", ""], [
         ["CPU", "%s, %s CPUs (%s)" % (mc["cpu"], mc["cpus"], mc["virt"] or "bare metal?")],
         ["kernel", mc["kernel"]], ["C library", mc["glibc"]], ["OS", mc["os"]],
@@ -382,7 +389,8 @@ def write_md(r, out):
         ["jemalloc / mimalloc / tcmalloc", "%s / %s / %s" % (mc["jemalloc"], mc.get("mimalloc", "?"),
                                                              mc.get("tcmalloc", "?"))],
         ["Python / valgrind", "%s / %s" % (mc["python"], mc["valgrind"])],
-        ["source", "`git describe`: %s" % mc["commit"]]])
+        ["source", "`git describe`: %s" % mc["commit"]]] +
+        ([["shim measured", r["shim"]]] if r.get("shim") else []))
     m("Load average (1 min) before / after the run: %s / %s. Another busy process on the "
       "machine shows first in the 2-thread figures (both threads no longer run at once); "
       "rerun on a quiet machine if they are above about 0.3." % (r.get("load_before", "?"),
@@ -434,8 +442,9 @@ def write_md(r, out):
     if a and "small" in a:
         m("## Secret allocations against the alternatives")
         m()
-        m("`bench/alloc_bench`, ns per free+allocate step per thread (2 threads: each thread its own "
-          "slots, both at once) and the 2-thread throughput over the 1-thread throughput. "
+        m("`bench/alloc_bench`, ns per free+allocate step per thread in the thread's own CPU time "
+          "(2 threads: each thread its own slots, both at once) and the 2-thread wall-clock "
+          "throughput over the 1-thread throughput. "
           "*secret*: through the preload, `SECRETMEM_LIBS=alloc_bench` (what a user pays, the "
           "cached decision); *secret (scope)*: the same loop inside `secretmem_scope_begin/end`. "
           "libsodium runs 50-200x fewer steps.")
