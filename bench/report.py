@@ -74,10 +74,14 @@ def targets(r):
                     "the per-thread cache took a lock or bounced a shared cache line (see "
                     "callgrind-secret.txt); on a 2-vCPU VM the host's scheduling also shows"))
         for t, goal in ((1, 3), (2, 10)):
-            x = s["openssl"][t]["ns"] / s["secret"][t]["ns"]
+            # at 2 threads in wall time: OpenSSL's threads sleep on its lock, which CPU
+            # time does not show
+            k = "wall" if t == 2 and "wall" in s["secret"][t] else "ns"
+            x = s["openssl"][t][k] / s["secret"][t][k]
             out.append(("at least %dx faster than OpenSSL's secure heap, %d thread%s" % (
-                goal, t, "s" if t > 1 else ""), "%.1fx (%s vs %s ns a pair)" % (
-                x, ns(s["openssl"][t]["ns"]), ns(s["secret"][t]["ns"])), x >= goal,
+                goal, t, "s" if t > 1 else ""), "%.1fx (%s vs %s ns a pair%s)" % (
+                x, ns(s["openssl"][t][k]), ns(s["secret"][t][k]), ", wall" if k == "wall" else ""),
+                x >= goal,
                 "%.0f%% short" % ((1 - x / goal) * 100),
                 "OpenSSL's secure heap is a buddy allocator behind one global lock; at 1 thread "
                 "its lock is uncontended and cheap"))
@@ -443,8 +447,9 @@ def write_md(r, out):
         m("## Secret allocations against the alternatives")
         m()
         m("`bench/alloc_bench`, ns per free+allocate step per thread in the thread's own CPU time "
-          "(2 threads: each thread its own slots, both at once) and the 2-thread wall-clock "
-          "throughput over the 1-thread throughput. "
+          "(2 threads: each thread its own slots, both at once; time a thread sleeps on a lock is "
+          "not CPU time, so the 2-thread figures are read with the scaling) and the 2-thread "
+          "wall-clock throughput over the 1-thread throughput. "
           "*secret*: through the preload, `SECRETMEM_LIBS=alloc_bench` (what a user pays, the "
           "cached decision); *secret (scope)*: the same loop inside `secretmem_scope_begin/end`. "
           "libsodium runs 50-200x fewer steps.")

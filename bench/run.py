@@ -203,7 +203,8 @@ def bench_arena(a):
                     raise RuntimeError("alloc_bench under the shim did not allocate secret memory")
                 # ns: the thread's own CPU time a step (other load does not inflate it);
                 # scaling: wall-clock throughput
-                return float(d.get("cpu_ns_per_step", d["ns_per_step"])), float(d["msteps_per_s"])
+                return (float(d.get("cpu_ns_per_step", d["ns_per_step"])), float(d["msteps_per_s"]),
+                        float(d["ns_per_step"]))
             rounds = max(1, a.rounds)
             raw = rounds_of([(n, (ar, e)) for n, ar, e in allocs], one, rounds)
             for n in raw:
@@ -211,7 +212,8 @@ def bench_arena(a):
                 if not vals:
                     continue
                 res.setdefault(w, {}).setdefault(n, {})[t] = {
-                    "ns": med([v[0] for v in vals]), "mps": med([v[1] for v in vals])}
+                    "ns": med([v[0] for v in vals]), "mps": med([v[1] for v in vals]),
+                    "wall": med([v[2] for v in vals])}
             say("  %-6s %d thread(s): " % (w, t) + ", ".join(
                 "%s %.1f ns" % (n, res[w][n][t]["ns"]) for n in res[w] if t in res[w][n]))
     # The arena alone (linked directly, no preload), for what the preload adds.
