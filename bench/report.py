@@ -41,6 +41,17 @@ class Md:
         self()
 
 
+def arena_scaling(a, w, n):
+    """alloc_bench 2-thread scaling: (wall-clock throughput 2T/1T, per-thread CPU time
+    2 x cpu1/cpu2 or None for runs before CPU time was measured, whether the wall figure
+    can be trusted: the 1-thread run had a CPU to itself)."""
+    x1, x2 = a[w][n][1], a[w][n][2]
+    wall = x2["mps"] / x1["mps"]
+    if "wall" not in x1:
+        return wall, None, True
+    return wall, 2 * x1["ns"] / x2["ns"], x1["wall"] / x1["ns"] < 1.15
+
+
 def targets(r):
     """[(target, measured, met, shortfall, why)]"""
     out = []
@@ -68,9 +79,12 @@ def targets(r):
                     "block, a contract"
                     % (d.get("ns1", 0) / d.get("glibc_ns1", 1),
                        s["secret"][1]["ns"] - d.get("ns1", 0) * s["glibc"][1]["ns"] / d.get("glibc_ns1", 1))))
-        sc = s["secret"][2]["mps"] / s["secret"][1]["mps"]
-        out.append(("secret small pair scales at least 1.8x at 2 threads", "%.2fx" % sc, sc >= 1.8,
-                    "%.0f%% short" % ((1 - sc / 1.8) * 100),
+        sc_wall, sc_cpu, trusted = arena_scaling(a, "small", "secret")
+        sc = sc_wall if sc_cpu is None else min(sc_wall, sc_cpu) if trusted else sc_cpu
+        out.append(("secret small pair scales at least 1.8x at 2 threads",
+                    "%.2fx" % sc + ("" if sc_cpu is None else " (CPU %.2fx, wall %.2fx%s)" % (
+                        sc_cpu, sc_wall, "" if trusted else ", wall not trusted: load")),
+                    sc >= 1.8, "%.0f%% short" % ((1 - sc / 1.8) * 100),
                     "the per-thread cache took a lock or bounced a shared cache line (see "
                     "callgrind-secret.txt); on a 2-vCPU VM the host's scheduling also shows"))
         for t, goal in ((1, 3), (2, 10)):
@@ -84,7 +98,10 @@ def targets(r):
                 x >= goal,
                 "%.0f%% short" % ((1 - x / goal) * 100),
                 "OpenSSL's secure heap is a buddy allocator behind one global lock; at 1 thread "
-                "its lock is uncontended and cheap"))
+                "its lock is uncontended and cheap" + (
+                    "" if t == 1 or arena_scaling(a, "small", "secret")[2] else
+                    "; at 2 threads this run's wall times are not trusted: the 1-thread runs had no "
+                    "CPU to themselves (load), so neither had the lock's holder")))
     t = r.get("tls")
     if t and "new" in t:
         x = t["new"]["ratio"]
@@ -469,12 +486,14 @@ def write_md(r, out):
                 if n not in a[w]:
                     continue
                 x = a[w][n]
-                rows.append([label[n], ns(x[1]["ns"]), ns(x[2]["ns"]), f2(x[2]["mps"] / x[1]["mps"]),
+                sw, scpu, _ = arena_scaling(a, w, n)
+                rows.append([label[n], ns(x[1]["ns"]), ns(x[2]["ns"]),
+                             f2(sw) if scpu is None else "%.2f / %.2f" % (scpu, sw),
                              f2(x[1]["ns"] / g[1]["ns"]),
                              f1(x[1]["ns"] / a[w]["secret"][1]["ns"])])
             m("**%s** (%s)" % (w, title))
             m()
-            m.table(["allocator", "1 thread ns", "2 threads ns", "scaling 2T/1T", "vs glibc (1T)",
+            m.table(["allocator", "1 thread ns", "2 threads ns", "scaling 2T/1T (CPU / wall)", "vs glibc (1T)",
                      "vs secret (1T)"], rows)
         d = a.get("direct")
         if d:
