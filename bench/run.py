@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -682,12 +683,16 @@ def main():
             say("  %s: FAILED: %s" % (s, e))
             results.setdefault("failed", {})[s] = str(e)
     results["seconds"] = time.time() - t0 + (results.get("seconds", 0) if a.only else 0)
+    # CPU time of everything the run started: about the run's length on a quiet machine
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    results["cpu_seconds"] = ru.ru_utime + ru.ru_stime + (results.get("cpu_seconds", 0) if a.only else 0)
     with open("/proc/loadavg") as f:
         results["load_after"] = f.read().split()[0]
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     report.write(results, a.out)
-    say("wrote %s/RESULTS.md, results.png, results.json, raw.log (%.0f s)" % (a.out, results["seconds"]))
+    say("wrote %s/RESULTS.md, results.png, results.json, raw.log (%.0f s; %.0f s CPU)" % (
+        a.out, results["seconds"], results["cpu_seconds"]))
 
 
 if __name__ == "__main__":
