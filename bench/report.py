@@ -413,7 +413,8 @@ def write_md(r, out):
                                                              mc.get("tcmalloc", "?"))],
         ["Python / valgrind", "%s / %s" % (mc["python"], mc["valgrind"])],
         ["source", "`git describe`: %s" % mc["commit"]]] +
-        ([["shim measured", r["shim"]]] if r.get("shim") else []))
+        ([["shim measured", "%s (sections: %s)" % (r["shim"]["desc"], r["shim"]["sections"])
+           if isinstance(r["shim"], dict) else r["shim"]]] if r.get("shim") else []))
     m("Load average (1 min) before / after the run: %s / %s. Another busy process on the "
       "machine shows first in the 2-thread figures (both threads no longer run at once); "
       "rerun on a quiet machine if they are above about 0.3." % (r.get("load_before", "?"),

@@ -672,7 +672,7 @@ def main():
     with open("/proc/loadavg") as f:
         results["load_before"] = f.read().split()[0]
     results["quick"] = a.quick
-    results["shim"] = a.shim_desc or LIB
+    results["shim"] = {"desc": a.shim_desc or LIB, "sections": a.only or "all"}
     results["rounds"] = a.rounds
     for s in only:
         # when each section was measured: a partial run keeps the others' figures
