@@ -21,7 +21,8 @@
  *   mixed    log-uniform 16 B-64 KiB, 1024 slots; one step in five is a realloc
  *            of a live block to a new random size instead (openssl and sodium have
  *            no realloc: malloc+copy+free, as their users write it)
- * Output: one line, key=value: ns per step (per thread), total Msteps/s, peak live
+ * Output: one line, key=value: ns per step (per thread; cpu_ns_per_step: in the thread's
+ * own CPU time, which other load on the machine does not inflate), total Msteps/s, peak live
  * bytes requested (summed over threads), and the secret mappings of the process
  * (/secretmem in /proc/self/smaps: mapped and resident bytes) read at the peak.
  */
@@ -114,7 +115,7 @@ static void account(long delta)
 
 struct targ {
 	int id;
-	double ns;
+	double ns, cpu_ns;
 };
 
 static void die(const char *what)
@@ -148,7 +149,8 @@ static void *run(void *argp)
 		secret_seen = secretmem_is_secret(slot[0]);
 	pthread_barrier_wait(&start_line);
 
-	struct timespec a, b;
+	struct timespec a, b, ca, cb;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < steps; i++) {
 		uint64_t r = rnd(&s);
@@ -174,7 +176,10 @@ static void *run(void *argp)
 		len[k] = n;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
 	t->ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)steps;
+	t->cpu_ns = ((double)(cb.tv_sec - ca.tv_sec) * 1e9 + (double)(cb.tv_nsec - ca.tv_nsec)) /
+		    (double)steps;
 	pthread_barrier_wait(&start_line); /* everyone's blocks still live: read smaps now */
 	pthread_barrier_wait(&start_line);
 	for (size_t k = 0; k < nslots; k++)
@@ -220,8 +225,9 @@ static void usage(FILE *f)
 		"  -n, --steps     free+allocate steps per thread (default 5000000)\n"
 		"      --scope     run each thread inside secretmem_scope_begin/end (secret under the shim)\n"
 		"      --heap      OpenSSL secure heap size, a power of two (default 256 MiB)\n"
-		"Prints ns per step per thread, total Msteps/s, peak live bytes requested, and the\n"
-		"process's secret mappings (/secretmem in smaps) mapped and resident at the peak.\n");
+		"Prints ns per step per thread (wall, and the thread's CPU time), total Msteps/s, peak\n"
+		"live bytes requested, and the process's secret mappings (/secretmem in smaps) mapped\n"
+		"and resident at the peak.\n");
 }
 
 int main(int argc, char **argv)
@@ -270,7 +276,7 @@ int main(int argc, char **argv)
 	struct targ ta[64];
 	pthread_barrier_init(&start_line, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++) {
-		ta[i] = (struct targ){ i, 0 };
+		ta[i] = (struct targ){ i, 0, 0 };
 		if (pthread_create(&tid[i], NULL, run, &ta[i]))
 			die("pthread_create");
 	}
@@ -279,17 +285,18 @@ int main(int argc, char **argv)
 	unsigned long long msize, mrss;
 	secret_maps(&msize, &mrss);
 	pthread_barrier_wait(&start_line);
-	double sum = 0, rate = 0;
+	double sum = 0, cpu = 0, rate = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(tid[i], NULL);
 		sum += ta[i].ns;
+		cpu += ta[i].cpu_ns;
 		rate += 1e3 / ta[i].ns;
 	}
 	static const char *an[] = { "malloc", "openssl", "sodium" };
 	static const char *wn[] = { "small", "medium", "mixed" };
-	printf("api=%s work=%s threads=%d steps=%ld ns_per_step=%.2f msteps_per_s=%.3f "
-	       "peak_live=%zu secret_mapped=%llu secret_rss=%llu secret=%d\n",
-	       an[api], wn[work], threads, steps, sum / threads, rate, peak_total, msize, mrss,
+	printf("api=%s work=%s threads=%d steps=%ld ns_per_step=%.2f cpu_ns_per_step=%.2f "
+	       "msteps_per_s=%.3f peak_live=%zu secret_mapped=%llu secret_rss=%llu secret=%d\n",
+	       an[api], wn[work], threads, steps, sum / threads, cpu / threads, rate, peak_total, msize, mrss,
 	       api == API_OPENSSL ? 1 : api == API_SODIUM ? 0 : secret_seen);
 	return 0;
 }

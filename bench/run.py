@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -30,6 +31,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B = os.path.join(TOP, "bench")
 LIB = os.path.join(TOP, ".libs", "libsecretmem-preload.so")
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"        # Debian's libmimalloc2.0
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # libtcmalloc-minimal4
 INSPECT = os.path.join(TOP, "tools", "secretmem-inspect")
 
 log = None
@@ -70,9 +73,24 @@ def med(xs):
 
 # Configurations: what is preloaded and which variables are set.
 NOPRE = {}
-SHIM = {"LD_PRELOAD": LIB}
 JEM = {"LD_PRELOAD": JEMALLOC}
-SHIMJEM = {"LD_PRELOAD": LIB + " " + JEMALLOC}
+MIM = {"LD_PRELOAD": MIMALLOC}
+TCM = {"LD_PRELOAD": TCMALLOC}
+# The other allocators, by name, as every allocator table shows them.
+OTHERS = [("jemalloc", JEM), ("mimalloc", MIM), ("tcmalloc", TCM)]
+
+
+def set_shim(path):
+    """The shim build every section measures (--shim; default this tree's)."""
+    global LIB, SHIM, SHIMJEM, SHIMMIM, SHIMTCM
+    LIB = path
+    SHIM = {"LD_PRELOAD": LIB}
+    SHIMJEM = {"LD_PRELOAD": LIB + " " + JEMALLOC}
+    SHIMMIM = {"LD_PRELOAD": LIB + " " + MIMALLOC}
+    SHIMTCM = {"LD_PRELOAD": LIB + " " + TCMALLOC}
+
+
+set_shim(LIB)
 
 
 def rounds_of(configs, fn, rounds):
@@ -109,7 +127,8 @@ def bench_untagged(a):
     say("== untagged overhead")
     n = 2000000 if a.quick else 10000000
     nr = 500000 if a.quick else 3000000
-    configs = [("nopre", NOPRE), ("shim", SHIM), ("jemalloc", JEM), ("shim+jemalloc", SHIMJEM)]
+    configs = [("nopre", NOPRE), ("shim", SHIM), ("jemalloc", JEM), ("shim+jemalloc", SHIMJEM),
+               ("mimalloc", MIM), ("shim+mimalloc", SHIMMIM), ("tcmalloc", TCM), ("shim+tcmalloc", SHIMTCM)]
     progs = {
         "pair": lambda: [os.path.join(B, "pairs"), "-n", str(n)],
         "strdup": lambda: [os.path.join(B, "route_bench"), "strdup", "-n", str(nr)],
@@ -129,7 +148,9 @@ def bench_untagged(a):
     for p in progs:
         res[p] = {c: med([r[p] for r in raw[c]]) for c, _ in configs}
         res[p]["ratio"] = res[p]["shim"] / res[p]["nopre"]
-        res[p]["ratio_jem"] = res[p]["shim+jemalloc"] / res[p]["jemalloc"]
+        for o, _ in OTHERS:
+            res[p]["ratio_" + o] = res[p]["shim+" + o] / res[p][o]
+        res[p]["ratio_jem"] = res[p]["ratio_jemalloc"]
     # Instruction counts per call (callgrind, repeatable).
     cg = {}
     ncg1, ncg2 = (100000, 200000) if a.quick else (200000, 400000)
@@ -161,6 +182,8 @@ def bench_arena(a):
     allocs = [
         ("glibc", [], NOPRE),
         ("jemalloc", [], JEM),
+        ("mimalloc", [], MIM),
+        ("tcmalloc", [], TCM),
         ("secret", [], secret_rule),
         ("secret (scope)", ["--scope"], SHIM),
         ("openssl", ["-a", "openssl"], NOPRE),
@@ -179,7 +202,10 @@ def bench_arena(a):
                 d = kv(out)
                 if name.startswith("secret") and d.get("secret") != "1":
                     raise RuntimeError("alloc_bench under the shim did not allocate secret memory")
-                return float(d["ns_per_step"]), float(d["msteps_per_s"])
+                # ns: the thread's own CPU time a step (other load does not inflate it);
+                # scaling: wall-clock throughput
+                return (float(d.get("cpu_ns_per_step", d["ns_per_step"])), float(d["msteps_per_s"]),
+                        float(d["ns_per_step"]))
             rounds = max(1, a.rounds)
             raw = rounds_of([(n, (ar, e)) for n, ar, e in allocs], one, rounds)
             for n in raw:
@@ -187,7 +213,8 @@ def bench_arena(a):
                 if not vals:
                     continue
                 res.setdefault(w, {}).setdefault(n, {})[t] = {
-                    "ns": med([v[0] for v in vals]), "mps": med([v[1] for v in vals])}
+                    "ns": med([v[0] for v in vals]), "mps": med([v[1] for v in vals]),
+                    "wall": med([v[2] for v in vals])}
             say("  %-6s %d thread(s): " % (w, t) + ", ".join(
                 "%s %.1f ns" % (n, res[w][n][t]["ns"]) for n in res[w] if t in res[w][n]))
     # The arena alone (linked directly, no preload), for what the preload adds.
@@ -205,6 +232,93 @@ def bench_arena(a):
     say("  arena linked directly: %.1f ns (glibc %.1f), 2-thread scaling %.2fx" % (
         res["direct"]["ns1"], res["direct"]["glibc_ns1"], res["direct"]["scale"]))
     results["arena"] = res
+
+
+# ---------------------------------------------------------------- issue #15 cases
+
+# (key, case_bench case, threads, steps at full length; None: the program's default)
+CASES = [
+    ("small-live/1", "small-live", 1, 4000000), ("small-live/2", "small-live", 2, 4000000),
+    ("small-pair/1", "small-pair", 1, 4000000), ("small-pair/2", "small-pair", 2, 4000000),
+    ("medium-touch/1", "medium-touch", 1, 400000), ("medium-touch/2", "medium-touch", 2, 400000),
+    ("medium-fill/1", "medium-fill", 1, 200000), ("medium-fill/2", "medium-fill", 2, 200000),
+    ("cross-free", "cross-free", 2, 4000000),
+    ("realloc", "realloc", 1, 2000),
+    ("many-small", "many-small", 1, None),   # 1M x 64 B: the case itself, never shortened
+    ("fresh-pages", "fresh-pages", 1, None),  # 4,096 pages = 16 MiB
+]
+
+
+def secret_count(d):
+    k, n = (int(x) for x in d["secret"].split("/"))
+    return k, n
+
+
+def bench_cases(a):
+    """Issue #15's cases (bench/case_bench) for glibc, jemalloc, mimalloc, tcmalloc
+    and the shim (SECRETMEM_LIBS=case_bench; with --baseline-shim a second build
+    beside it), interleaved round by round, per-thread CPU time; every run's blocks
+    are checked against /secretmem in /proc/self/maps. Then the kernel's own cost of
+    a fresh page, and fork copy of 16 MiB against it."""
+    say("== issue #15 cases: glibc, jemalloc, mimalloc, tcmalloc, secret")
+    cb = os.path.join(B, "case_bench")
+    q = 0.1 if a.quick else 1.0
+    rounds = a.case_rounds or (3 if a.quick else 7)
+    allocs = [("glibc", NOPRE)] + OTHERS + [("secret", dict(SHIM, SECRETMEM_LIBS="case_bench"))]
+    if a.baseline_shim:
+        allocs.append(("before", {"LD_PRELOAD": a.baseline_shim, "SECRETMEM_LIBS": "case_bench"}))
+    raw = {}
+    touch = []
+    fork = {}
+    fb = os.path.join(B, "fork_bench")
+    shims = [("secret", LIB)] + ([("before", a.baseline_shim)] if a.baseline_shim else [])
+    for _ in range(rounds):
+        for key, case, t, n in CASES:
+            for name, env in allocs:
+                cmd = [cb, case, "-t", str(t)] + (["-n", str(max(1, int(n * q)))] if n else [])
+                d = kv(run(cmd, env))
+                k, m = secret_count(d)
+                secret = name in ("secret", "before")
+                # the routing check: a secret run whose blocks are not all in /secretmem,
+                # or an ordinary run with one there, is a broken measurement
+                if (secret and (m == 0 or k != m)) or (not secret and k):
+                    raise RuntimeError("%s under %s: %d of %d sampled blocks in /secretmem"
+                                       % (key, name, k, m))
+                raw.setdefault(key, {}).setdefault(name, []).append(
+                    {x: float(d[x]) for x in ("cpu_ns", "wall_ns", "mups", "malloc_ns", "free_ns")
+                     if x in d})
+        d = kv(run([cb, "first-touch"], {}))
+        touch.append(d)
+        for name, lib in [("no shim", None)] + shims:
+            env = {"LD_PRELOAD": lib} if lib else {}
+            d = kv(run([fb, "-m", "16", "-r", "3" if a.quick else "5"] + (["--scope"] if lib else []), env))
+            if lib and d.get("secret") != "1":
+                raise RuntimeError("fork_bench --scope under %s: its blocks are not secret" % name)
+            fork.setdefault(name, []).append((float(d["ready_ms"]), float(d["cpu_ms"])))
+    res = {"rounds": rounds, "quick": a.quick, "cases": {}}
+    for key, per in raw.items():
+        res["cases"][key] = {name: {x: med([v[x] for v in vals]) for x in vals[0]}
+                             for name, vals in per.items()}
+    ft = {}
+    for x in ("anon_touch_ns", "anon_populate_ns", "secret_touch_ns", "secret_populate_ns",
+              "anon_unmap_ns", "secret_unmap_ns", "anon_touch_wall_ns", "secret_touch_wall_ns"):
+        ft[x] = med([float(d[x]) for d in touch])
+    ft["secret_populate_error"] = touch[-1].get("secret_populate_error")
+    ft["anon_populate_error"] = touch[-1].get("anon_populate_error")
+    res["first_touch"] = ft
+    # fork: wall ms until the child runs, and the forking thread's CPU ms (the copy)
+    res["fork16"] = {n: med([x[0] for x in v]) for n, v in fork.items()}
+    res["fork16_cpu"] = {n: med([x[1] for x in v]) for n, v in fork.items()}
+    res["shim"] = a.shim_desc or LIB
+    if a.baseline_shim:
+        res["baseline"] = a.baseline_desc or a.baseline_shim
+    for key, _, _, _ in CASES:
+        say("  %-15s " % key + ", ".join("%s %.1f" % (n, res["cases"][key][n]["cpu_ns"])
+                                        for n, _ in allocs))
+    say("  first touch ns/page: anonymous %.0f, secret %.0f (populate: %s)" % (
+        ft["anon_touch_ns"], ft["secret_touch_ns"], ft["secret_populate_error"]))
+    say("  fork 16 MiB ms: " + ", ".join("%s %.1f" % kv_ for kv_ in res["fork16"].items()))
+    results["cases"] = res
 
 
 # ---------------------------------------------------------------- memory
@@ -489,6 +603,7 @@ def machine():
     return {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip(),
             "kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(), "glibc": glibc,
             "os": osr, "openssl": pkg("openssl"), "jemalloc": pkg("libjemalloc2"),
+            "mimalloc": pkg("libmimalloc2.0"), "tcmalloc": pkg("libtcmalloc-minimal4"),
             "libsodium": pkg("libsodium23"), "python": platform.python_version(),
             "valgrind": pkg("valgrind"), "commit": commit,
             "virt": subprocess.run(["systemd-detect-virt"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -504,11 +619,17 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer rounds and iterations (about 2 minutes)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds per figure (default 5, --quick 1)")
     ap.add_argument("--out", default=os.path.join(B, "results"), help="output directory")
-    ap.add_argument("--only", help="comma-separated sections: untagged,arena,memory,fork,routing,routing-ir,tls,"
-                    "python,profile (updates those in an existing results.json)")
-    ap.add_argument("--baseline-shim", help="another build of libsecretmem-preload.so whose "
-                    "routing instruction counts (routing-ir) are measured in the same run (before/after)")
+    ap.add_argument("--only", help="comma-separated sections: untagged,arena,cases,memory,fork,routing,"
+                    "routing-ir,tls,python,profile (updates those in an existing results.json)")
+    ap.add_argument("--shim", metavar="PATH", help="the libsecretmem-preload.so every section measures "
+                    "(default: this tree's .libs/libsecretmem-preload.so)")
+    ap.add_argument("--shim-desc", help="what --shim is (e.g. 'branch perfarena at 1a2b3c4')")
+    ap.add_argument("--baseline-shim", metavar="PATH", help="another build of libsecretmem-preload.so, "
+                    "measured beside --shim in the same run (before/after): the issue #15 cases "
+                    "(cases) and the routing instruction counts (routing-ir)")
     ap.add_argument("--baseline-desc", help="what --baseline-shim is (e.g. its git describe)")
+    ap.add_argument("--case-rounds", type=int, help="interleaved rounds for the cases section "
+                    "(default 7, --quick 3)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md and results.png from OUT/results.json, run nothing")
     a = ap.parse_args()
@@ -525,7 +646,16 @@ def main():
             "some runs may fail")
     os.makedirs(a.out, exist_ok=True)
     log = open(os.path.join(a.out, "raw.log"), "a" if a.only else "w")
-    sections = {"untagged": bench_untagged, "arena": bench_arena, "memory": bench_memory,
+    if a.shim:
+        if not os.path.exists(a.shim):
+            ap.error("--shim %s: no such file" % a.shim)
+        set_shim(os.path.abspath(a.shim))
+    if a.baseline_shim:
+        if not os.path.exists(a.baseline_shim):
+            ap.error("--baseline-shim %s: no such file" % a.baseline_shim)
+        a.baseline_shim = os.path.abspath(a.baseline_shim)
+    sections = {"untagged": bench_untagged, "arena": bench_arena, "cases": bench_cases,
+                "memory": bench_memory,
                 "fork": bench_fork, "routing": bench_routing, "routing-ir": bench_routing_ir,
                 "tls": bench_tls, "python": bench_python,
                 "profile": lambda x: bench_profile(x, a.out)}
@@ -542,20 +672,27 @@ def main():
     with open("/proc/loadavg") as f:
         results["load_before"] = f.read().split()[0]
     results["quick"] = a.quick
+    results["shim"] = {"desc": a.shim_desc or LIB, "sections": a.only or "all"}
     results["rounds"] = a.rounds
     for s in only:
+        # when each section was measured: a partial run keeps the others' figures
+        results.setdefault("measured", {})[s] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         try:
             sections[s](a)
         except Exception as e:  # one broken section must not lose the others
             say("  %s: FAILED: %s" % (s, e))
             results.setdefault("failed", {})[s] = str(e)
     results["seconds"] = time.time() - t0 + (results.get("seconds", 0) if a.only else 0)
+    # CPU time of everything the run started: about the run's length on a quiet machine
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    results["cpu_seconds"] = ru.ru_utime + ru.ru_stime + (results.get("cpu_seconds", 0) if a.only else 0)
     with open("/proc/loadavg") as f:
         results["load_after"] = f.read().split()[0]
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     report.write(results, a.out)
-    say("wrote %s/RESULTS.md, results.png, results.json, raw.log (%.0f s)" % (a.out, results["seconds"]))
+    say("wrote %s/RESULTS.md, results.png, results.json, raw.log (%.0f s; %.0f s CPU)" % (
+        a.out, results["seconds"], results["cpu_seconds"]))
 
 
 if __name__ == "__main__":
