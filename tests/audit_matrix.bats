@@ -17,6 +17,7 @@ setup_file() {
 	KEYS=$BATS_FILE_TMPDIR/keys
 	mkdir -p "$KEYS"
 	srv_key "$KEYS/rsa.pem" rsa
+	srv_key "$KEYS/ec.pem" ec
 	srv_key "$KEYS/client.pem" rsa matrix-client
 	rt_build memscan
 	# gpg: an RSA and an Ed25519 key, each made by a throw-away agent and exported
@@ -115,7 +116,7 @@ https_get() {
 # the audited run's copies were ordinary, in libcrypto's blocks
 assert_libcrypto_copies() {
 	assert_line --regexp '^copy 1: process [0-9]+ \([^)]+\), .*block.* 0x[0-9a-f]+, [0-9]+ bytes, ordinary memory'
-	assert_line --regexp '^  holds: .*\<(p|q|d), '
+	assert_line --regexp '^  holds: .*\<(p|q|d|private key \(EC scalar[^)]*\)), '
 	assert_line --regexp '^    [^ ]+ \(.*/libcrypto\.so\.3\)  <- call site$'
 }
 
@@ -140,8 +141,8 @@ http {
 	scgi_temp_path $d/tmp;
 	server {
 		listen 127.0.0.1:$PORT ssl reuseport;
-		ssl_certificate $KEYS/rsa.pem.crt;
-		ssl_certificate_key $KEYS/rsa.pem;
+		ssl_certificate $KEYS/$KIND.pem.crt;
+		ssl_certificate_key $KEYS/$KIND.pem;
 		location / { return 200 "worker \$pid\n"; }
 	}
 }
@@ -152,7 +153,7 @@ CONF
 nginx_requests() {
 	local i seen=" "
 	for ((i = 0; i < 100; i++)); do
-		run -0 timeout 10 curl -sS --cacert "$KEYS/rsa.pem.crt" "https://localhost:$PORT/" \
+		run -0 timeout 10 curl -sS --cacert "$KEYS/$KIND.pem.crt" "https://localhost:$PORT/" \
 			--resolve "localhost:$PORT:127.0.0.1"
 		[[ $output =~ ^worker\ ([0-9]+)$ ]] || fail "unexpected answer: $output"
 		[[ $seen == *" ${BASH_REMATCH[1]} "* ]] || seen+="${BASH_REMATCH[1]} "
@@ -161,12 +162,13 @@ nginx_requests() {
 	fail "2 workers did not both answer in 100 requests (seen:$seen)"
 }
 
-@test "audit matrix: nginx RSA, master and 2 workers: the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+nginx_case() {
+	KIND=$1
 	command -v nginx >/dev/null || fail "nginx is not installed"
 	PORT=$(srv_port)
 	nginx_conf
 	local d=$BATS_TEST_TMPDIR/nginx
-	mx_audit nginx_requests --key "$KEYS/rsa.pem" -- nginx -p "$d" -c "$d/nginx.conf" \
+	mx_audit nginx_requests --key "$KEYS/$KIND.pem" -- nginx -p "$d" -c "$d/nginx.conf" \
 		-e "$BATS_TEST_TMPDIR/nginx.log"
 	assert_line --regexp '^secretmem-audit: nginx: exit status [-0-9]+; scanned 3 process\(es\)'
 	assert_libcrypto_copies
@@ -174,9 +176,19 @@ nginx_requests() {
 	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libcrypto.so*' --"
 }
 
+@test "audit matrix: nginx RSA, master and 2 workers: the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+	nginx_case rsa
+}
+
+@test "audit matrix: nginx EC, master and 2 workers: the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+	nginx_case ec
+}
+
 # ---- haproxy -db: one process terminating TLS ----
 
-@test "audit matrix: haproxy -db RSA: the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+# haproxy_case -db|-W: MODE -W: a master and its worker
+haproxy_case() {
+	local mode=$1
 	command -v haproxy >/dev/null || fail "haproxy is not installed"
 	PORT=$(srv_port)
 	local d=$BATS_TEST_TMPDIR/haproxy
@@ -196,11 +208,21 @@ frontend fe
 CONF
 	EXPECTED="haproxy ok"
 	# the table's key: site.pem holds the certificate first, then the key
-	mx_audit https_get --key "$KEYS/rsa.pem" -- haproxy -db -f "$d/haproxy.cfg"
-	assert_line --regexp '^secretmem-audit: haproxy: exit status [-0-9]+; scanned 1 process\(es\)'
+	mx_audit https_get --key "$KEYS/rsa.pem" -- haproxy "$mode" -f "$d/haproxy.cfg"
+	local n=1
+	[[ $mode == -W ]] && n=2
+	assert_line --regexp "^secretmem-audit: haproxy: exit status [-0-9]+; scanned $n process\\(es\\)"
 	assert_libcrypto_copies
-	assert_line --regexp '^verify: OK: no readable copy in 1 process\(es\); [1-9][0-9]* bytes of secret memory'
+	assert_line --regexp "^verify: OK: no readable copy in $n process\\(es\\); [1-9][0-9]* bytes of secret memory"
 	assert_equal "${lines[-1]}" "rule: secretmem-run --lib 'libcrypto.so*' --"
+}
+
+@test "audit matrix: haproxy -db RSA: the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+	haproxy_case -db
+}
+
+@test "audit matrix: haproxy -W RSA (master and worker): the rule found is the table's --lib 'libcrypto.so*', and it verifies" {
+	haproxy_case -W
 }
 
 # ---- python3's ssl module (http.server) ----
