@@ -107,9 +107,9 @@ start_gpg_agent() {
 	srv_assert_found "$AGENT_PID"
 }
 
-@test "gpg-agent RSA: --lib 'libgcrypt*' protects it, imported and used to sign" {
+@test "gpg-agent RSA: --lib 'libgcrypt.so*' protects it, imported and used to sign" {
 	key_patterns openpgp "$KEYS/rsa2048.gpg"
-	start_gpg_agent rsa2048 "$SRV_RUN" --lib 'libgcrypt*' --
+	start_gpg_agent rsa2048 "$SRV_RUN" --lib 'libgcrypt.so*' --
 	srv_assert_protected "$AGENT_PID"
 }
 
@@ -119,9 +119,9 @@ start_gpg_agent() {
 	srv_assert_found "$AGENT_PID"
 }
 
-@test "gpg-agent Ed25519: --lib 'libgcrypt*' protects it, imported and used to sign" {
+@test "gpg-agent Ed25519: --lib 'libgcrypt.so*' protects it, imported and used to sign" {
 	key_patterns openpgp "$KEYS/ed25519.gpg"
-	start_gpg_agent ed25519 "$SRV_RUN" --lib 'libgcrypt*' --
+	start_gpg_agent ed25519 "$SRV_RUN" --lib 'libgcrypt.so*' --
 	srv_assert_protected "$AGENT_PID"
 }
 

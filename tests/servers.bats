@@ -261,6 +261,9 @@ haproxy_case() { # KIND MODE control|protected
 # allocations reach malloc from stunnel's code, one frame below libcrypto, so the
 # rule needs --depth 1 (with --depth 0 p, q and the EC scalar stay in the heap).
 STUNNEL_RULE=(--lib 'libcrypto.so*' --depth 1)
+# The rule secretmem-audit finds (tests/audit.bats): the program itself tagged,
+# whose allocator functions make those blocks, with no stack walk.
+STUNNEL_AUDIT_RULE=(--lib 'libcrypto.so*' --lib stunnel4)
 
 # start_backend: a plain HTTP server on a free port (BACKEND_PORT) answering
 # "backend ok" to every request.
@@ -304,18 +307,19 @@ CONF
 	srv_wait_port "$PORT" "$STUNNEL_PID"
 }
 
-stunnel_case() { # KIND control|protected|depth0
+stunnel_case() { # KIND control|protected|audited|depth0
 	KIND=$1
 	srv_patterns "$KEYS/$KIND.pem"
 	case $2 in
 	control) start_stunnel "$KIND" ;;
 	protected) start_stunnel "$KIND" "$SRV_RUN" "${STUNNEL_RULE[@]}" -- ;;
+	audited) start_stunnel "$KIND" "$SRV_RUN" "${STUNNEL_AUDIT_RULE[@]}" -- ;;
 	depth0) start_stunnel "$KIND" "$SRV_RUN" --lib 'libcrypto.so*' -- ;;
 	esac
 	https_get "$PORT" "backend ok"
 	case $2 in
 	control) srv_assert_found "$STUNNEL_PID" ;;
-	protected) srv_assert_protected "$STUNNEL_PID" ;;
+	protected | audited) srv_assert_protected "$STUNNEL_PID" ;;
 	depth0)
 		srv_assert_shim "$STUNNEL_PID"
 		srv_assert_leaks "$STUNNEL_PID"
@@ -335,12 +339,20 @@ stunnel_case() { # KIND control|protected|depth0
 	stunnel_case rsa protected
 }
 
+@test "stunnel4 RSA: the rule secretmem-audit finds, --lib 'libcrypto.so*' --lib stunnel4, protects it" {
+	stunnel_case rsa audited
+}
+
 @test "stunnel4 EC: without the shim root reads the private scalar (control)" {
 	stunnel_case ec control
 }
 
 @test "stunnel4 EC: --lib 'libcrypto.so*' --depth 1 protects it" {
 	stunnel_case ec protected
+}
+
+@test "stunnel4 EC: the rule secretmem-audit finds, --lib 'libcrypto.so*' --lib stunnel4, protects it" {
+	stunnel_case ec audited
 }
 
 # ---- openssl s_server ----
