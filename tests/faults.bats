@@ -9,7 +9,7 @@
 #
 # The subject is tests/faults_prog.c (its header lists the cases), with
 # tests/faults_lib.c built twice as the dlopened libraries and tests/faults_options.c
-# for 1 MiB values; all built in setup_file. Every run is guarded by `timeout`:
+# for 1 MiB values; all built by make (Makefile.am). Every run is guarded by `timeout`:
 # a deadlock fails the test instead of hanging make check.
 #
 # What this file does not repeat (tests/arena.bats has it): core dumps, the basic
