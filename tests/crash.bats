@@ -7,7 +7,7 @@
 # per-thread buffers, and an interior free of freed secret memory.
 #
 # The probes (tests/crash_prog.c, crash_lib.c, crash_opener.c, crash_walk.c) are
-# built here the way distributions build: -O2 -g, tail calls, inlining and ICF
+# built by make (Makefile.am) the way distributions build: -O2 -g, tail calls, inlining and ICF
 # allowed; the RUNPATH and walk cases also with -fno-plt, -O3 -flto and clang (and
 # the walk with frame pointers and -O0).
 
@@ -15,35 +15,25 @@ load helpers
 
 setup_file() {
 	: "${abs_top_srcdir:=$(cd "$BATS_TEST_DIRNAME/.." && pwd)}"
-	local src=$abs_top_srcdir/tests cc=${CC:-gcc}
 	CR=$BATS_FILE_TMPDIR/bin
 	export CR
 	mkdir -p "$CR/op/sub"
-	"$cc" -O2 -g -shared -fPIC "$src/crash_lib.c" -o "$CR/libcrashT.so" &&
-		"$cc" -O2 -g -shared -fPIC "$src/crash_lib.c" -o "$CR/libcrashU.so" &&
-		"$cc" -O2 -g "$src/crash_prog.c" -o "$CR/crash_prog" -ldl -lpthread &&
-		"$cc" -O2 -g -shared -fPIC "$src/crash_lib.c" -o "$CR/op/sub/libcrashneighbour.so" ||
-		return 1
-	local w
-	for w in "gcc -O2 -g" "gcc -O2 -g -fno-omit-frame-pointer" "gcc -O0 -g" "gcc -O3 -g -flto" \
-		"gcc -O2 -g -fno-plt" "clang -O2 -g"; do
-		command -v "${w%% *}" >/dev/null || continue
-		# shellcheck disable=SC2086 # the compiler and its flags
-		$w "$src/crash_walk.c" -o "$CR/walk-$(tr -c 'a-zA-Z0-9' _ <<<"$w")" -ldl || return 1
+	# built by make (Makefile.am), copied into the layouts the cases need
+	local t=$abs_top_builddir/tests f v
+	for f in crash_prog libcrashT.so libcrashU.so libcrashneighbour.so; do
+		[[ -f $t/$f ]] || { echo "tests/$f is missing: build the test programs first (make check)" >&2; return 1; }
 	done
-	local v flags
+	cp -p "$t/crash_prog" "$t/libcrashT.so" "$t/libcrashU.so" "$CR/" &&
+		cp -p "$t/libcrashneighbour.so" "$CR/op/sub/" || return 1
+	for v in o2 fp o0 lto noplt clang; do
+		[[ $v != clang || -n ${CLANG:-} ]] || continue
+		cp -p "$t/crash_walk.$v" "$CR/walk-$v" || return 1
+	done
 	for v in o2 noplt lto clang; do
-		case $v in
-		o2) flags=(-O2 -g) ;;
-		noplt) flags=(-O2 -g -fno-plt) ;;
-		lto) flags=(-O3 -g -flto) ;;
-		clang) command -v clang >/dev/null || continue; flags=(-O2 -g) ;;
-		esac
+		[[ $v != clang || -n ${CLANG:-} ]] || continue
 		mkdir -p "$CR/op/$v"
 		ln -sf ../sub "$CR/op/$v/sub"
-		"$([[ $v == clang ]] && echo clang || echo "$cc")" "${flags[@]}" -shared -fPIC \
-			"$src/crash_opener.c" -o "$CR/op/$v/libcrashopener.so" -Wl,-rpath,'$ORIGIN/sub' -ldl ||
-			return 1
+		cp -p "$t/crash/$v/libcrashopener.so" "$CR/op/$v/" || return 1
 	done
 }
 
@@ -204,7 +194,7 @@ runpath_case() {
 # ---- dlsym ----
 
 @test "dlsym through the shim's hook: RTLD_NEXT still means 'after the caller'" {
-	gcc -O2 -g "$abs_top_srcdir/tests/dlsym_next.c" -o "$BATS_TEST_TMPDIR/dlsym_next" -ldl
+	cp -p "$abs_top_builddir/tests/dlsym_next" "$BATS_TEST_TMPDIR/dlsym_next"
 	run -0 "$BATS_TEST_TMPDIR/dlsym_next"
 	assert_line "malloc from libc.so.6"
 	assert_line "puts from libc.so.6"

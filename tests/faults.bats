@@ -9,7 +9,7 @@
 #
 # The subject is tests/faults_prog.c (its header lists the cases), with
 # tests/faults_lib.c built twice as the dlopened libraries and tests/faults_options.c
-# for 1 MiB values; all built in setup_file. Every run is guarded by `timeout`:
+# for 1 MiB values; all built by make (Makefile.am). Every run is guarded by `timeout`:
 # a deadlock fails the test instead of hanging make check.
 #
 # What this file does not repeat (tests/arena.bats has it): core dumps, the basic
@@ -25,22 +25,14 @@ SITES=SECRETMEM_SITES=fp_secret_alloc
 FT_IGNORED='this is a set-user-ID, set-group-ID or file-capability program: every SECRETMEM_* variable is ignored and no rule makes anything secret; only secretmem.h annotations in its code do'
 
 setup_file() {
-	RT_BIN="$BATS_FILE_TMPDIR/bin"
-	export RT_BIN
-	mkdir -p "$RT_BIN"
-	rt_cc faults_prog "$RT_SRC/faults_prog.c" -pthread -ldl
-	rt_cc libfaulttag.so -shared -fPIC "$RT_SRC/faults_lib.c" -Wl,-soname,libfaulttag.so
-	rt_cc libfaultplain.so -shared -fPIC "$RT_SRC/faults_lib.c" -Wl,-soname,libfaultplain.so
-	rt_cc libscopector.so -shared -fPIC -pthread "$RT_SRC/scope_ctor_lib.c"
-	rt_cc cxx_host "$RT_SRC/cxx_host.c" -ldl
-	# The option parser linked in directly (config.h from the build tree).
-	rt_cc faults_options "-I$abs_top_builddir" "-I$abs_top_srcdir/src" \
-		"$RT_SRC/faults_options.c" "$abs_top_srcdir/src/options.c" \
-		"$abs_top_srcdir/src/log.c" "$abs_top_srcdir/src/meta.c" -ldl
+	rt_build cxx_plugin
+	rt_copy faults_prog libfaulttag.so libfaultplain.so libscopector.so faults_options
 	# Secure-execution runs need a directory nobody can reach (the Bats temporary
 	# directories are private to root), a program that links the shim (the loader
 	# ignores an LD_PRELOAD path in secure-execution mode), and setuid and
-	# file-capability copies of it.
+	# file-capability copies of it. faults_linked is linked here, not by make:
+	# in secure-execution mode the loader ignores $ORIGIN and LD_LIBRARY_PATH, so
+	# its RUNPATH must be this directory, known only now.
 	FT_DIR=$(mktemp -d /tmp/secretmem-faults.XXXXXX)
 	chmod 755 "$FT_DIR"
 	cp "$SHIM" "$FT_DIR/libsecretmem-preload.so"

@@ -7,7 +7,7 @@
 # loader binds the object's malloc and free to glibc's directly. The shim points
 # the object's own relocations at its secret entry points (src/reloc.c).
 #
-# Every probe is built as distributions build (-O2 -g, tail calls allowed). Each
+# Every probe is built by make (Makefile.am) as distributions build (-O2 -g, tail calls allowed). Each
 # block is checked from outside: its /proc/PID/maps line (/secretmem), and that
 # /proc/PID/mem and process_vm_readv cannot read it, while the control (the same
 # library untagged) reads back in full.
@@ -20,30 +20,17 @@ load routing-helpers
 # LD_LIBRARY_PATH).
 VARIANTS=(o2 noplt lto clang bindnow)
 
-build_lib() {
-	local v=$1 dir=$RT_BIN/$1
-	shift
-	mkdir -p "$dir"
-	"$@" -g -shared -fPIC "-I$abs_top_srcdir/include" "$RT_SRC/reloc_lib.c" \
-		-Wl,-soname,libreloc.so -o "$dir/libreloc.so" || { echo "cannot build $v" >&2; return 1; }
-}
-
 setup_file() {
 	rt_build memread
-	command -v clang >/dev/null || { echo "clang is needed (apt-get install clang)" >&2; return 1; }
-	build_lib o2 gcc -O2
-	build_lib noplt gcc -O2 -fno-plt
-	build_lib lto gcc -O3 -flto
-	build_lib clang clang -O2
-	build_lib bindnow gcc -O2 -Wl,-z,now
-	build_lib ann gcc -O2 -DANNOTATED
-	build_lib ann_clang clang -O2 -DANNOTATED
-	local cf=(-O2 -g "-I$abs_top_srcdir/include")
-	gcc "${cf[@]}" "$RT_SRC/reloc_prog.c" -L"$RT_BIN/o2" -Wl,--no-as-needed -lreloc -Wl,--as-needed \
-		-ldl -o "$RT_BIN/reloc_prog" || return 1
-	gcc "${cf[@]}" "$RT_SRC/reloc_prog.c" -ldl -lpthread -o "$RT_BIN/reloc_prog_dl" || return 1
-	gcc "${cf[@]}" -DWITH_OPENSSL "$RT_SRC/reloc_prog.c" -lssl -lcrypto -ldl \
-		-o "$RT_BIN/reloc_prog_ssl" || return 1
+	[[ -n ${CLANG:-} ]] || { echo "clang is needed (apt-get install clang)" >&2; return 1; }
+	# built by make (Makefile.am): o2 -O2 -g, noplt -O2 -g -fno-plt, lto -O3 -flto -g,
+	# clang -O2 -g, bindnow -O2 -g -Wl,-z,now, ann and ann_clang -O2 -g -DANNOTATED
+	local v t=$abs_top_builddir/tests/reloc
+	for v in o2 noplt lto clang bindnow ann ann_clang; do
+		mkdir -p "$RT_BIN/$v"
+		cp -p "$t/$v/libreloc.so" "$RT_BIN/$v/" || { echo "cannot find $v (make check)" >&2; return 1; }
+	done
+	cp -p "$t/reloc_prog" "$t/reloc_prog_dl" "$t/reloc_prog_ssl" "$RT_BIN/" || return 1
 }
 
 setup() {
@@ -222,9 +209,8 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 
 @test "reloc: a tagged non-PIE executable that takes malloc's address leaves untagged libraries ordinary" {
 	local d=$BATS_TEST_TMPDIR
-	gcc -O2 -g -fPIC -fno-plt -shared "$RT_SRC/reloc_edge_lib.c" -o "$d/libedge.so"
-	gcc -O2 -g -no-pie -fno-pic -DCANON "-I$abs_top_srcdir/include" "$RT_SRC/reloc_edge.c" -L"$d" -ledge -Wl,-rpath,"$d" \
-		-o "$d/canon"
+	# built by make: libedge.so -O2 -g -fno-plt, canon -O2 -g -no-pie -fno-pic
+	cp -p "$abs_top_builddir/tests/reloc/canon/libedge.so" "$abs_top_builddir/tests/reloc/canon/canon" "$d/"
 	run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=canon "$d/canon"
 	assert_output "exe secret=1 lib secret=0"
 	# the control: the library tagged instead
@@ -234,8 +220,8 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 
 @test "reloc: a program with its own malloc: a tagged library's lazy slots still bind to it" {
 	local d=$BATS_TEST_TMPDIR
-	gcc -O2 -g -fPIC -shared "$RT_SRC/reloc_edge_lib.c" -o "$d/libedge.so"
-	gcc -O2 -g -DOWNALLOC "-I$abs_top_srcdir/include" "$RT_SRC/reloc_edge.c" -L"$d" -ledge -Wl,-rpath,"$d" -o "$d/ownalloc"
+	# built by make: libedge.so and ownalloc -O2 -g
+	cp -p "$abs_top_builddir/tests/reloc/ownalloc/libedge.so" "$abs_top_builddir/tests/reloc/ownalloc/ownalloc" "$d/"
 	run -0 "$d/ownalloc"
 	assert_output "ok secret=0"
 	# lazy binding (the default) and bind-now: no abort, the program's allocator serves

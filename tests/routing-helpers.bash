@@ -7,21 +7,14 @@
 # The probes rt_build names are built by automake (Makefile.am, "Probe programs
 # and libraries of the Bats tests"; tests/README.md) with configure's compiler and
 # flags; rt_build copies them into $BATS_FILE_TMPDIR/bin, where the tests expect
-# them. rt_cc still builds a file's own extra programs there from the sources.
+# them.
 
 : "${abs_top_srcdir:=$(cd "$BATS_TEST_DIRNAME/.." && pwd)}"
 RT_SRC="$abs_top_srcdir/tests"
 
-# The programs must keep the frames the rules name: no sibling calls, no inlining
-# of the named functions (they are noinline), symbols kept (-g, not stripped).
+# The flags of Makefile.am's PROBE_CFLAGS, for the one program a test must link
+# itself (faults.bats's faults_linked; tests/README.md says why).
 RT_CFLAGS=(-O2 -g -fno-optimize-sibling-calls "-I$abs_top_srcdir/include")
-
-rt_cc() {
-	local out=$1
-	shift
-	"${CC:-gcc}" "${RT_CFLAGS[@]}" "$@" -o "$RT_BIN/$out" ||
-		{ echo "cannot build $out" >&2; return 1; }
-}
 
 # Copies built probes into $RT_BIN (-p: the copy keeps the build's time stamps).
 rt_copy() {

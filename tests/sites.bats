@@ -11,45 +11,35 @@
 load helpers
 load routing-helpers
 
-# name compiler flags...: the builds every tail-call case runs under
-VARIANTS=("o2 gcc -O2 -g" "noplt gcc -O2 -g -fno-plt" "lto gcc -O3 -flto -g" "clang clang -O2 -g")
-
-st_cc() {
-	local cc=$1
-	shift
-	"$cc" "-I$abs_top_srcdir/include" "$@" || { echo "cannot build: $cc $*" >&2; return 1; }
-}
+# the builds every tail-call case runs under (built by make, Makefile.am): o2 gcc
+# -O2 -g, noplt gcc -O2 -g -fno-plt, lto gcc -O3 -flto -g, clang clang -O2 -g
+VARIANTS=(o2 noplt lto clang)
 
 setup_file() {
 	rt_build memread
-	local B=$RT_BIN S=$abs_top_srcdir/tests v vname vcc vflags
+	local B=$RT_BIN S=$abs_top_srcdir/tests T=$abs_top_builddir/tests/sites v f
 	for v in "${VARIANTS[@]}"; do
-		read -r vname vcc vflags <<<"$v"
-		command -v "$vcc" >/dev/null || continue
-		mkdir -p "$B/$vname"
-		# shellcheck disable=SC2086 # the flags are words
-		st_cc "$vcc" $vflags -shared -fPIC -DLIB "$S/sites_keys.c" -o "$B/$vname/libsites.so" \
-			-Wl,-soname,libsites.so || return 1
-		# shellcheck disable=SC2086
-		st_cc "$vcc" $vflags -DWITH_LIB "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/$vname/sites_prog" \
-			-L"$B/$vname" -lsites -Wl,-rpath,"$B/$vname" -ldl || return 1
+		[[ $v != clang || -n ${CLANG:-} ]] || continue
+		mkdir -p "$B/$v"
+		cp -p "$T/$v/libsites.so" "$T/$v/sites_prog" "$B/$v/" ||
+			{ echo "tests/sites/$v is missing: build the test programs first (make check)" >&2; return 1; }
 	done
-	# for dlopen: the same code as a library of its own, and a program without it
-	st_cc gcc -O2 -g -shared -fPIC -DLIB "$S/sites_keys.c" -o "$B/libdyn.so" || return 1
-	st_cc gcc -O2 -g "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_dl" -ldl || return 1
-	st_cc g++ -O2 -g "$S/sites_cxx_main.cc" "$S/sites_cxx.cc" -o "$B/sites_cxx" || return 1
-	if command -v clang++ >/dev/null; then
-		st_cc clang++ -O2 -g "$S/sites_cxx_main.cc" "$S/sites_cxx.cc" -o "$B/sites_cxx_clang" || return 1
-	fi
-	st_cc gcc -O2 -g "$S/sites_inline.c" -o "$B/inline_gcc" || return 1
-	if command -v clang >/dev/null; then
-		st_cc clang -O2 -g "$S/sites_inline.c" -o "$B/inline_clang" || return 1
+	# libdyn.so for dlopen (the same code as a library of its own) and sites_dl, a
+	# program without it; the C++, inlined (gcc -O2 -g, clang -O2 -g), -O3 -flto -g
+	# (and without -g) and non-PIE programs; the upgrade's replacement library
+	local files=(libdyn.so sites_dl sites_cxx inline_gcc libsitesplugin.so cxx_host sites_nopie
+		lto_gcc lto_nodebug_gcc libkeys.so.new)
+	[[ -z ${CLANG:-} ]] || files+=(inline_clang lto_clang lto_nodebug_clang)
+	[[ -z ${CLANGXX:-} ]] || files+=(sites_cxx_clang)
+	for f in "${files[@]}"; do
+		cp -p "$T/$f" "$B/" ||
+			{ echo "tests/sites/$f is missing: build the test programs first (make check)" >&2; return 1; }
+	done
+	if [[ -n ${CLANG:-} ]]; then
 		# the same without its debug information (symbols kept)
 		strip --strip-debug -o "$B/inline_nodebug" "$B/inline_clang" || return 1
 	fi
-	st_cc g++ -O2 -g -shared -fPIC -Wl,--as-needed "$S/sites_plugin.cc" -o "$B/libsitesplugin.so" || return 1
-	st_cc gcc -O2 -g "$S/cxx_host.c" -o "$B/cxx_host" -ldl || return 1
-	st_cc gcc -O2 -g -no-pie -fno-pie "$S/sites_prog.c" "$S/sites_keys.c" -o "$B/sites_nopie" -ldl || return 1
+	# damaged copies of libdyn.so, made here: damaging an ELF file is the test
 	local sec mode
 	for sec in .symtab .strtab; do
 		for mode in wrap huge past; do
@@ -187,8 +177,7 @@ tail_calls() {
 upgrade_dir() {
 	DIR=$(mktemp -d /tmp/sites-upgrade.XXXXXX)
 	cp "$B/libdyn.so" "$DIR/libkeys.so"
-	gcc -O2 -g -shared -fPIC "$abs_top_srcdir/tests/libroutetest.c" -o "$DIR/libkeys.so.new" ||
-		fail "cannot build the replacement"
+	cp "$B/libkeys.so.new" "$DIR/libkeys.so.new"
 	cp "$B/sites_dl" "$DIR/"
 	chmod -R a+rX "$DIR"
 	chmod 777 "$DIR" # the other user renames in it
@@ -360,18 +349,15 @@ cxx_case() {
 
 @test "a site in another file inlined by -O3 -flto -g (gcc, clang): found through the link's debug information" {
 	local cc n=0
+	# built by make (Makefile.am): -O3 -flto -g, and the control -O3 -flto
 	for cc in gcc clang; do
-		command -v "$cc" >/dev/null || continue
-		"$cc" -O3 -flto -g "-I$abs_top_srcdir/include" "$RT_SRC/sites_lto_main.c" "$RT_SRC/sites_lto_key.c" \
-			-o "$B/lto_$cc" || fail "$cc: cannot build"
+		[[ $cc != clang || -n ${CLANG:-} ]] || continue
 		# the premise: no lto_key symbol is left, so only DWARF knows
 		run -0 nm "$B/lto_$cc"
 		refute_line --regexp ' lto_key$'
 		run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_SITES=lto_key "$B/lto_$cc"
 		assert_output $'lto_key secret=1\nplain secret=0'
 		# the control: without -g the rule matches nothing, and says so
-		"$cc" -O3 -flto "-I$abs_top_srcdir/include" "$RT_SRC/sites_lto_main.c" "$RT_SRC/sites_lto_key.c" \
-			-o "$B/lto_nodebug_$cc"
 		run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_SITES=lto_key "$B/lto_nodebug_$cc"
 		assert_output $'lto_key secret=0\nplain secret=0'
 		[[ $stderr == *"SECRETMEM_SITES entry lto_key matches no function"* ]] || fail "$cc: $stderr"

@@ -21,19 +21,14 @@ PW=correct-horse-battery-staple-42
 
 setup_file() {
 	rt_build memscan
-	local bin=$BATS_FILE_TMPDIR/bin v cc flags
+	local v
 	VARIANTS=()
+	# built by make (Makefile.am), one directory per variant
 	for v in o2 lto clang; do
-		case $v in
-		o2) cc=gcc flags=(-O2 -g) ;;
-		lto) cc=gcc flags=(-O3 -flto -g) ;;
-		clang) command -v clang >/dev/null || continue; cc=clang flags=(-O2 -g) ;;
-		esac
-		mkdir -p "$bin/$v"
-		"$cc" "${flags[@]}" -shared -fPIC "$abs_top_srcdir/tests/libpw.c" -o "$bin/$v/libpw.so" \
-			-Wl,-soname,libpw.so || continue
-		"$cc" "${flags[@]}" "$abs_top_srcdir/tests/stdio_prog.c" -o "$bin/$v/stdio_prog" \
-			-L"$bin/$v" -lpw -Wl,-rpath,"$bin/$v" || continue
+		[[ $v != clang || -n ${CLANG:-} ]] || continue
+		mkdir -p "$RT_BIN/streams/$v"
+		rt_copy "streams/$v/libpw.so" "streams/$v/stdio_prog"
+		mv "$RT_BIN/streams/$v" "$RT_BIN/$v"
 		VARIANTS+=("$v")
 	done
 	export VARIANTS_LIST="${VARIANTS[*]}"
