@@ -31,7 +31,10 @@ static uint64_t capacity;        /* records */
 
 static struct sm_audit_rec *recs(void)
 {
-	return (struct sm_audit_rec *)((char *)hdr + SM_AUDIT_HDR);
+	/* hdr is page-aligned (mmap) and SM_AUDIT_HDR a multiple of the record's
+	 * alignment: through void *, as the cast is aligned. */
+	_Static_assert(SM_AUDIT_HDR % _Alignof(struct sm_audit_rec) == 0, "records are aligned");
+	return (struct sm_audit_rec *)(void *)((char *)hdr + SM_AUDIT_HDR);
 }
 
 /* The tool's patterns: DIR/patterns mapped, not copied, so that the tool's scan
