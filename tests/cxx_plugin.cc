@@ -21,6 +21,9 @@ extern "C" int plugin_run(void)
 		std::printf("plugin: new[] threw bad_alloc\n");
 	}
 	char *q = new (std::nothrow) char[huge];
+	// the compiler must not see q unused: clang would drop the new and take it
+	// to have succeeded
+	__asm__ volatile("" : "+r"(q) : : "memory");
 	std::printf("plugin: nothrow new[] %s\n", q ? "returned a block" : "returned nullptr");
 	delete[] q;
 	char *small = new char[32];

@@ -126,6 +126,9 @@ extern "C" __attribute__((noinline)) void make_huge_c(std::size_t n)
 		std::printf("new[] threw bad_alloc\n");
 	}
 	char *q = new (std::nothrow) char[n];
+	// the compiler must not see q unused: clang would drop the new and take it
+	// to have succeeded
+	__asm__ volatile("" : "+r"(q) : : "memory");
 	std::printf("nothrow new[] %s\n", q ? "returned a block" : "returned nullptr");
 	std::set_new_handler(out_of_memory);
 	try {

@@ -158,6 +158,9 @@ NOINLINE void dup_loop(void)
 {
 	for (int i = 0; i < 1000; i++) {
 		char *p = strdup("blk:dup_loop");
+		/* the compiler must not see that p is unused: clang would remove the
+		 * strdup+free pair */
+		__asm__ volatile("" : : "r"(p) : "memory");
 		KEEP_FRAME();
 		free(p);
 	}
