@@ -935,9 +935,9 @@ const size_t sm_api_nfns = sizeof(sm_api_fns) / sizeof(sm_api_fns[0]);
 
 /* ---- dlopen, dlmopen, dlclose: the routing tables hear of loads and unloads ----
  *
- * dlopen and dlmopen are assembly stubs (dlopen.S) that call the pre-hook below and
- * jump to the real function, so that glibc still sees the program's return
- * address. dlclose has its hook before and after the real call: nothing cached
+ * dlopen and dlmopen are assembly entry points (dlopen.S) that call the pre-hook
+ * below and jump to the real function, so that glibc still sees the program's
+ * return address. dlclose has its hook before and after the real call: nothing cached
  * about the object may be trusted from before it can be unmapped until after. */
 
 static int (*next_dlclose)(void *);

@@ -193,8 +193,8 @@ struct patcher {
 	struct span obj, relro;
 	struct span rw[MAX_RW]; /* the writable PT_LOAD segments (RELRO lies in one) */
 	unsigned nrw;
-	struct { void **slot; void *value; } todo[BATCH];
-	unsigned ntodo;
+	struct { void **slot; void *value; } pending[BATCH];
+	unsigned npending;
 	struct sm_reloc_result r;
 	bool exec;      /* a non-PIE executable (ET_EXEC) */
 	bool foreign;   /* a slot is bound to an allocator other than the shim, libc's or the next */
@@ -202,7 +202,7 @@ struct patcher {
 
 static void flush(struct patcher *p)
 {
-	if (!p->ntodo)
+	if (!p->npending)
 		return;
 	size_t len = p->relro.hi - p->relro.lo;
 	if (mprotect((void *)p->relro.lo, len, PROT_READ | PROT_WRITE) != 0) {
@@ -210,19 +210,19 @@ static void flush(struct patcher *p)
 		if (!p->r.failed)
 			sm_warn("cannot make the read-only relocations (RELRO) of %s writable (%s): "
 				"%u of its references to the allocation API are not redirected",
-				p->name, strerror(e), p->ntodo);
+				p->name, strerror(e), p->npending);
 		p->r.failed = true;
-		p->r.kept += p->ntodo;
-		p->ntodo = 0;
+		p->r.kept += p->npending;
+		p->npending = 0;
 		return;
 	}
-	for (unsigned i = 0; i < p->ntodo; i++)
-		__atomic_store_n(p->todo[i].slot, p->todo[i].value, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < p->npending; i++)
+		__atomic_store_n(p->pending[i].slot, p->pending[i].value, __ATOMIC_RELEASE);
 	/* What the loader left it: read-only. */
 	if (mprotect((void *)p->relro.lo, len, PROT_READ) != 0)
 		sm_warn("cannot make the read-only relocations (RELRO) of %s read-only again (%s)",
 			p->name, strerror(errno));
-	p->ntodo = 0;
+	p->npending = 0;
 }
 
 static void store(struct patcher *p, void **slot, void *value)
@@ -231,11 +231,11 @@ static void store(struct patcher *p, void **slot, void *value)
 		__atomic_store_n(slot, value, __ATOMIC_RELEASE);
 		return;
 	}
-	if (p->ntodo == BATCH)
+	if (p->npending == BATCH)
 		flush(p);
-	p->todo[p->ntodo].slot = slot;
-	p->todo[p->ntodo].value = value;
-	p->ntodo++;
+	p->pending[p->npending].slot = slot;
+	p->pending[p->npending].value = value;
+	p->npending++;
 }
 
 static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *r, bool secret)
