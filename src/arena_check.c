@@ -120,18 +120,17 @@ static void check_own_cache(struct check *c)
 	}
 }
 
-/* A freed block in a thread's cache: of a size that is cached, and zero. */
+/* A freed block in a thread's cache: of a size that is cached. Whether it is zero
+ * only its own thread can look (check_own_spans): another may take it from its
+ * cache and write to it while this reads, with no lock. */
 static void check_cached(struct check *c, const struct span *s)
 {
 	if (s->npages > MEDIUM_PAGES)
 		PROBLEM(c, "cached block at %p has %zu pages", (void *)s->start, s->npages);
-	else if (!all_zero(s->start, s->start + s->npages * PAGE))
-		PROBLEM(c, "cached freed secret block at %p (%zu pages) is not zero", (void *)s->start,
-			s->npages);
 }
 
 /* The calling thread's cache of freed large blocks: each bin holds cached spans of
- * its page count, as many as it says. */
+ * its page count, as many as it says, and each is zero. */
 static void check_own_spans(struct check *c)
 {
 	for (size_t n = 1; n <= MEDIUM_PAGES; n++) {
@@ -142,6 +141,9 @@ static void check_own_spans(struct check *c)
 				PROBLEM(c, "span cache of %zu pages holds %p (kind %u, %zu pages)", n,
 					(void *)s->start, s->kind, s->npages);
 				break;
+			} else if (!all_zero(s->start, s->start + n * PAGE)) {
+				PROBLEM(c, "cached freed secret block at %p (%zu pages) is not zero",
+					(void *)s->start, n);
 			}
 		if (k != tc.spans[n].count)
 			PROBLEM(c, "span cache of %zu pages: %u listed, count %u", n, k,

@@ -125,6 +125,32 @@ static void drop_all(void)
 	tc.delta = 0;
 }
 
+/* Only the forking thread lives on in the child, and the other threads' caches of
+ * freed large blocks would be lost to it: every cached span goes back to the free
+ * bins (the forking thread's too, simpler than telling them apart), wiped once
+ * more, for a block another thread was wiping while fork_prepare copied its pages
+ * reaches the child half wiped (copy_chunks runs beside the threads' lock-free
+ * cache paths). The page map is as it was at the fork: kinds change under
+ * page_lock or by an atomic store. */
+static void reclaim_cached_spans(void)
+{
+	memset(tc.spans, 0, sizeof(tc.spans));
+	lock(&page_lock);
+	for (struct chunk *c = chunks; c; c = c->next)
+		for (uintptr_t a = c->start, end = c->start + c->len; a < end;) {
+			struct span *s = span_at(a);
+			if (!s || s->start > a)
+				break; /* a broken page map: sm_arena_check names it */
+			if (span_kind(s) == SPAN_CACHED) {
+				wipe_block((void *)s->start, s->npages * PAGE, s->touched);
+				span_free(s, true);
+				s = span_at(a); /* merged with its free neighbours */
+			}
+			a = s->start + s->npages * PAGE;
+		}
+	unlock(&page_lock);
+}
+
 void sm_arena_fork_child(void)
 {
 	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
@@ -134,7 +160,8 @@ void sm_arena_fork_child(void)
 	pthread_mutex_init(&page_lock, NULL);
 	for (unsigned c = 0; c < NCLASS; c++)
 		pthread_mutex_init(&central[c].lock, NULL);
-	/* Only this thread lives on; the others' caches are abandoned (bounded). */
+	/* Only this thread lives on; the others' cached slots are lost to the child
+	 * (bounded), their cached spans come back (reclaim_cached_spans). */
 	reg_head = NULL;
 	if (tc.registered) {
 		tc.next = tc.prev = NULL;
@@ -159,6 +186,8 @@ void sm_arena_fork_child(void)
 		}
 		close_copies();
 	}
+	if (chunks)
+		reclaim_cached_spans();
 	fork_copy_err = 0;
 	errno = saved;
 }

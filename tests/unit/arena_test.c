@@ -458,6 +458,66 @@ static void child_span(void *arg)
 	_exit(left ? 5 : !arena_ok() ? 6 : 0);
 }
 
+/* SECRETMEM_MAX=1M: another thread allocates blocks of 1 to 16 pages up to the
+ * limit, frees them all (into its cache; one small block stays live) and sleeps
+ * while the process forks. In the child only the forking thread lives: the other
+ * one's cached blocks must come back to it (before, they were lost and the child
+ * found its limit spent). */
+static int forkc_done[2], forkc_go[2];
+
+static void *fork_cache_thread(void *arg)
+{
+	(void)arg;
+	static void *b[512];
+	size_t n = 0;
+	/* one block kept live: a thread with nothing live gives its cache back */
+	void *keep = sm_arena_malloc(100);
+	for (size_t pages = 1; n < 512; pages = pages % 16 + 1) {
+		void *p = sm_arena_malloc(pages * 4096);
+		if (!p)
+			break;
+		memset(p, 0x5a, pages * 4096);
+		b[n++] = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		sm_arena_free(b[i]);
+	char c = 'x';
+	if (write(forkc_done[1], &c, 1) != 1 || read(forkc_go[0], &c, 1) != 1)
+		abort();
+	sm_arena_free(keep);
+	return NULL;
+}
+
+static void child_fork_cache(void *arg)
+{
+	(void)arg;
+	sm_opt.max = 1 << 20;
+	sm_arena_init();
+	void *pin = sm_arena_malloc(100);
+	pthread_t t;
+	char c = 'x';
+	if (!pin || pipe(forkc_done) || pipe(forkc_go) ||
+	    pthread_create(&t, NULL, fork_cache_thread, NULL) || read(forkc_done[0], &c, 1) != 1)
+		_exit(1);
+	pid_t pid = fork();
+	if (pid == 0) {
+		size_t n = 0;
+		while (sm_arena_malloc(4000))
+			n++;
+		struct sm_arena_stats st;
+		sm_arena_get_stats(&st);
+		fprintf(stderr, "the fork's child filled %zu of %zu bytes\n", n * 4096,
+			(size_t)st.limit);
+		_exit(n * 4096 < st.limit * 8 / 10 ? 3 : !arena_ok() ? 4 : 0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		_exit(2);
+	if (write(forkc_go[1], &c, 1) != 1 || pthread_join(t, NULL))
+		_exit(2);
+	_exit(!WIFEXITED(st) ? 5 : WEXITSTATUS(st) ? WEXITSTATUS(st) : !arena_ok() ? 6 : 0);
+}
+
 /* Another thread allocated and freed blocks of several classes and sleeps: when
  * the last block of the process is freed, no secret mapping is left (the other
  * thread's cached free slots do not keep their chunks). */
@@ -579,6 +639,10 @@ static void pre_init_tests(void)
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_cached, NULL, err, sizeof(err));
 	ok(exited(st, 0), "nothing live, another thread's cache holds free slots: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_fork_cache, NULL, err, sizeof(err));
+	ok(exited(st, 0), "fork while another thread's cache holds freed blocks: the child gets them back");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_page, (void *)(uintptr_t)24576, err, sizeof(err));
