@@ -82,10 +82,10 @@ void tc_register(void)
 		return;
 	lock(&reg_lock);
 	tc.prev = NULL;
-	tc.next = reg_head;
+	STORE(tc.next, reg_head);
 	if (reg_head)
 		reg_head->prev = &tc;
-	reg_head = &tc;
+	__atomic_store_n(&reg_head, &tc, __ATOMIC_RELEASE); /* release_idle reads it unlocked */
 	tc.registered = true;
 	unlock(&reg_lock);
 	/* A non-NULL value makes the destructor run at thread exit. */
@@ -222,12 +222,12 @@ void tc_exit(void *arg)
 	span_cache_flush();
 	publish_live();
 	lock(&reg_lock);
-	g_retired_allocs += tc.nalloc;
-	g_retired_frees += tc.nfree;
+	STORE(g_retired_allocs, g_retired_allocs + tc.nalloc);
+	STORE(g_retired_frees, g_retired_frees + tc.nfree);
 	if (tc.prev)
-		tc.prev->next = tc.next;
+		STORE(tc.prev->next, tc.next);
 	else
-		reg_head = tc.next;
+		__atomic_store_n(&reg_head, tc.next, __ATOMIC_RELEASE);
 	if (tc.next)
 		tc.next->prev = tc.prev;
 	STORE(tc.nalloc, 0);
@@ -241,8 +241,8 @@ void tc_exit(void *arg)
 void count_dead(uint64_t allocs, uint64_t frees)
 {
 	lock(&reg_lock);
-	g_retired_allocs += allocs;
-	g_retired_frees += frees;
+	STORE(g_retired_allocs, g_retired_allocs + allocs);
+	STORE(g_retired_frees, g_retired_frees + frees);
 	unlock(&reg_lock);
 }
 
