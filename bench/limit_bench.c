@@ -8,11 +8,19 @@
  * the cost of giving the arena back when nothing is live (a free and the next
  * allocation, with the pages faulted in again).
  *
- *   limit_bench [-m LIMIT_MIB] [-r ROUNDS] [-s SEED]
+ * -g: the same workload against glibc's malloc instead, for reference: an
+ * allocation "fails" when glibc took more memory from the system for it and now
+ * holds more than the limit (mallinfo2's arena and mmapped bytes; the block is
+ * freed, the growth trimmed, and the round ends), so the figure is how much of
+ * that much memory glibc gives to live blocks under the same history.
+ *
+ *   limit_bench [-g] [-m LIMIT_MIB] [-r ROUNDS] [-s SEED]
  */
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +59,34 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static bool use_glibc;
+static size_t glibc_limit;
+
+/* One block of the workload, or NULL when the limit is reached. */
+static void *take(size_t want)
+{
+	if (!use_glibc)
+		return sm_arena_malloc(want);
+	struct mallinfo2 mi = mallinfo2();
+	size_t before = mi.arena + mi.hblkhd;
+	void *p = malloc(want);
+	mi = mallinfo2();
+	if (p && mi.arena + mi.hblkhd > glibc_limit && mi.arena + mi.hblkhd > before) {
+		free(p);
+		malloc_trim(0); /* the growth goes back: it was over the limit */
+		return NULL;
+	}
+	return p;
+}
+
+static void give(void *p)
+{
+	if (use_glibc)
+		free(p);
+	else
+		sm_arena_free(p);
+}
+
 static double now(void)
 {
 	struct timespec t;
@@ -62,30 +98,39 @@ int main(int argc, char **argv)
 {
 	size_t mib = 8;
 	int rounds = 20, c;
-	while ((c = getopt(argc, argv, "m:r:s:h")) != -1) {
-		if (c == 'm')
+	while ((c = getopt(argc, argv, "gm:r:s:h")) != -1) {
+		if (c == 'g')
+			use_glibc = true;
+		else if (c == 'm')
 			mib = strtoul(optarg, NULL, 10);
 		else if (c == 'r')
 			rounds = atoi(optarg);
 		else if (c == 's')
 			rng = strtoull(optarg, NULL, 10) | 1;
 		else {
-			fprintf(stderr, "usage: limit_bench [-m LIMIT_MIB] [-r ROUNDS] [-s SEED]\n");
+			fprintf(stderr, "usage: limit_bench [-g] [-m LIMIT_MIB] [-r ROUNDS] [-s SEED]\n");
 			return c == 'h' ? 0 : 64;
 		}
 	}
 	if (rounds < 1 || rounds > 1000 || !mib)
 		return 64;
 	size_t limit = mib << 20, max = limit / 32;
-	sm_opt.max = limit;
-	sm_arena_init();
+	if (use_glibc) {
+		/* what glibc holds already (stdio, this program's start) is not the
+		 * workload's */
+		struct mallinfo2 mi = mallinfo2();
+		glibc_limit = mi.arena + mi.hblkhd + limit;
+	} else {
+		sm_opt.max = limit;
+		sm_arena_init();
+	}
 
 	double frac[1000];
 	size_t n = 0, live = 0;
 	for (int r = 0; r < rounds; r++) {
 		for (;;) {
 			size_t want = pick(max);
-			void *p = n < MAXBLK ? sm_arena_malloc(want) : NULL;
+			void *p = n < MAXBLK ? take(want) : NULL;
 			if (!p)
 				break;
 			memset(p, 1, want < 64 ? want : 64); /* touch it, as a program would */
@@ -96,7 +141,7 @@ int main(int argc, char **argv)
 		frac[r] = (double)live / (double)limit;
 		for (size_t i = 0; i < n;) { /* free a random half */
 			if (next() & 1) {
-				sm_arena_free(blk[i]);
+				give(blk[i]);
 				live -= len[i];
 				blk[i] = blk[--n];
 				len[i] = len[n];
@@ -107,9 +152,11 @@ int main(int argc, char **argv)
 	}
 	double first = frac[0];
 	qsort(frac, (size_t)rounds, sizeof(frac[0]), cmp);
-	printf("limit %zu MiB, blocks 16 B-%zu KiB, %d rounds: usable fraction first %.1f%% "
-	       "lowest %.1f%% median %.1f%%\n", mib, max >> 10, rounds, 100 * first, 100 * frac[0],
-	       100 * frac[rounds / 2]);
+	printf("%slimit %zu MiB, blocks 16 B-%zu KiB, %d rounds: usable fraction first %.1f%% "
+	       "lowest %.1f%% median %.1f%%\n", use_glibc ? "glibc, " : "", mib, max >> 10, rounds,
+	       100 * first, 100 * frac[0], 100 * frac[rounds / 2]);
+	if (use_glibc)
+		return 0;
 
 	/* Nothing live: the arena unmaps; the next allocation maps and faults again. */
 	while (n)

@@ -458,24 +458,25 @@ static void child_span(void *arg)
 	_exit(left ? 5 : !arena_ok() ? 6 : 0);
 }
 
-/* SECRETMEM_MAX=1M: another thread allocates blocks of 1 to 16 pages up to the
- * limit, frees them all (into its cache; one small block stays live) and sleeps
- * while the process forks. In the child only the forking thread lives: the other
- * one's cached blocks must come back to it (before, they were lost and the child
- * found its limit spent). */
+/* SECRETMEM_MAX=4M: another thread allocates two blocks of each size of 1 to 16
+ * pages (1088 KiB, what its cache holds while memory is not short), frees them
+ * all (into its cache; one small block stays live) and sleeps while the process
+ * forks. In the child only the forking thread lives: the other one's cached
+ * blocks must come back to it (before, they were lost, over a quarter of the
+ * limit). */
 static int forkc_done[2], forkc_go[2];
 
 static void *fork_cache_thread(void *arg)
 {
 	(void)arg;
-	static void *b[512];
+	void *b[32];
 	size_t n = 0;
 	/* one block kept live: a thread with nothing live gives its cache back */
 	void *keep = sm_arena_malloc(100);
-	for (size_t pages = 1; n < 512; pages = pages % 16 + 1) {
+	for (size_t pages = 1; n < 32; pages = pages % 16 + 1) {
 		void *p = sm_arena_malloc(pages * 4096);
 		if (!p)
-			break;
+			abort();
 		memset(p, 0x5a, pages * 4096);
 		b[n++] = p;
 	}
@@ -491,7 +492,7 @@ static void *fork_cache_thread(void *arg)
 static void child_fork_cache(void *arg)
 {
 	(void)arg;
-	sm_opt.max = 1 << 20;
+	sm_opt.max = 4 << 20;
 	sm_arena_init();
 	void *pin = sm_arena_malloc(100);
 	pthread_t t;
