@@ -330,8 +330,8 @@ void oom_warn(void);
 bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
 
-/* The calling thread has freed as many blocks as it allocated (an idle moment):
- * release_idle, unless it looked at one of the last few (tc.idle_skip). */
+/* The calling thread has freed at least as many blocks as it allocated (an idle
+ * moment): release_idle, unless a look told it to pass this one (tc.idle_skip). */
 static inline void idle_moment(void)
 {
 	if (likely(tc.idle_skip))
@@ -385,7 +385,7 @@ static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsig
 	STORE(tc.delta, tc.delta - sz);
 	if (unlikely(++b->count > class_cap[c]))
 		cache_overflow(c);
-	else if (unlikely(nfree == tc.nalloc))
+	else if (unlikely(nfree >= tc.nalloc))
 		idle_moment();
 }
 

@@ -202,7 +202,7 @@ static void large_free(struct span *s)
 		uint64_t nfree = tc.nfree + 1;
 		STORE(tc.nfree, nfree);
 		STORE(tc.delta, tc.delta - (int64_t)len);
-		if (unlikely(nfree == tc.nalloc))
+		if (unlikely(nfree >= tc.nalloc))
 			idle_moment();
 		return;
 	}
@@ -214,7 +214,7 @@ static void large_free(struct span *s)
 	publish_live();
 	if (tc.dead)
 		count_dead(0, 1);
-	else if (tc.nfree == tc.nalloc)
+	else if (tc.nfree >= tc.nalloc)
 		idle_moment();
 }
 

@@ -418,8 +418,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* This thread has freed as many blocks as it allocated. If no secret block is
- * live anywhere (check every thread), give every chunk back, so that no secret
+/* This thread has freed at least as many blocks as it allocated. If no secret
+ * block is live anywhere (check every thread), give every chunk back, so no secret
  * mapping is left (while one exists the kernel refuses to hibernate the machine):
  * empty this thread's cache and the slabs kept back, and unmap every chunk that
  * holds nothing. Unless memory was given back so less than IDLE_HOLD_NS ago: then
@@ -436,13 +436,17 @@ static uint64_t now_ns(void)
  * to give, nothing being live) less than IDLE_HOLD_NS ago, no look can change
  * anything, and it takes no lock and reads no other thread's line. Else it sums
  * the counters; the only thread with a cache with no lock or walk (the lock was
- * half the cost of its pair). A look that finds another thread's blocks live is
- * not repeated for this thread's next SKIP_BUSY idle moments (idle_moment): each
- * takes the registry lock and reads lines that every other thread writes at each
- * of its calls (2 threads freeing at once ran at a quarter of one thread's rate).
- * So when threads free their last blocks together, the chunks may stay mapped
- * until a later idle moment of one of them. errno is kept only where it can
- * change. */
+ * half the cost of its pair). A look that finds N blocks live elsewhere is not
+ * repeated for this thread's next N - 1 idle moments, SKIP_BUSY at most
+ * (idle_moment): each takes the registry lock and reads lines that every other
+ * thread writes at each of its calls (2 threads freeing at once ran at a quarter
+ * of one thread's rate). A thread that alone frees those N cannot skip its last
+ * free; when several free them together, the chunks may stay mapped until a
+ * later idle moment of one of them. errno is kept only where it can change.
+ *
+ * An idle moment is a free after which the thread has freed at least as many
+ * blocks as it allocated: a thread that frees what another allocated (a consumer)
+ * never has freed exactly as many, and before this looked never. */
 #define SKIP_BUSY 31
 __attribute__((noinline)) void release_idle(void)
 {
@@ -478,7 +482,8 @@ __attribute__((noinline)) void release_idle(void)
 			flush_own_cache();
 			errno = saved;
 		}
-		tc.idle_skip = SKIP_BUSY;
+		uint64_t live = a - f; /* blocks (a > f: frees lag allocations) */
+		tc.idle_skip = live - 1 < SKIP_BUSY ? (uint32_t)(live - 1) : SKIP_BUSY;
 		return;
 	}
 	if (held) {

@@ -458,6 +458,35 @@ static void child_span(void *arg)
 	_exit(left ? 5 : !arena_ok() ? 6 : 0);
 }
 
+/* Blocks that one thread allocated and another frees (a producer and a consumer):
+ * when the consumer frees the last, nothing is live and no secret mapping may be
+ * left. The consumer has freed more blocks than it allocated; before, only a
+ * thread that had freed exactly as many looked, so the memory stayed mapped. */
+static void *producer_thread(void *arg)
+{
+	void **b = arg;
+	for (int i = 0; i < 40; i++)
+		if (!(b[i] = sm_arena_malloc(i % 2 ? 200 : 20000)))
+			abort();
+	return NULL;
+}
+
+static void child_producer(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	void *b[40];
+	pthread_t t;
+	if (pthread_create(&t, NULL, producer_thread, b) || pthread_join(t, NULL))
+		_exit(1);
+	unsigned live = secret_mappings();
+	for (int i = 0; i < 40; i++)
+		sm_arena_free(b[i]);
+	unsigned left = secret_mappings();
+	fprintf(stderr, "mappings: %u with the blocks live, %u after\n", live, left);
+	_exit(!live ? 3 : left ? 4 : !arena_ok() ? 5 : 0);
+}
+
 /* SECRETMEM_MAX=4M: another thread allocates two blocks of each size of 1 to 16
  * pages (1088 KiB, what its cache holds while memory is not short), frees them
  * all (into its cache; one small block stays live) and sleeps while the process
@@ -640,6 +669,10 @@ static void pre_init_tests(void)
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_cached, NULL, err, sizeof(err));
 	ok(exited(st, 0), "nothing live, another thread's cache holds free slots: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_producer, NULL, err, sizeof(err));
+	ok(exited(st, 0), "blocks one thread allocated, freed by another: no secret mapping is left");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_fork_cache, NULL, err, sizeof(err));
