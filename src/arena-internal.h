@@ -329,6 +329,7 @@ void oom_note(size_t want, int err);       /* page_lock held */
 void oom_warn(void);
 bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
+void release_at_exit(void);
 
 /* The calling thread has freed at least as many blocks as it allocated (an idle
  * moment): release_idle, unless a look told it to pass this one (tc.idle_skip). */

@@ -448,6 +448,46 @@ static uint64_t now_ns(void)
  * blocks as it allocated: a thread that frees what another allocated (a consumer)
  * never has freed exactly as many, and before this looked never. */
 #define SKIP_BUSY 31
+
+/* Every thread's allocations and frees (the lone thread's own without a lock). */
+static void live_counts(uint64_t *a, uint64_t *f)
+{
+	if (__atomic_load_n(&reg_head, __ATOMIC_ACQUIRE) == &tc && !LOAD(tc.next)) {
+		/* A thread that registers or exits meanwhile is a race the locked
+		 * sum has too, and as harmless. */
+		*a = LOAD(g_retired_allocs) + tc.nalloc;
+		*f = LOAD(g_retired_frees) + tc.nfree;
+		return;
+	}
+	lock(&reg_lock);
+	*a = g_retired_allocs;
+	*f = g_retired_frees;
+	for (struct tcache *t = reg_head; t; t = t->next) {
+		*a += LOAD(t->nalloc);
+		*f += LOAD(t->nfree);
+	}
+	unlock(&reg_lock);
+}
+
+/* Nothing is live: give every chunk that holds nothing back. */
+static void release_now(uint64_t now)
+{
+	int saved = errno;
+	STORE(released_at, now);
+	streams_give_back();
+	reclaim();
+	lock(&page_lock);
+	release_empty();
+	bool kept = LOAD(g_chunks) != 0;
+	unlock(&page_lock);
+	/* Chunks kept (blocks cached by other threads, a stream in use): the streams
+	 * go on holding secret buffers there, else at the next secret allocation. */
+	STORE(streams_want, true);
+	if (kept)
+		streams_hold();
+	errno = saved;
+}
+
 __attribute__((noinline)) void release_idle(void)
 {
 	uint64_t now = now_ns(), last = LOAD(released_at);
@@ -455,21 +495,7 @@ __attribute__((noinline)) void release_idle(void)
 	if (held && now - flushed_at < IDLE_HOLD_NS)
 		return;
 	uint64_t a, f;
-	if (__atomic_load_n(&reg_head, __ATOMIC_ACQUIRE) == &tc && !LOAD(tc.next)) {
-		/* A thread that registers or exits meanwhile is a race the locked
-		 * sum has too, and as harmless. */
-		a = LOAD(g_retired_allocs) + tc.nalloc;
-		f = LOAD(g_retired_frees) + tc.nfree;
-	} else {
-		lock(&reg_lock);
-		a = g_retired_allocs;
-		f = g_retired_frees;
-		for (struct tcache *t = reg_head; t; t = t->next) {
-			a += LOAD(t->nalloc);
-			f += LOAD(t->nfree);
-		}
-		unlock(&reg_lock);
-	}
+	live_counts(&a, &f);
 	if (!ready)
 		return;
 	if (a != f) {
@@ -490,20 +516,19 @@ __attribute__((noinline)) void release_idle(void)
 		flushed_at = now; /* nothing live: the release will take the cache */
 		return;
 	}
-	int saved = errno;
-	STORE(released_at, now);
-	streams_give_back();
-	reclaim();
-	lock(&page_lock);
-	release_empty();
-	bool kept = LOAD(g_chunks) != 0;
-	unlock(&page_lock);
-	/* Chunks kept (blocks cached by other threads, a stream in use): the streams
-	 * go on holding secret buffers there, else at the next secret allocation. */
-	STORE(streams_want, true);
-	if (kept)
-		streams_hold();
-	errno = saved;
+	release_now(now);
+}
+
+/* A thread exits (tc_exit has given its cache back): its cached slots may be what
+ * kept a chunk mapped when the others freed their last block (a thread that
+ * allocated blocks another freed never looks itself). If nothing is live, give it
+ * back now, hold or not: an exit is no rapid cycle. */
+void release_at_exit(void)
+{
+	uint64_t a, f;
+	live_counts(&a, &f);
+	if (ready && a == f && LOAD(g_chunks))
+		release_now(now_ns());
 }
 
 /* ---- the backend ---- */

@@ -235,6 +235,7 @@ void tc_exit(void *arg)
 	tc.registered = false;
 	tc.dead = true;
 	unlock(&reg_lock);
+	release_at_exit();
 }
 
 /* What a dead thread cache would have counted goes to the retired totals. */

@@ -487,6 +487,40 @@ static void child_producer(void *arg)
 	_exit(!live ? 3 : left ? 4 : !arena_ok() ? 5 : 0);
 }
 
+/* The same with the producer alive while the consumer frees: its cache of free
+ * slots keeps a chunk (only its owner may touch it) until it exits; then no
+ * secret mapping may be left, though no thread frees anything after. */
+static int prod_go[2], prod_done[2];
+
+static void *producer_then_exit(void *arg)
+{
+	producer_thread(arg);
+	char c = 'x';
+	if (write(prod_done[1], &c, 1) != 1 || read(prod_go[0], &c, 1) != 1)
+		abort();
+	return NULL;
+}
+
+static void child_producer_exits(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	void *b[40];
+	pthread_t t;
+	char c = 'x';
+	if (pipe(prod_go) || pipe(prod_done) ||
+	    pthread_create(&t, NULL, producer_then_exit, b) || read(prod_done[0], &c, 1) != 1)
+		_exit(1);
+	for (int i = 0; i < 40; i++)
+		sm_arena_free(b[i]);
+	unsigned before = secret_mappings();
+	if (write(prod_go[1], &c, 1) != 1 || pthread_join(t, NULL))
+		_exit(2);
+	unsigned left = secret_mappings();
+	fprintf(stderr, "mappings: %u before the producer exits, %u after\n", before, left);
+	_exit(left ? 4 : !arena_ok() ? 5 : 0);
+}
+
 /* SECRETMEM_MAX=4M: another thread allocates two blocks of each size of 1 to 16
  * pages (1088 KiB, what its cache holds while memory is not short), frees them
  * all (into its cache; one small block stays live) and sleeps while the process
@@ -673,6 +707,10 @@ static void pre_init_tests(void)
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_producer, NULL, err, sizeof(err));
 	ok(exited(st, 0), "blocks one thread allocated, freed by another: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_producer_exits, NULL, err, sizeof(err));
+	ok(exited(st, 0), "the producer, alive while its blocks are freed, exits: no secret mapping is left");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_fork_cache, NULL, err, sizeof(err));
