@@ -121,7 +121,6 @@ struct tcache {
 	struct sbin spans[MEDIUM_PAGES + 1]; /* by page count */
 	uint64_t nalloc, nfree;     /* written by the owner, read by stats: relaxed atomics */
 	int64_t delta;              /* live bytes not yet published to g_live */
-	uint32_t idle_skip;         /* idle moments to pass before release_idle looks again */
 	bool registered;
 	/* The thread is exiting and tc_exit ran: glibc may still free (or allocate)
 	 * in __libc_thread_freeres, after every destructor; this cache is then
@@ -331,15 +330,6 @@ bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
 void release_at_exit(void);
 
-/* The calling thread has freed at least as many blocks as it allocated (an idle
- * moment): release_idle, unless a look told it to pass this one (tc.idle_skip). */
-static inline void idle_moment(void)
-{
-	if (likely(tc.idle_skip))
-		tc.idle_skip--;
-	else
-		release_idle();
-}
 
 /* wipe.c */
 void wipe_init(void);
@@ -387,7 +377,7 @@ static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsig
 	if (unlikely(++b->count > class_cap[c]))
 		cache_overflow(c);
 	else if (unlikely(nfree >= tc.nalloc))
-		idle_moment();
+		release_idle();
 }
 
 /* The standard streams' secret buffers (streams.c, through the hooks of arena.h):

@@ -203,7 +203,7 @@ static void large_free(struct span *s)
 		STORE(tc.nfree, nfree);
 		STORE(tc.delta, tc.delta - (int64_t)len);
 		if (unlikely(nfree >= tc.nalloc))
-			idle_moment();
+			release_idle();
 		return;
 	}
 	lock(&page_lock);
@@ -215,7 +215,7 @@ static void large_free(struct span *s)
 	if (tc.dead)
 		count_dead(0, 1);
 	else if (tc.nfree >= tc.nalloc)
-		idle_moment();
+		release_idle();
 }
 
 /* ---- misuse ---- */

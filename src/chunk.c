@@ -403,8 +403,13 @@ bool reclaim(void)
 
 static uint64_t released_at; /* now_ns() of the last idle release; 0: none */
 /* When this thread last gave its cache back at an idle moment while others'
- * blocks were live, or found nothing live while memory was held. */
+ * blocks were live, or found nothing live while memory was held; how many idle
+ * moments it may pass without a look, from when. */
 static __thread uint64_t flushed_at TLS_IE;
+static __thread struct {
+	uint32_t left;
+	uint64_t from;
+} skip TLS_IE;
 
 /* The coarse clock (the kernel's tick, 4 ms here): the hold needs no finer, and
  * it is read at idle moments, which a program that frees each block at once
@@ -437,17 +442,20 @@ static uint64_t now_ns(void)
  * anything, and it takes no lock and reads no other thread's line. Else it sums
  * the counters; the only thread with a cache with no lock or walk (the lock was
  * half the cost of its pair). A look that finds N blocks live elsewhere is not
- * repeated for this thread's next N - 1 idle moments, SKIP_BUSY at most
- * (idle_moment): each takes the registry lock and reads lines that every other
+ * repeated for this thread's next N - 1 idle moments, SKIP_BUSY at most, within
+ * SKIP_NS (skip): each takes the registry lock and reads lines that every other
  * thread writes at each of its calls (2 threads freeing at once ran at a quarter
  * of one thread's rate). A thread that alone frees those N cannot skip its last
- * free; when several free them together, the chunks may stay mapped until a
- * later idle moment of one of them. errno is kept only where it can change.
+ * free, nor one that comes SKIP_NS after the look (on the coarse clock: give or
+ * take a tick); when several threads free their last blocks within that of each
+ * other, the chunks may stay mapped until a later idle moment of one of them.
+ * errno is kept only where it can change.
  *
  * An idle moment is a free after which the thread has freed at least as many
  * blocks as it allocated: a thread that frees what another allocated (a consumer)
  * never has freed exactly as many, and before this looked never. */
 #define SKIP_BUSY 31
+#define SKIP_NS ((uint64_t)10 * 1000 * 1000)
 
 /* Every thread's allocations and frees (the lone thread's own without a lock). */
 static void live_counts(uint64_t *a, uint64_t *f)
@@ -491,6 +499,13 @@ static void release_now(uint64_t now)
 __attribute__((noinline)) void release_idle(void)
 {
 	uint64_t now = now_ns(), last = LOAD(released_at);
+	if (skip.left) {
+		if (now - skip.from < SKIP_NS) {
+			skip.left--;
+			return;
+		}
+		skip.left = 0;
+	}
 	bool held = last && now - last < IDLE_HOLD_NS;
 	if (held && now - flushed_at < IDLE_HOLD_NS)
 		return;
@@ -509,7 +524,8 @@ __attribute__((noinline)) void release_idle(void)
 			errno = saved;
 		}
 		uint64_t live = a - f; /* blocks (a > f: frees lag allocations) */
-		tc.idle_skip = live - 1 < SKIP_BUSY ? (uint32_t)(live - 1) : SKIP_BUSY;
+		skip.left = live - 1 < SKIP_BUSY ? (uint32_t)(live - 1) : SKIP_BUSY;
+		skip.from = now;
 		return;
 	}
 	if (held) {

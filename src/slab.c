@@ -291,13 +291,18 @@ __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 }
 
 
-/* The thread's bin c went over its bound: give half of it back. */
+/* The thread's bin c went over its bound: give half of it back. The free that
+ * did it may also be an idle moment (slot_push tests that only when the bin
+ * stayed within its bound): without this test, a thread whose last free took
+ * its bin over (arena_test: 4161 blocks of 16 bytes) left every chunk mapped. */
 __attribute__((noinline)) void cache_overflow(unsigned c)
 {
 	int saved = errno;
 	publish_live();
 	central_put(c, tc.bin[c].count - class_cap[c] / 2);
 	errno = saved;
+	if (tc.nfree >= tc.nalloc)
+		release_idle();
 }
 
 __attribute__((noinline)) void slot_free(struct blk *x, unsigned c, uint32_t sz)

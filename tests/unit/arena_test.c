@@ -620,6 +620,77 @@ static void child_cached(void *arg)
 	_exit(!live ? 3 : left ? 4 : !arena_ok() ? 5 : 0);
 }
 
+/* One thread allocates 4161 blocks of 16 bytes and frees them all: no secret
+ * mapping may be left. The class's cache holds 128 (whatever the limit) and is
+ * refilled 64 at a time; with 4161 the last free takes the bin over its bound
+ * (129), and that free was not an idle moment (the test of nfree == nalloc sat
+ * in the else of the overflow test). */
+static void child_last_overflows(void *arg)
+{
+	(void)arg;
+	enum { N = 4161 };
+	static void *b[N];
+	sm_arena_init();
+	for (int i = 0; i < N; i++)
+		if (!(b[i] = sm_arena_malloc(16)))
+			_exit(1);
+	for (int i = 0; i < N; i++)
+		sm_arena_free(b[i]);
+	unsigned left = secret_mappings();
+	fprintf(stderr, "mappings with nothing live: %u\n", left);
+	_exit(left ? 3 : !arena_ok() ? 4 : 0);
+}
+
+/* Two threads, and the last live block is freed long after any look: no secret
+ * mapping may be left (the man page: every chunk is unmapped when the thread that
+ * frees the last live secret block has freed as many as it allocated). The other
+ * thread frees its last block 200 ms after this one's look found it live, and
+ * its own look at an earlier idle moment (this thread's block live) must not keep
+ * it from looking then. */
+static int skip_go[2], skip_done[2];
+static void *skip_b;
+
+static void *skip_thread(void *arg)
+{
+	(void)arg;
+	char c;
+	if (read(skip_go[0], &c, 1) != 1)
+		abort();
+	sm_arena_free(sm_arena_malloc(100)); /* an idle moment: the pin is live */
+	skip_b = sm_arena_malloc(100);
+	if (write(skip_done[1], &c, 1) != 1 || read(skip_go[0], &c, 1) != 1)
+		abort();
+	sm_arena_free(skip_b);               /* the last live block of the process */
+	if (write(skip_done[1], &c, 1) != 1 || read(skip_go[0], &c, 1) != 1)
+		abort();
+	return NULL;
+}
+
+static void child_idle_skip(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	pthread_t t;
+	char c = 'x';
+	void *pin[8]; /* several: a look that finds one live elsewhere skips none */
+	for (int i = 0; i < 8; i++)
+		if (!(pin[i] = sm_arena_malloc(100)))
+			_exit(1);
+	if (pipe(skip_go) || pipe(skip_done) || pthread_create(&t, NULL, skip_thread, NULL) ||
+	    write(skip_go[1], &c, 1) != 1 || read(skip_done[0], &c, 1) != 1)
+		_exit(1);
+	for (int i = 0; i < 8; i++)
+		sm_arena_free(pin[i]); /* the last: an idle moment, the other's block live */
+	usleep(200 * 1000);
+	if (write(skip_go[1], &c, 1) != 1 || read(skip_done[0], &c, 1) != 1)
+		_exit(1);
+	unsigned left = secret_mappings();
+	if (write(skip_go[1], &c, 1) != 1 || pthread_join(t, NULL))
+		_exit(2);
+	fprintf(stderr, "mappings with nothing live: %u\n", left);
+	_exit(left ? 3 : !arena_ok() ? 4 : 0);
+}
+
 /* Root (CAP_IPC_LOCK, no limit in force) at start, then a privilege drop to a
  * 2 MiB RLIMIT_MEMLOCK: the limit reported is the new one, and 1500 KiB then
  * 400 KiB fit. */
@@ -711,6 +782,15 @@ static void pre_init_tests(void)
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_producer_exits, NULL, err, sizeof(err));
 	ok(exited(st, 0), "the producer, alive while its blocks are freed, exits: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_last_overflows, NULL, err, sizeof(err));
+	ok(exited(st, 0), "the last free takes the thread's bin over its bound: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_idle_skip, NULL, err, sizeof(err));
+	ok(exited(st, 0), "two threads, the last block freed 200 ms after the other's look: "
+	   "no secret mapping is left");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_fork_cache, NULL, err, sizeof(err));
