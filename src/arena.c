@@ -66,14 +66,19 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
 
-/* A large block's pages from the page allocator. Its kind is set under the lock:
- * a free run next to it must not merge with it. */
-static struct span *large_pages(size_t n, size_t align, bool quiet)
+/* A large block's pages from the page allocator, extent bytes of it handed out.
+ * Its kind is set under the lock: a free run next to it must not merge with it;
+ * and its extent too: the descriptor may be a free run's that still holds the
+ * extent of the block it once was, larger than these pages, and the checker
+ * (sm_arena_check, every 64th refill with --enable-debug) would see that. */
+static struct span *large_pages(size_t n, size_t align, bool quiet, size_t extent)
 {
 	lock(&page_lock);
 	struct span *s = pages_alloc_try(n, align, quiet);
-	if (s)
+	if (s) {
 		set_kind(s, SPAN_LARGE);
+		s->extent = extent;
+	}
 	unlock(&page_lock);
 	return s;
 }
@@ -99,11 +104,11 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 		STREAMS_CHECK();
 		return (void *)s->start;
 	}
-	s = large_pages(n, align, quiet);
+	s = large_pages(n, align, quiet, size);
 	/* Short of memory: give back what this thread (its cached blocks too) and the
 	 * classes hold free, and try once more. */
 	if (!s && !quiet && reclaim())
-		s = large_pages(n, align, false);
+		s = large_pages(n, align, false, size);
 	if (!s) {
 		if (!quiet) {
 			oom_warn();
@@ -111,7 +116,6 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 		}
 		return NULL;
 	}
-	s->extent = size;
 	if (!tc.registered)
 		tc_register();
 	STORE(tc.nalloc, tc.nalloc + 1);
@@ -134,9 +138,7 @@ void *sm_arena_own_pages(size_t size)
 	if (!ready || size > sm_arena_reserved)
 		return NULL;
 	size_t n = round_up(size ? size : 1, PAGE) >> PAGE_SHIFT;
-	struct span *s = large_pages(n, PAGE, true);
-	if (s)
-		s->extent = n * PAGE;
+	struct span *s = large_pages(n, PAGE, true, n * PAGE);
 	return s ? (void *)s->start : NULL;
 }
 
