@@ -329,6 +329,7 @@ void oom_warn(void);
 bool reclaim(void);
 __attribute__((noinline)) void release_idle(void);
 void release_at_exit(void);
+void release_fork_child(void);
 
 
 /* wipe.c */

@@ -163,6 +163,7 @@ void sm_arena_fork_child(void)
 	/* Only this thread lives on; the others' cached slots are lost to the child
 	 * (bounded), their cached spans come back (reclaim_cached_spans). */
 	reg_head = NULL;
+	release_fork_child();
 	if (tc.registered) {
 		tc.next = tc.prev = NULL;
 		reg_head = &tc;

@@ -535,6 +535,14 @@ __attribute__((noinline)) void release_idle(void)
 	release_now(now);
 }
 
+/* The fork child: its one thread's skip was decided against the other threads'
+ * counters, which the child does not have; its release is exact from its first
+ * idle moment (a SECRETMEM_FORK=drop child's block freed at once stayed mapped). */
+void release_fork_child(void)
+{
+	skip.left = 0;
+}
+
 /* A thread exits (tc_exit has given its cache back): its cached slots may be what
  * kept a chunk mapped when the others freed their last block (a thread that
  * allocated blocks another freed never looks itself). If nothing is live, give it

@@ -691,6 +691,52 @@ static void child_idle_skip(void *arg)
 	_exit(left ? 3 : !arena_ok() ? 4 : 0);
 }
 
+/* SECRETMEM_FORK=drop: another thread holds blocks and this one has an idle
+ * moment (its look finds them live), then forks. The child, one thread with an
+ * arena of its own, allocates a block and frees it: no secret mapping may be left
+ * (before, it inherited the parent thread's skip of its next looks). */
+static int fskip_go[2], fskip_done[2];
+
+static void *fork_skip_thread(void *arg)
+{
+	(void)arg;
+	char c = 'x';
+	void *p[8];
+	for (int i = 0; i < 8; i++)
+		if (!(p[i] = sm_arena_malloc(100)))
+			abort();
+	if (write(fskip_done[1], &c, 1) != 1 || read(fskip_go[0], &c, 1) != 1)
+		abort();
+	for (int i = 0; i < 8; i++)
+		sm_arena_free(p[i]);
+	return NULL;
+}
+
+static void child_fork_skip(void *arg)
+{
+	(void)arg;
+	sm_opt.fork = SM_FORK_DROP;
+	sm_arena_init();
+	pthread_t t;
+	char c = 'x';
+	if (pipe(fskip_go) || pipe(fskip_done) || pthread_create(&t, NULL, fork_skip_thread, NULL) ||
+	    read(fskip_done[0], &c, 1) != 1)
+		_exit(1);
+	sm_arena_free(sm_arena_malloc(100)); /* an idle moment: the other blocks are live */
+	pid_t pid = fork();
+	if (pid == 0) {
+		sm_arena_free(sm_arena_malloc(100));
+		unsigned left = secret_mappings();
+		fprintf(stderr, "the fork's child: mappings with nothing live: %u\n", left);
+		_exit(left ? 3 : !arena_ok() ? 4 : 0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || write(fskip_go[1], &c, 1) != 1 ||
+	    pthread_join(t, NULL))
+		_exit(2);
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 5);
+}
+
 /* Root (CAP_IPC_LOCK, no limit in force) at start, then a privilege drop to a
  * 2 MiB RLIMIT_MEMLOCK: the limit reported is the new one, and 1500 KiB then
  * 400 KiB fit. */
@@ -786,6 +832,11 @@ static void pre_init_tests(void)
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_last_overflows, NULL, err, sizeof(err));
 	ok(exited(st, 0), "the last free takes the thread's bin over its bound: no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_fork_skip, NULL, err, sizeof(err));
+	ok(exited(st, 0), "fork drop after a look found another thread busy: the child's own "
+	   "block freed, no secret mapping is left");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 	st = run_child(child_idle_skip, NULL, err, sizeof(err));
