@@ -331,7 +331,6 @@ __attribute__((noinline)) void release_idle(void);
 void release_at_exit(void);
 void release_fork_child(void);
 
-
 /* wipe.c */
 void wipe_init(void);
 bool wipe_resident(void *p, size_t len);

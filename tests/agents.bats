@@ -18,21 +18,7 @@ setup_file() {
 	rt_build memscan
 	KEYS=$BATS_FILE_TMPDIR/keys
 	mkdir -p "$KEYS"
-	# gpg: an RSA and an Ed25519 key, each made by a throw-away agent and exported
-	# without a passphrase
-	local g kind st
-	for kind in rsa2048 ed25519; do
-		g=$(mktemp -d /tmp/matrix-gpg.XXXXXX)
-		chmod 700 "$g"
-		timeout 60 gpg --homedir "$g" --batch --passphrase '' \
-			--quick-gen-key "matrix-$kind <matrix@localhost>" "$kind" sign never 2>/dev/null &&
-			timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
-				--export-secret-keys >"$KEYS/$kind.gpg"
-		st=$?
-		gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
-		rm -rf "$g"
-		((st == 0)) || { echo "cannot make a gpg $kind key" >&2; return 1; }
-	done
+	srv_gpg_keys "$KEYS" || return 1 # gpg: RSA and Ed25519
 	# ssh
 	ssh-keygen -q -t ed25519 -N '' -C matrix -f "$KEYS/id_ed25519" &&
 		ssh-keygen -q -t rsa -b 2048 -N '' -C matrix -f "$KEYS/id_rsa" ||

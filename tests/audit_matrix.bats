@@ -20,21 +20,7 @@ setup_file() {
 	srv_key "$KEYS/ec.pem" ec
 	srv_key "$KEYS/client.pem" rsa matrix-client
 	rt_build memscan
-	# gpg: an RSA and an Ed25519 key, each made by a throw-away agent and exported
-	# without a passphrase (as tests/agents.bats makes them)
-	local g kind st
-	for kind in rsa2048 ed25519; do
-		g=$(mktemp -d /tmp/mx-gpg.XXXXXX)
-		chmod 700 "$g"
-		timeout 60 gpg --homedir "$g" --batch --passphrase '' \
-			--quick-gen-key "matrix-$kind <matrix@localhost>" "$kind" sign never 2>/dev/null &&
-			timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
-				--export-secret-keys >"$KEYS/$kind.gpg"
-		st=$?
-		gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
-		rm -rf "$g"
-		((st == 0)) || { echo "cannot make a gpg $kind key" >&2; return 1; }
-	done
+	srv_gpg_keys "$KEYS" || return 1 # gpg: RSA and Ed25519, as agents.bats makes them
 	export KEYS
 }
 
@@ -122,33 +108,6 @@ assert_libcrypto_copies() {
 
 # ---- nginx: the master reads the key and forks 2 workers, which do the handshakes ----
 
-nginx_conf() {
-	local d=$BATS_TEST_TMPDIR/nginx
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-pid $d/nginx.pid;
-error_log $BATS_TEST_TMPDIR/nginx.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp;
-	proxy_temp_path $d/tmp;
-	fastcgi_temp_path $d/tmp;
-	uwsgi_temp_path $d/tmp;
-	scgi_temp_path $d/tmp;
-	server {
-		listen 127.0.0.1:$PORT ssl reuseport;
-		ssl_certificate $KEYS/$KIND.pem.crt;
-		ssl_certificate_key $KEYS/$KIND.pem;
-		location / { return 200 "worker \$pid\n"; }
-	}
-}
-CONF
-}
-
 # requests until both workers have answered one (at most 100)
 nginx_requests() {
 	local i seen=" "
@@ -166,7 +125,7 @@ nginx_case() {
 	KIND=$1
 	command -v nginx >/dev/null || fail "nginx is not installed"
 	PORT=$(srv_port)
-	nginx_conf
+	srv_nginx_conf "$BATS_TEST_TMPDIR/nginx" "$KEYS/$KIND.pem"
 	local d=$BATS_TEST_TMPDIR/nginx
 	mx_audit nginx_requests --key "$KEYS/$KIND.pem" -- nginx -p "$d" -c "$d/nginx.conf" \
 		-e "$BATS_TEST_TMPDIR/nginx.log"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Helpers of the real-program matrix (servers.bats, clients.bats, agents.bats; loaded
-# after helpers.bash and routing-helpers.bash): make keys, turn a key into the byte
+# Helpers of the real-program matrix (servers.bats, clients.bats, agents.bats,
+# audit_matrix.bats; loaded after helpers.bash and routing-helpers.bash): make
+# keys, turn a key into the byte
 # strings root would look for, start a Debian-packaged program on 127.0.0.1 with a
 # timeout on every wait, scan its processes through /proc/PID/mem and check that the
 # shim was really in them.
@@ -234,4 +235,53 @@ $FOUND"
 		((BASH_REMATCH[2] > 0)) || fail "a scan met no /secretmem bytes: $line"
 		((BASH_REMATCH[1] >= BASH_REMATCH[2])) || fail "some /secretmem pages were readable: $line"
 	done <<<"$SCAN"
+}
+
+# srv_gpg_keys DIR: DIR/rsa2048.gpg and DIR/ed25519.gpg, secret keys each made by a
+# throw-away agent and exported without a passphrase.
+srv_gpg_keys() {
+	local dir=$1 g kind st
+	for kind in rsa2048 ed25519; do
+		g=$(mktemp -d /tmp/matrix-gpg.XXXXXX)
+		chmod 700 "$g"
+		timeout 60 gpg --homedir "$g" --batch --passphrase '' \
+			--quick-gen-key "matrix-$kind <matrix@localhost>" "$kind" sign never 2>/dev/null &&
+			timeout 30 gpg --homedir "$g" --batch --pinentry-mode loopback --passphrase '' \
+				--export-secret-keys >"$dir/$kind.gpg"
+		st=$?
+		gpgconf --homedir "$g" --kill gpg-agent 2>/dev/null
+		rm -rf "$g"
+		((st == 0)) || { echo "cannot make a gpg $kind key" >&2; return 1; }
+	done
+}
+
+# srv_nginx_conf DIR KEY: DIR/nginx.conf for nginx with a master and 2 workers
+# serving TLS on 127.0.0.1:$PORT with KEY (its certificate KEY.crt); every path in DIR.
+srv_nginx_conf() {
+	local d=$1 key=$2
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $BATS_TEST_TMPDIR/nginx.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp;
+	proxy_temp_path $d/tmp;
+	fastcgi_temp_path $d/tmp;
+	uwsgi_temp_path $d/tmp;
+	scgi_temp_path $d/tmp;
+	server {
+		# one socket a worker, the kernel spreading connections by address hash:
+		# each worker gets some of the requests, however loaded the machine
+		listen 127.0.0.1:$PORT ssl reuseport;
+		ssl_certificate $key.crt;
+		ssl_certificate_key $key;
+		location / { return 200 "worker \$pid\n"; }
+	}
+}
+CONF
 }

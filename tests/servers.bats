@@ -40,32 +40,8 @@ start_nginx() {
 	shift
 	command -v nginx >/dev/null || fail "nginx is not installed (apt-get install nginx-light)"
 	local d=$BATS_TEST_TMPDIR/nginx
-	mkdir -p "$d/tmp"
 	PORT=$(srv_port)
-	cat >"$d/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes 2;
-pid $d/nginx.pid;
-error_log $BATS_TEST_TMPDIR/nginx.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp;
-	proxy_temp_path $d/tmp;
-	fastcgi_temp_path $d/tmp;
-	uwsgi_temp_path $d/tmp;
-	scgi_temp_path $d/tmp;
-	server {
-		# one socket a worker, the kernel spreading connections by address hash:
-		# each worker gets some of the requests, however loaded the machine
-		listen 127.0.0.1:$PORT ssl reuseport;
-		ssl_certificate $KEYS/$kind.pem.crt;
-		ssl_certificate_key $KEYS/$kind.pem;
-		location / { return 200 "worker \$pid\n"; }
-	}
-}
-CONF
+	srv_nginx_conf "$d" "$KEYS/$kind.pem"
 	"$@" nginx -p "$d" -c "$d/nginx.conf" -e "$BATS_TEST_TMPDIR/nginx.log" \
 		</dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/nginx.err" 3>&- &
 	NGINX_PID=$!
