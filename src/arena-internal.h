@@ -97,6 +97,8 @@ struct chunk {
 	size_t len;
 	int copy_fd;                /* fork copy in flight, else -1 */
 	struct chunk *next;
+	bool shared;                /* its file has pages mapped in other chunks too
+	                             * (compact): unmapped only with every chunk */
 };
 
 struct central {
@@ -323,6 +325,7 @@ void probe_backend(void);
 void budget_init(void);
 size_t reserve_want(void);
 int grow(size_t n, size_t align);          /* page_lock held */
+int compact(size_t n, size_t align);       /* page_lock held */
 unsigned release_empty(void);              /* page_lock held */
 void oom_note(size_t want, int err);       /* page_lock held */
 void oom_warn(void);

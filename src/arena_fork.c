@@ -178,8 +178,10 @@ void sm_arena_fork_child(void)
 			sm_pages_relock((void *)c->start, c->len);
 	} else {
 		int err = 0;
-		for (struct chunk *c = chunks; c && !err; c = c->next)
+		for (struct chunk *c = chunks; c && !err; c = c->next) {
 			err = sm_pages_map_fd((void *)c->start, c->len, c->copy_fd);
+			c->shared = false; /* a file of its own now */
+		}
 		if (err) {
 			sm_error("fork(): the child cannot map its copy of secret memory (%s); "
 				 "it starts with none", errname(-err));

@@ -72,8 +72,10 @@ void budget_init(void)
 			!sm_pages_cap_ipc_lock();
 	size_t kern = SIZE_MAX, room = 0;
 	if (enforced) {
-		room = backend != SM_BACKEND_MLOCK && sm_opt.fork == SM_FORK_COPY ?
-		       SM_PAGES_COPY_WINDOW : 0;
+		/* And a page for compact's second mapping of a piece (copy's room
+		 * does for both: they run under the same lock). */
+		room = backend == SM_BACKEND_MLOCK ? 0 :
+		       sm_opt.fork == SM_FORK_COPY ? SM_PAGES_COPY_WINDOW : PAGE;
 		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
 	}
 	size_t lim = sm_arena_reserved;
@@ -108,6 +110,36 @@ size_t reserve_want(void)
 }
 
 /* ---- chunks ---- */
+
+/* The page map entries up to page end (a chunk's and its guard page's) must be
+ * writable before they are set. 0 or -errno. */
+static int pagemap_cover(uintptr_t end)
+{
+	size_t pm_end = round_up((page_index(end) + 1) * sizeof(*pagemap), PAGE);
+	if (pm_end > pagemap_rw) {
+		if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
+			     PROT_READ | PROT_WRITE) != 0)
+			return -errno;
+		pagemap_rw = pm_end;
+	}
+	return 0;
+}
+
+static struct chunk *chunk_get(void)
+{
+	struct chunk *c = chunk_free;
+	if (c)
+		chunk_free = c->next;
+	else
+		c = sm_meta_alloc(sizeof(*c));
+	return c;
+}
+
+static void chunk_put(struct chunk *c)
+{
+	c->next = chunk_free;
+	chunk_free = c;
+}
 
 
 /* Whether every span of chunk c is free (no block, no slab). */
@@ -182,21 +214,28 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 		prev->next = c->next;
 	else
 		chunks = c->next;
-	c->next = chunk_free;
-	chunk_free = c;
+	chunk_put(c);
 	STORE(g_mapped, g_mapped - c->len);
 	STORE(g_chunks, g_chunks - 1);
 	STORE(g_touched, g_touched - touched);
 	return true;
 }
 
-/* Unmaps every chunk that holds nothing; returns how many. */
+/* Unmaps every chunk that holds nothing; returns how many. A chunk that shares its
+ * file with others (compact) goes only when every chunk goes: the kernel frees a
+ * secret file's pages only when its last mapping is gone, so unmapping one part of
+ * it would drop their memlock charge and keep the pages. */
 unsigned release_empty(void)
 {
+	bool all = true, shared = false;
+	for (struct chunk *c = chunks; c; c = c->next)
+		shared |= c->shared;
+	for (struct chunk *c = chunks; c && shared && all; c = c->next)
+		all = chunk_empty(c);
 	unsigned n = 0;
 	for (struct chunk *c = chunks, *prev = NULL, *next; c; c = next) {
 		next = c->next;
-		if (chunk_empty(c) && chunk_unmap(c, prev))
+		if ((all || !c->shared) && chunk_empty(c) && chunk_unmap(c, prev))
 			n++;
 		else
 			prev = c;
@@ -265,15 +304,8 @@ int grow(size_t n, size_t align)
 		len = chunk_len(need);
 		at = len ? place(len, &prev) : 0;
 		if (at) {
-			/* The page map entries for the chunk and its guard pages must be
-			 * writable first. */
-			size_t pm_end = round_up((page_index(at + len) + 1) * sizeof(*pagemap), PAGE);
-			if (pm_end > pagemap_rw) {
-				if (mprotect((char *)pagemap + pagemap_rw, pm_end - pagemap_rw,
-					     PROT_READ | PROT_WRITE) != 0)
-					return -errno;
-				pagemap_rw = pm_end;
-			}
+			if ((err = pagemap_cover(at + len)))
+				return err;
 			err = sm_pages_map_chunk(backend, (void *)at, len, sm_opt.fork == SM_FORK_DROP);
 			if (!err)
 				break;
@@ -285,22 +317,16 @@ int grow(size_t n, size_t align)
 	}
 
 	struct span *s = desc_new();
-	struct chunk *c = chunk_free;
-	if (c)
-		chunk_free = c->next;
-	else
-		c = sm_meta_alloc(sizeof(*c));
+	struct chunk *c = chunk_get();
 	if (!s || !c) {
 		if (s)
 			desc_put(s);
-		if (c) {
-			c->next = chunk_free;
-			chunk_free = c;
-		}
+		if (c)
+			chunk_put(c);
 		sm_pages_unmap_to_reserved((void *)at, len);
 		return -ENOMEM;
 	}
-	*c = (struct chunk){ at, len, -1, prev ? prev->next : chunks };
+	*c = (struct chunk){ .start = at, .len = len, .copy_fd = -1, .next = prev ? prev->next : chunks };
 	if (prev)
 		prev->next = c;
 	else
@@ -322,6 +348,273 @@ int grow(size_t n, size_t align)
 	STORE(g_mapped, g_mapped + len);
 	STORE(g_chunks, g_chunks + 1);
 	return 0;
+}
+
+/* ---- compaction ---- */
+
+/* At most this many pieces go into one run: each becomes a mapping of its own
+ * (vm.max_map_count) and costs two system calls (about 14 us on this VM). */
+#define COMPACT_PIECES 64
+
+/* The chunk that holds page a (one exists), and the one before it. */
+static struct chunk *chunk_at(uintptr_t a, struct chunk **prev)
+{
+	*prev = NULL;
+	struct chunk *c = chunks;
+	while (a >= c->start + c->len) {
+		*prev = c;
+		c = c->next;
+	}
+	return c;
+}
+
+/* How many chunks [a, a + n pages) lies in. */
+static size_t pieces_of(uintptr_t a, size_t n)
+{
+	struct chunk *prev, *c = chunk_at(a, &prev);
+	size_t k = 1;
+	for (uintptr_t end = a + n * PAGE; c->start + c->len < end; c = c->next)
+		k++;
+	return k;
+}
+
+/* Puts chunk c into the list, in address order. */
+static void chunk_link(struct chunk *c)
+{
+	struct chunk **pp = &chunks;
+	while (*pp && (*pp)->start < c->start)
+		pp = &(*pp)->next;
+	c->next = *pp;
+	*pp = c;
+	STORE(g_chunks, g_chunks + 1);
+}
+
+/* [lo, hi) of chunk c (after prev) is mapped elsewhere now and reserved here: c
+ * keeps what is left on either side, split in two with *spare if need be. */
+static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr_t hi,
+		      struct chunk **spare)
+{
+	uintptr_t end = c->start + c->len;
+	if (lo == c->start && hi == end) {
+		if (prev)
+			prev->next = c->next;
+		else
+			chunks = c->next;
+		chunk_put(c);
+		STORE(g_chunks, g_chunks - 1);
+		return;
+	}
+	if (lo > c->start && hi < end) {
+		struct chunk *r = *spare;
+		*spare = r->next;
+		*r = (struct chunk){ .start = hi, .len = end - hi, .copy_fd = -1, .next = c->next,
+				     .shared = true };
+		c->next = r;
+		c->len = lo - c->start;
+		STORE(g_chunks, g_chunks + 1);
+	} else if (lo == c->start) {
+		c->start = hi;
+		c->len = end - hi;
+	} else {
+		c->len = lo - c->start;
+	}
+	c->shared = true;
+}
+
+/* Maps the secret pages at [src, src + len) at dst instead, where the reservation
+ * is, and puts the reservation back at src. mremap with an old size of 0 maps the
+ * same pages a second time (a shared mapping), and then the reservation replaces
+ * the first mapping: no hole is ever open in the reservation, where another
+ * thread's mmap could land (a move, which leaves one, would then have us map over
+ * that thread's memory, or take its pointers for ours). The second mapping is
+ * charged to RLIMIT_MEMLOCK until the first goes: steps are halved, down to a page,
+ * while the kernel says EAGAIN (budget_init keeps a page of room for this). Returns
+ * the bytes moved, from the start. */
+static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len)
+{
+	size_t done = 0, step = len;
+	while (done < len) {
+		if (step > len - done)
+			step = len - done;
+		void *r = mremap((void *)(src + done), 0, step, MREMAP_MAYMOVE | MREMAP_FIXED,
+				 (void *)(dst + done));
+		if (r == MAP_FAILED) {
+			if (errno == EAGAIN && step > PAGE) {
+				step = (step / 2) & ~(PAGE - 1);
+				continue;
+			}
+			break;
+		}
+		if (sm_pages_unmap_to_reserved((void *)(src + done), step) != 0) {
+			/* The first mapping stays; the second goes (or is mapped over by
+			 * the next chunk placed there: its gap has no chunk). */
+			sm_pages_unmap_to_reserved((void *)(dst + done), step);
+			break;
+		}
+		done += step;
+	}
+	return done;
+}
+
+/* No free run holds n pages at align, and the budget has no room for a chunk that
+ * would (grow failed); but the free runs, with what budget is left, may. Maps
+ * those pages side by side into a gap of the reservation (move_pages: they keep
+ * their contents, zero, and their faults), largest runs first, what is left of
+ * the budget as a new chunk in front, so that they make one free run of n pages.
+ * The mapped total does not change; each piece becomes a chunk of its own, and
+ * shares its file with what is left of the chunk it came from (release_empty).
+ * 0, or -ENOMEM if they do not hold n pages (or the kernel stopped it half way:
+ * what moved is a free run all the same). Not for the mlock fallback: its private
+ * anonymous pages cannot be mapped twice. */
+int compact(size_t n, size_t align)
+{
+	if (backend == SM_BACKEND_MLOCK)
+		return -ENOMEM;
+	/* A program that keeps asking at its limit gets here at every call: first
+	 * whether the free pages are enough at all. */
+	size_t total = budget_left() >> PAGE_SHIFT;
+	for (unsigned b = 0; b < NBINS && total < n; b++)
+		for (int t = 0; t < 2; t++)
+			for (struct span *s = bins[t][b]; s && total < n; s = s->next)
+				total += s->npages;
+	if (total < n)
+		return -ENOMEM;
+	struct span *pick[COMPACT_PIECES];
+	size_t npick = 0, got = 0, pieces = 0;
+	for (unsigned b = NBINS; b-- > 0 && got < n;)
+		for (int t = 1; t >= 0 && got < n; t--)
+			for (struct span *s = bins[t][b]; s && got < n; s = s->next) {
+				size_t take = s->npages < n - got ? s->npages : n - got;
+				size_t k = pieces_of(s->start, take);
+				if (pieces + k > COMPACT_PIECES)
+					goto chosen;
+				pick[npick++] = s;
+				got += take;
+				pieces += k;
+			}
+chosen:;
+	size_t fresh = n - got;
+	if (!npick || fresh * PAGE > budget_left())
+		return -ENOMEM;
+	struct chunk *prev;
+	size_t pad = align > PAGE ? align - PAGE : 0;
+	uintptr_t at = place(n * PAGE + pad, &prev);
+	if (!at)
+		return -ENOMEM;
+	uintptr_t v = round_up(at, align), dst = v;
+	int err = pagemap_cover(v + n * PAGE);
+	if (err)
+		return err;
+
+	/* Every descriptor first: a chunk for each piece and for the fresh part, one
+	 * for each chunk a piece splits, and the run's span. */
+	struct chunk *spare = NULL;
+	struct span *run = desc_new();
+	size_t nspare = 0;
+	for (; run && nspare < 2 * pieces + 1; nspare++) {
+		struct chunk *c = chunk_get();
+		if (!c)
+			break;
+		c->next = spare;
+		spare = c;
+	}
+	if (!run || nspare < 2 * pieces + 1) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (fresh) {
+		err = sm_pages_map_chunk(backend, (void *)v, fresh * PAGE, sm_opt.fork == SM_FORK_DROP);
+		if (err)
+			goto out;
+		struct chunk *c = spare;
+		spare = c->next;
+		*c = (struct chunk){ .start = v, .len = fresh * PAGE, .copy_fd = -1 };
+		chunk_link(c);
+		STORE(g_mapped, g_mapped + fresh * PAGE);
+		dst += fresh * PAGE;
+	}
+	bool touched = false;
+	size_t untouched = fresh;
+	for (size_t i = 0; i < npick && !err; i++) {
+		struct span *s = pick[i];
+		size_t take = (v + n * PAGE - dst) >> PAGE_SHIFT;
+		if (take < s->npages && !cut_at(s->start + take * PAGE)) {
+			err = -ENOMEM;
+			break;
+		}
+		if (take > s->npages)
+			take = s->npages;
+		uintptr_t hi = s->start + take * PAGE;
+		/* Piece by piece: a run may lie in chunks side by side. */
+		for (uintptr_t a = s->start; a < hi;) {
+			struct chunk *cp, *c = chunk_at(a, &cp);
+			uintptr_t end = c->start + c->len < hi ? c->start + c->len : hi;
+			struct span *p = span_at(a);
+			if (end < p->start + p->npages * PAGE && !cut_at(end)) {
+				err = -ENOMEM;
+				break;
+			}
+			bin_remove(p);
+			size_t moved = move_pages(a, dst, end - a);
+			if (moved) {
+				chunk_cut(c, cp, a, a + moved, &spare);
+				struct chunk *d = spare;
+				spare = d->next;
+				*d = (struct chunk){ .start = dst, .len = moved, .copy_fd = -1,
+						     .shared = true };
+				chunk_link(d);
+				set_pages(&gone, a, moved >> PAGE_SHIFT);
+				if (p->touched)
+					touched = true;
+				else
+					untouched += moved >> PAGE_SHIFT;
+				dst += moved;
+			}
+			if (moved < end - a) { /* the rest stays where it is */
+				p->start = a + moved;
+				p->npages = (end - a - moved) >> PAGE_SHIFT;
+				bin_insert(p);
+				err = -ENOMEM;
+				break;
+			}
+			desc_put(p);
+			a = end;
+		}
+	}
+	if (dst > v) {
+		/* One free run of zero pages, faulted in or not: touched if any was, so
+		 * that a wipe skips none. Either side of it is a guard page unless a
+		 * chunk lies right there. */
+		run->start = v;
+		run->npages = (dst - v) >> PAGE_SHIFT;
+		set_pages(run, v, run->npages);
+		struct chunk *l = NULL, *r = chunks;
+		while (r && r->start + r->len <= v) {
+			l = r;
+			r = r->next;
+		}
+		if (!l || l->start + l->len != v)
+			__atomic_store_n(page_slot(v - PAGE), NULL, __ATOMIC_RELAXED);
+		while (r && r->start < dst)
+			r = r->next;
+		if (!r || r->start != dst)
+			__atomic_store_n(page_slot(dst), NULL, __ATOMIC_RELAXED);
+		if (dst + PAGE - sm_arena_base > sm_arena_span)
+			STORE(sm_arena_span, dst + PAGE - sm_arena_base);
+		if (touched)
+			STORE(g_touched, g_touched + untouched * PAGE);
+		span_free(run, touched);
+		run = NULL;
+	}
+out:
+	if (run)
+		desc_put(run);
+	while (spare) {
+		struct chunk *c = spare;
+		spare = c->next;
+		chunk_put(c);
+	}
+	return err;
 }
 
 /* ---- short of memory ---- */

@@ -15,6 +15,7 @@
 #include "arena-internal.h"
 #include "meta.h"
 
+#include <errno.h>
 #include <string.h>
 
 pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -213,6 +214,10 @@ struct span *pages_alloc_try(size_t n, size_t align, bool quiet)
 	struct span *s = find_free(n, align);
 	if (!s) {
 		int err = grow(n, align);
+		/* Out of budget: the free runs may hold n pages together. Not on the
+		 * first of two tries (quiet), whose caller gives memory back first. */
+		if ((err == -ENOMEM || err == -EAGAIN) && !quiet)
+			err = compact(n, align);
 		if (err) {
 			if (!quiet) /* the caller warns if reclaim cannot help */
 				oom_note(n * PAGE, err);

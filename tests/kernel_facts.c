@@ -41,6 +41,20 @@ static void check(bool ok, const char *what)
 	failed |= !ok;
 }
 
+/* VmLck of /proc/self/status, in KiB (-1 if unknown). */
+static long vm_locked_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmLck:", 6) == 0)
+			kb = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 static int secret_fd(void)
 {
 	return (int)syscall(SYS_memfd_secret, O_CLOEXEC);
@@ -197,6 +211,28 @@ int main(int argc, char **argv)
 		_exit(madvise(p, page, MADV_NORMAL) == 0 ? 1 : 0); /* no mapping: ENOMEM */
 	waitpid(pid, &st, 0);
 	check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "with MADV_DONTFORK the child has no mapping");
+
+	/* compact (chunk.c): mremap with an old size of 0 maps a shared mapping's
+	 * pages a second time, charged as locked memory while both exist; the
+	 * reservation then replaces the first, with no hole between. */
+	long lck0 = vm_locked_kb();
+	unsigned char *q = mremap(p, 0, page, MREMAP_MAYMOVE | MREMAP_FIXED, res + 12 * page);
+	long lck1 = vm_locked_kb();
+	check(q == res + 12 * page && q[0] == 0x5a && memcmp(q + 100, "kernel-facts-secret", 20) == 0,
+	      "mremap with old size 0 maps a secret page a second time, contents and all");
+	check(lck1 - lck0 == (long)(page >> 10), "the second mapping is charged as locked memory");
+	if (q == res + 12 * page) {
+		q[1] = 0x33;
+		check(p[1] == 0x33, "both mappings reach the same page");
+		check(mmap(p, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+			   -1, 0) == p && q[0] == 0x5a && vm_locked_kb() == lck0,
+		      "the reservation replaces the first mapping: the page stays, charged once");
+		mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+		r = pread(mem, buf, 8, (off_t)(uintptr_t)q);
+		e = r < 0 ? errno : 0;
+		close(mem);
+		check(r < 0 && e == EIO, "/proc/self/mem read of the page at its new place is EIO");
+	}
 
 	munmap(res, 16 * page);
 	close(fd);

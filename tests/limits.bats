@@ -64,6 +64,21 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 	[[ $stderr == *"limit "* && $stderr != *"limit 2031616 bytes"* ]] || fail "control: $stderr"
 }
 
+@test "privilege drop to a 2 MiB memlock limit, the budget spent, free pages in runs between live blocks: a larger block fits from them, secret (fork copy and drop)" {
+	[[ $(id -u) == 0 ]] || skip "needs root"
+	local v fork
+	for v in "${VARIANTS[@]}"; do
+		for fork in copy drop; do
+			run -0 --separate-stderr env SECRETMEM_FORK=$fork bash -c "$(declare -f lm_run); lm_run $v frag"
+			assert_line "big ok secret 1 maps 1"
+			assert_line "kept 1"
+			# 16 KiB blocks filled about all of the limit before half were freed
+			local blocks=${lines[0]#blocks }
+			((blocks >= 100)) || fail "$v $fork: only $blocks blocks of 16 KiB: ${lines[*]}"
+		done
+	done
+}
+
 @test "nothing live: no secret mapping is left (the kernel can hibernate), the next allocation maps one; freed again at once it is kept, after 50 ms given back" {
 	local v
 	for v in "${VARIANTS[@]}"; do

@@ -11,6 +11,10 @@
  *                    and after the next allocation
  *   readable         bytes of readable mappings (what a root scan of the process
  *                    reads), with one secret block live
+ *   frag             (as root) the drop's limit and user; 16 KiB blocks until one
+ *                    fails, every other one freed, then one of 160 KiB: whether it
+ *                    is secret, lies in secret mappings only, and the live blocks
+ *                    kept their contents
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -72,7 +76,7 @@ static char *alloc(size_t n)
 	return p;
 }
 
-static int cmd_drop(size_t kib1, size_t kib2)
+static int drop(void)
 {
 	struct rlimit rl = { 2 << 20, 2 << 20 };
 	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || setgroups(0, NULL) != 0 ||
@@ -80,6 +84,13 @@ static int cmd_drop(size_t kib1, size_t kib2)
 		perror("drop");
 		return 2;
 	}
+	return 0;
+}
+
+static int cmd_drop(size_t kib1, size_t kib2)
+{
+	if (drop())
+		return 2;
 	char *a = alloc(kib1 << 10), *b = alloc(kib2 << 10);
 	printf("uid %d\n", (int)getuid());
 	printf("first %s secret %d\n", a ? "ok" : "null", a && secretmem_is_secret(a));
@@ -149,6 +160,65 @@ static int cmd_thread(void)
 	return 0;
 }
 
+/* Whether every page of [p, p + n) lies in a mapping named /secretmem. */
+static int in_secret_maps(const char *p, size_t n)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	ssize_t r;
+	int fd = open("/proc/self/maps", O_RDONLY);
+	while (fd >= 0 && len + 1 < sizeof(buf) && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)r;
+	if (fd >= 0)
+		close(fd);
+	buf[len] = '\0';
+	for (size_t off = 0; off < n; off += 4096) {
+		unsigned long a = (unsigned long)p + off, lo, hi;
+		int found = 0;
+		for (char *line = buf; *line && !found; line = strchr(line, '\n') + 1) {
+			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+				char *nl = strchr(line, '\n');
+				found = nl && memmem(line, (size_t)(nl - line), " /secretmem", 11) ? 1 : -1;
+			}
+			if (!strchr(line, '\n'))
+				break;
+		}
+		if (found != 1)
+			return 0;
+	}
+	return 1;
+}
+
+static int cmd_frag(void)
+{
+	enum { BLK = 16 << 10, MAXN = 256, BIG = 160 << 10 };
+	if (drop())
+		return 2;
+	static char *b[MAXN];
+	char *pin = alloc(16);
+	size_t n = 0;
+	while (n < MAXN && (b[n] = malloc(BLK))) {
+		memset(b[n], (int)(n + 1), BLK);
+		n++;
+	}
+	for (size_t i = 0; i < n; i += 2)
+		free(b[i]);
+	char *big = alloc(BIG);
+	int kept = 1;
+	for (size_t i = 1; i < n; i += 2)
+		for (size_t k = 0; k < BLK; k++)
+			kept &= b[i][k] == (char)(i + 1);
+	printf("blocks %zu\n", n);
+	printf("big %s secret %d maps %d\n", big ? "ok" : "null", big && secretmem_is_secret(big),
+	       big && in_secret_maps(big, BIG));
+	printf("kept %d\n", kept);
+	free(big);
+	for (size_t i = 1; i < n; i += 2)
+		free(b[i]);
+	free(pin);
+	return 0;
+}
+
 static int cmd_readable(void)
 {
 	char *p = alloc(100);
@@ -171,6 +241,8 @@ int main(int argc, char **argv)
 		return cmd_thread();
 	if (argc == 2 && !strcmp(argv[1], "readable"))
 		return cmd_readable();
-	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | readable\n");
+	if (argc == 2 && !strcmp(argv[1], "frag"))
+		return cmd_frag();
+	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | thread | readable | frag\n");
 	return 64;
 }

@@ -344,6 +344,76 @@ static void child_max_8m(void *arg)
 	_exit(n * 4096 < st.limit * 9 / 10 ? 3 : !arena_ok() ? 4 : 0);
 }
 
+/* SECRETMEM_MAX=1M filled with 16 KiB blocks, every other one freed: the free
+ * pages lie in runs of 16 KiB between live blocks, and the budget is spent. A
+ * block of 160 KiB fits all the same (compaction maps free runs side by side): it
+ * is zero, secret to its last page, and the live blocks keep their contents. A
+ * fork child gets its own copy of it; when every block is freed no secret mapping
+ * is left, pieces and all. */
+static void child_compact(void *arg)
+{
+	(void)arg;
+	enum { BLK = 16 << 10, MAXN = 128, BIG = 160 << 10 };
+	sm_opt.max = 1 << 20;
+	sm_arena_init();
+	void *pin = sm_arena_malloc(16);
+	unsigned char *b[MAXN];
+	size_t n = 0;
+	while (n < MAXN && (b[n] = sm_arena_malloc(BLK)))
+		memset(b[n], (int)(n + 1), BLK), n++;
+	if (!pin || n < 32 || n == MAXN)
+		_exit(1);
+	for (size_t i = 0; i < n; i += 2)
+		sm_arena_free(b[i]);
+	unsigned char *big = sm_arena_malloc(BIG);
+	if (!big)
+		_exit(2);
+	if (!all_zero(big, BIG))
+		_exit(3);
+	for (size_t off = 0; off < BIG; off += 4096)
+		if (!mapping_has(big + off, "secretmem"))
+			_exit(4);
+	memset(big, 0xb5, BIG);
+	for (size_t i = 1; i < n; i += 2)
+		for (size_t k = 0; k < BLK; k++)
+			if (b[i][k] != (unsigned char)(i + 1))
+				_exit(5);
+	struct sm_arena_stats st;
+	sm_arena_get_stats(&st);
+	fprintf(stderr, "%zu blocks of 16 KiB, half freed, then 160 KiB: %u secret mappings, "
+		"%llu bytes mapped of %llu\n", n, secret_mappings(),
+		(unsigned long long)st.mapped_bytes, (unsigned long long)st.limit);
+	if (st.mapped_bytes > st.limit || !arena_ok())
+		_exit(6);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		bool bad = big[0] != 0xb5 || big[BIG - 1] != 0xb5 || b[1][BLK - 1] != 2;
+		memset(big, 0x11, BIG);
+		_exit(bad || !arena_ok());
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid || !exited(ws, 0))
+		_exit(7);
+	if (big[BIG - 1] != 0xb5) /* the child's writes stay in the child */
+		_exit(8);
+	/* Freed, it is a run again: the same request fits, zero. */
+	sm_arena_free(big);
+	big = sm_arena_malloc(BIG);
+	if (!big || !all_zero(big, BIG))
+		_exit(9);
+	big[BIG - 1] = 1; /* the last usable byte: wiped at free like the rest */
+	sm_arena_free(big);
+	for (size_t i = 1; i < n; i += 2)
+		sm_arena_free(b[i]);
+	if (!arena_ok())
+		_exit(10);
+	sm_arena_free(pin);
+	unsigned left = secret_mappings();
+	fprintf(stderr, "%u secret mappings once every block is freed\n", left);
+	_exit(left ? 11 : 0);
+}
+
 /* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
  * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
  * class's slab size comes from the page size), a block above 8 KiB is rounded to
@@ -799,6 +869,10 @@ static void pre_init_tests(void)
 	ok(exited(st, 0), "SECRETMEM_MAX=1M: two 300 KiB blocks fit, then 480 KiB once they are freed");
 	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
+	st = run_child(child_compact, NULL, err, sizeof(err));
+	ok(exited(st, 0), "free runs between live blocks, budget spent: a larger block fits from them");
+	printf("# status %#x: %s", st, err);
+
 	st = run_child(child_max_8m, NULL, err, sizeof(err));
 	ok(exited(st, 0), "SECRETMEM_MAX=8M: 6 MiB after 5 MiB freed; small blocks fill 90% after");
 	if (!exited(st, 0))
