@@ -32,11 +32,10 @@
 /* Keeps the compiler from pairing or dropping an allocation and its free. */
 #define LAUNDER(p) __asm__ volatile("" : "+r"(p) :: "memory")
 
-/* The mappings of /proc/self/maps whose line contains word (NULL: all), and the
- * readable bytes among them. Read with read(2) into a static buffer: a FILE would
- * be a secret block itself (fopen is looked through to this program's code) and
- * keep a chunk mapped. */
-static unsigned mappings(const char *word, unsigned long *readable)
+/* /proc/self/maps, read with read(2) into a static buffer: a FILE would be a
+ * secret block itself (fopen is looked through to this program's code) and keep a
+ * chunk mapped. */
+static char *read_maps(void)
 {
 	static char buf[1 << 20];
 	size_t n = 0;
@@ -47,6 +46,14 @@ static unsigned mappings(const char *word, unsigned long *readable)
 	if (fd >= 0)
 		close(fd);
 	buf[n] = '\0';
+	return buf;
+}
+
+/* The mappings whose line contains word (NULL: all), and the readable bytes
+ * among them. */
+static unsigned mappings(const char *word, unsigned long *readable)
+{
+	char *buf = read_maps();
 	unsigned count = 0;
 	if (readable)
 		*readable = 0;
@@ -163,21 +170,13 @@ static int cmd_thread(void)
 /* Whether every page of [p, p + n) lies in a mapping named /secretmem. */
 static int in_secret_maps(const char *p, size_t n)
 {
-	static char buf[1 << 20];
-	size_t len = 0;
-	ssize_t r;
-	int fd = open("/proc/self/maps", O_RDONLY);
-	while (fd >= 0 && len + 1 < sizeof(buf) && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)r;
-	if (fd >= 0)
-		close(fd);
-	buf[len] = '\0';
+	const char *buf = read_maps();
 	for (size_t off = 0; off < n; off += 4096) {
 		unsigned long a = (unsigned long)p + off, lo, hi;
 		int found = 0;
-		for (char *line = buf; *line && !found; line = strchr(line, '\n') + 1) {
+		for (const char *line = buf; *line && !found; line = strchr(line, '\n') + 1) {
 			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
-				char *nl = strchr(line, '\n');
+				const char *nl = strchr(line, '\n');
 				found = nl && memmem(line, (size_t)(nl - line), " /secretmem", 11) ? 1 : -1;
 			}
 			if (!strchr(line, '\n'))
