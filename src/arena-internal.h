@@ -92,13 +92,22 @@ struct span {
 	struct span *next, *prev;   /* free bin, or partial list */
 };
 
+/* A secret file: the kernel frees its pages only once no mapping of it is left, so
+ * the chunks that map parts of it (compact makes several) are unmapped together. */
+struct sfile {
+	uint32_t chunks;            /* chunks mapping part of it */
+	bool busy;                  /* release_empty: one of them holds something */
+	bool pinned;                /* mapped outside every chunk too: never unmapped */
+	struct sfile *next;         /* unused records */
+};
+
 struct chunk {
 	uintptr_t start;
 	size_t len;
-	int copy_fd;                /* fork copy in flight, else -1 */
+	size_t copy_off;            /* fork copy: where its pages are in the copy's file */
 	struct chunk *next;
-	bool shared;                /* its file has pages mapped in other chunks too
-	                             * (compact): unmapped only with every chunk */
+	struct sfile *file;         /* the file it maps part of */
+	bool empty;                 /* release_empty's scratch */
 };
 
 struct central {
@@ -312,7 +321,6 @@ void bin_remove(struct span *s);
 struct span *split_head(struct span *s, size_t k);
 struct span *split_tail(struct span *s, size_t k);
 void span_free(struct span *s, bool touched);
-struct span *pages_alloc(size_t n, size_t align);
 struct span *pages_alloc_try(size_t n, size_t align, bool quiet);
 /* span.c, thread caches of freed large blocks (no lock held) */
 struct span *span_cache_get(size_t n);
@@ -327,6 +335,7 @@ size_t reserve_want(void);
 int grow(size_t n, size_t align);          /* page_lock held */
 int compact(size_t n, size_t align);       /* page_lock held */
 unsigned release_empty(void);              /* page_lock held */
+struct sfile *file_new(uint32_t chunks);   /* page_lock held */
 void oom_note(size_t want, int err);       /* page_lock held */
 void oom_warn(void);
 bool reclaim(void);

@@ -66,15 +66,16 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- large blocks ---- */
 
-/* A large block's pages from the page allocator, extent bytes of it handed out.
+/* A large block's pages from the page allocator, extent bytes of it handed out;
+ * first: the first of two tries (pages_alloc_try's quiet).
  * Its kind is set under the lock: a free run next to it must not merge with it;
  * and its extent too: the descriptor may be a free run's that still holds the
  * extent of the block it once was, larger than these pages, and the checker
  * (sm_arena_check, every 64th refill with --enable-debug) would see that. */
-static struct span *large_pages(size_t n, size_t align, bool quiet, size_t extent)
+static struct span *large_pages(size_t n, size_t align, bool first, size_t extent)
 {
 	lock(&page_lock);
-	struct span *s = pages_alloc_try(n, align, quiet);
+	struct span *s = pages_alloc_try(n, align, first);
 	if (s) {
 		set_kind(s, SPAN_LARGE);
 		s->extent = extent;
@@ -104,11 +105,13 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 		STREAMS_CHECK();
 		return (void *)s->start;
 	}
-	s = large_pages(n, align, quiet, size);
+	s = large_pages(n, align, true, size);
 	/* Short of memory: give back what this thread (its cached blocks too) and the
-	 * classes hold free, and try once more. */
-	if (!s && !quiet && reclaim())
+	 * classes hold free, and try once more, free runs mapped together if need be. */
+	if (!s && !quiet) {
+		reclaim();
 		s = large_pages(n, align, false, size);
+	}
 	if (!s) {
 		if (!quiet) {
 			oom_warn();
@@ -421,7 +424,7 @@ static void shrink_in_place(struct span *s, size_t n)
 	size_t keep = n * PAGE;
 	if (s->extent > keep) {
 		wipe_block((void *)(s->start + keep), s->extent - keep, s->touched);
-		s->extent = keep;
+		STORE(s->extent, keep); /* the checker reads it under page_lock */
 	}
 	lock(&page_lock);
 	struct span *t = split_tail(s, n);
@@ -450,7 +453,7 @@ void *sm_arena_realloc(void *p, size_t size)
 		n = 1;
 	if (n <= old && size >= s->extent) {
 		/* Growing within its pages (the room a growth left): no lock. */
-		s->extent = size;
+		STORE(s->extent, size);
 		return p;
 	}
 	if (n < old) {
@@ -464,7 +467,7 @@ void *sm_arena_realloc(void *p, size_t size)
 			return move_large(p, s->extent, size, room);
 	}
 	if (size > s->extent)
-		s->extent = size;
+		STORE(s->extent, size);
 	STORE(tc.delta, tc.delta + ((int64_t)s->npages - (int64_t)old) * (int64_t)PAGE);
 	publish_live();
 	return p;

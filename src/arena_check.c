@@ -214,9 +214,9 @@ unsigned sm_arena_check(char *msg, size_t len)
 				check_cached(&c, s);
 			else if (kind != SPAN_LARGE)
 				PROBLEM(&c, "span at %p has kind %u", (void *)s->start, kind);
-			else if (s->extent > s->npages * PAGE)
+			else if (LOAD(s->extent) > s->npages * PAGE)
 				PROBLEM(&c, "large block at %p: extent %zu beyond its %zu pages",
-					(void *)s->start, s->extent, s->npages);
+					(void *)s->start, LOAD(s->extent), s->npages);
 			left = s;
 			a += s->npages * PAGE;
 		}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The arena across fork(): every arena lock is held over the fork; the child gets
- * its own copy of the parent's live secret pages (SECRETMEM_FORK=copy: a new
- * secret file per chunk, filled in the parent before the fork) or none (drop, or a
+ * its own copy of the parent's live secret pages (SECRETMEM_FORK=copy: one new
+ * secret file, filled in the parent before the fork) or none (drop, or a
  * copy that failed: the parent's chunks become reserved holes, so a stale pointer
  * faults and free() knows it). With the mlock fallback copy-on-write gives the
  * child its pages and they are locked again. Never calls malloc.
@@ -17,18 +17,29 @@
 #include <unistd.h>
 
 static int fork_copy_err;
+static int copy_fd = -1; /* the child's copy, in flight */
 
 
-/* Makes a new file per chunk holding the chunk's live pages: in-use slabs up to
- * their bump point and large blocks, only where resident. Free runs are zero, and
- * so is the new file. All locks are held. */
+/* Makes one new file holding every chunk's live pages, each chunk at its own
+ * offset: in-use slabs up to their bump point and large blocks, only where
+ * resident. Free runs are zero, and so is the new file. One file, not one a chunk:
+ * compaction makes chunks of its pieces, hundreds of them after a long run, and
+ * every file stays open until the child has mapped it (EMFILE at 1024 open files).
+ * All locks are held. */
 static int copy_chunks(void)
 {
+	size_t total = 0;
 	for (struct chunk *c = chunks; c; c = c->next) {
-		int fd = sm_pages_new_file(backend, c->len);
-		if (fd < 0)
-			return fd;
-		c->copy_fd = fd;
+		c->copy_off = total;
+		total += c->len;
+	}
+	if (!total)
+		return 0;
+	int fd = sm_pages_new_file(backend, total);
+	if (fd < 0)
+		return fd;
+	copy_fd = fd;
+	for (struct chunk *c = chunks; c; c = c->next) {
 		uintptr_t end = c->start + c->len;
 		for (uintptr_t a = c->start; a < end;) {
 			struct span *s = span_at(a);
@@ -41,12 +52,13 @@ static int copy_chunks(void)
 				 * before fork() returns, with no lock. */
 				hi = s->start + s->npages * PAGE;
 			/* A span may begin in the chunk before and end in the next (chunks
-			 * side by side): this file holds its part in this chunk. */
+			 * side by side): this chunk's part of the file holds its part. */
 			uintptr_t lo = s->start < c->start ? c->start : s->start;
 			if (hi > end)
 				hi = end;
 			if (hi > lo) {
-				int err = sm_pages_copy_in(fd, lo - c->start, (void *)lo, hi - lo);
+				int err = sm_pages_copy_in(fd, c->copy_off + (lo - c->start), (void *)lo,
+							   hi - lo);
 				if (err)
 					return err;
 			}
@@ -58,11 +70,9 @@ static int copy_chunks(void)
 
 static void close_copies(void)
 {
-	for (struct chunk *c = chunks; c; c = c->next) {
-		if (c->copy_fd >= 0)
-			close(c->copy_fd);
-		c->copy_fd = -1;
-	}
+	if (copy_fd >= 0)
+		close(copy_fd);
+	copy_fd = -1;
 }
 
 void sm_arena_fork_prepare(void)
@@ -102,11 +112,9 @@ void sm_arena_fork_parent(void)
  * new chunks go above them, so a stale pointer faults and free() knows it. */
 static void drop_all(void)
 {
-	for (struct chunk *c = chunks; c; c = c->next) {
+	for (struct chunk *c = chunks; c; c = c->next)
 		sm_pages_unmap_to_reserved((void *)c->start, c->len);
-		if (c->copy_fd >= 0)
-			close(c->copy_fd);
-	}
+	close_copies();
 	chunks = NULL; /* their descriptors are abandoned too */
 	/* The page map is private anonymous memory: DONTNEED makes it read zero. */
 	madvise(pagemap, pagemap_rw, MADV_DONTNEED);
@@ -178,9 +186,17 @@ void sm_arena_fork_child(void)
 			sm_pages_relock((void *)c->start, c->len);
 	} else {
 		int err = 0;
+		/* One file for every chunk now (release_empty unmaps them together).
+		 * The parent's records are left to it: a few bytes a file. */
+		unsigned n = 0;
+		for (struct chunk *c = chunks; c; c = c->next)
+			n++;
+		struct sfile *f = n ? file_new(n) : NULL;
+		if (n && !f)
+			err = -ENOMEM;
 		for (struct chunk *c = chunks; c && !err; c = c->next) {
-			err = sm_pages_map_fd((void *)c->start, c->len, c->copy_fd);
-			c->shared = false; /* a file of its own now */
+			err = sm_pages_map_fd((void *)c->start, c->len, copy_fd, c->copy_off);
+			c->file = f;
 		}
 		if (err) {
 			sm_error("fork(): the child cannot map its copy of secret memory (%s); "

@@ -125,6 +125,28 @@ static int pagemap_cover(uintptr_t end)
 	return 0;
 }
 
+static struct sfile *file_free;
+
+/* A record for a new secret file mapped by n chunks, or NULL. */
+struct sfile *file_new(uint32_t n)
+{
+	struct sfile *f = file_free;
+	if (f)
+		file_free = f->next;
+	else if (!(f = sm_meta_alloc(sizeof(*f))))
+		return NULL;
+	*f = (struct sfile){ .chunks = n };
+	return f;
+}
+
+static void file_drop(struct sfile *f)
+{
+	if (--f->chunks == 0) {
+		f->next = file_free;
+		file_free = f;
+	}
+}
+
 static struct chunk *chunk_get(void)
 {
 	struct chunk *c = chunk_free;
@@ -173,11 +195,11 @@ static bool cut_at(uintptr_t a)
 }
 
 /* Merges the free span at a with its free neighbours again (after a cut_at of an
- * unmap that did not happen). */
+ * unmap or a move that did not happen). */
 static void uncut_at(uintptr_t a)
 {
 	struct span *s = span_at(a);
-	if (s->kind != SPAN_FREE)
+	if (!s || span_kind(s) != SPAN_FREE) /* a guard page, a hole, a block */
 		return;
 	bin_remove(s);
 	span_free(s, s->touched);
@@ -214,6 +236,7 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 		prev->next = c->next;
 	else
 		chunks = c->next;
+	file_drop(c->file);
 	chunk_put(c);
 	STORE(g_mapped, g_mapped - c->len);
 	STORE(g_chunks, g_chunks - 1);
@@ -221,21 +244,21 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 	return true;
 }
 
-/* Unmaps every chunk that holds nothing; returns how many. A chunk that shares its
- * file with others (compact) goes only when every chunk goes: the kernel frees a
- * secret file's pages only when its last mapping is gone, so unmapping one part of
- * it would drop their memlock charge and keep the pages. */
+/* Unmaps every chunk that holds nothing, unless another chunk that maps part of
+ * its file holds something (compact): the kernel frees a secret file's pages only
+ * when its last mapping is gone, so unmapping one part of it would drop their
+ * memlock charge and keep the pages. Returns how many. */
 unsigned release_empty(void)
 {
-	bool all = true, shared = false;
 	for (struct chunk *c = chunks; c; c = c->next)
-		shared |= c->shared;
-	for (struct chunk *c = chunks; c && shared && all; c = c->next)
-		all = chunk_empty(c);
+		c->file->busy = false;
+	for (struct chunk *c = chunks; c; c = c->next)
+		if (!(c->empty = chunk_empty(c)))
+			c->file->busy = true;
 	unsigned n = 0;
 	for (struct chunk *c = chunks, *prev = NULL, *next; c; c = next) {
 		next = c->next;
-		if ((all || !c->shared) && chunk_empty(c) && chunk_unmap(c, prev))
+		if (c->empty && !c->file->busy && !c->file->pinned && chunk_unmap(c, prev))
 			n++;
 		else
 			prev = c;
@@ -318,15 +341,18 @@ int grow(size_t n, size_t align)
 
 	struct span *s = desc_new();
 	struct chunk *c = chunk_get();
-	if (!s || !c) {
+	struct sfile *f = file_new(1);
+	if (!s || !c || !f) {
 		if (s)
 			desc_put(s);
 		if (c)
 			chunk_put(c);
+		if (f)
+			file_drop(f);
 		sm_pages_unmap_to_reserved((void *)at, len);
 		return -ENOMEM;
 	}
-	*c = (struct chunk){ .start = at, .len = len, .copy_fd = -1, .next = prev ? prev->next : chunks };
+	*c = (struct chunk){ .start = at, .len = len, .next = prev ? prev->next : chunks, .file = f };
 	if (prev)
 		prev->next = c;
 	else
@@ -352,9 +378,15 @@ int grow(size_t n, size_t align)
 
 /* ---- compaction ---- */
 
-/* At most this many pieces go into one run: each becomes a mapping of its own
- * (vm.max_map_count) and costs two system calls (about 14 us on this VM). */
-#define COMPACT_PIECES 64
+/* At most this many pieces go into one run: each costs two system calls (about 14
+ * us on this VM) and becomes a chunk of its own. Pieces never merge again (only a
+ * release of their whole file ends them), so the chunks grow in number over a long
+ * fragmenting run (bench/limit_bench, 100 rounds: about 1300 at 8 MiB, 2800 at
+ * 64 MiB): each is a mapping or two (vm.max_map_count is 65530), and the fork copy
+ * and release_empty walk them. Past COMPACT_CHUNKS, no compaction. 64 pieces left
+ * a 2 MiB request unmet with a third of 64 MiB free in shorter runs. */
+#define COMPACT_PIECES 256
+#define COMPACT_CHUNKS 8192
 
 /* The chunk that holds page a (one exists), and the one before it. */
 static struct chunk *chunk_at(uintptr_t a, struct chunk **prev)
@@ -400,6 +432,7 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
 			prev->next = c->next;
 		else
 			chunks = c->next;
+		file_drop(c->file);
 		chunk_put(c);
 		STORE(g_chunks, g_chunks - 1);
 		return;
@@ -407,8 +440,8 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
 	if (lo > c->start && hi < end) {
 		struct chunk *r = *spare;
 		*spare = r->next;
-		*r = (struct chunk){ .start = hi, .len = end - hi, .copy_fd = -1, .next = c->next,
-				     .shared = true };
+		*r = (struct chunk){ .start = hi, .len = end - hi, .next = c->next, .file = c->file };
+		c->file->chunks++;
 		c->next = r;
 		c->len = lo - c->start;
 		STORE(g_chunks, g_chunks + 1);
@@ -418,7 +451,6 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
 	} else {
 		c->len = lo - c->start;
 	}
-	c->shared = true;
 }
 
 /* Maps the secret pages at [src, src + len) at dst instead, where the reservation
@@ -429,8 +461,9 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
  * that thread's memory, or take its pointers for ours). The second mapping is
  * charged to RLIMIT_MEMLOCK until the first goes: steps are halved, down to a page,
  * while the kernel says EAGAIN (budget_init keeps a page of room for this). Returns
- * the bytes moved, from the start. */
-static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len)
+ * the bytes moved, from the start; *twice: a second mapping of pages not moved
+ * may be left at dst (both unmaps failed: no map count left). */
+static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len, bool *twice)
 {
 	size_t done = 0, step = len;
 	while (done < len) {
@@ -446,9 +479,9 @@ static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len)
 			break;
 		}
 		if (sm_pages_unmap_to_reserved((void *)(src + done), step) != 0) {
-			/* The first mapping stays; the second goes (or is mapped over by
-			 * the next chunk placed there: its gap has no chunk). */
-			sm_pages_unmap_to_reserved((void *)(dst + done), step);
+			/* The first mapping stays; the second goes, or stays until a
+			 * chunk placed in its gap (which has none) maps over it. */
+			*twice = sm_pages_unmap_to_reserved((void *)(dst + done), step) != 0;
 			break;
 		}
 		done += step;
@@ -468,7 +501,7 @@ static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len)
  * anonymous pages cannot be mapped twice. */
 int compact(size_t n, size_t align)
 {
-	if (backend == SM_BACKEND_MLOCK)
+	if (backend == SM_BACKEND_MLOCK || g_chunks >= COMPACT_CHUNKS)
 		return -ENOMEM;
 	/* A program that keeps asking at its limit gets here at every call: first
 	 * whether the free pages are enough at all. */
@@ -507,9 +540,10 @@ chosen:;
 		return err;
 
 	/* Every descriptor first: a chunk for each piece and for the fresh part, one
-	 * for each chunk a piece splits, and the run's span. */
+	 * for each chunk a piece splits, the run's span and the fresh part's file. */
 	struct chunk *spare = NULL;
 	struct span *run = desc_new();
+	struct sfile *f = fresh ? file_new(1) : NULL;
 	size_t nspare = 0;
 	for (; run && nspare < 2 * pieces + 1; nspare++) {
 		struct chunk *c = chunk_get();
@@ -518,7 +552,7 @@ chosen:;
 		c->next = spare;
 		spare = c;
 	}
-	if (!run || nspare < 2 * pieces + 1) {
+	if (!run || nspare < 2 * pieces + 1 || (fresh && !f)) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -528,7 +562,8 @@ chosen:;
 			goto out;
 		struct chunk *c = spare;
 		spare = c->next;
-		*c = (struct chunk){ .start = v, .len = fresh * PAGE, .copy_fd = -1 };
+		*c = (struct chunk){ .start = v, .len = fresh * PAGE, .file = f };
+		f = NULL;
 		chunk_link(c);
 		STORE(g_mapped, g_mapped + fresh * PAGE);
 		dst += fresh * PAGE;
@@ -552,16 +587,21 @@ chosen:;
 			struct span *p = span_at(a);
 			if (end < p->start + p->npages * PAGE && !cut_at(end)) {
 				err = -ENOMEM;
+				uncut_at(hi); /* what is left of the run is one again */
 				break;
 			}
 			bin_remove(p);
-			size_t moved = move_pages(a, dst, end - a);
+			bool twice = false;
+			size_t moved = move_pages(a, dst, end - a, &twice);
+			if (twice)
+				c->file->pinned = true; /* mapped at dst too */
 			if (moved) {
+				struct sfile *file = c->file;
 				chunk_cut(c, cp, a, a + moved, &spare);
 				struct chunk *d = spare;
 				spare = d->next;
-				*d = (struct chunk){ .start = dst, .len = moved, .copy_fd = -1,
-						     .shared = true };
+				*d = (struct chunk){ .start = dst, .len = moved, .file = file };
+				file->chunks++;
 				chunk_link(d);
 				set_pages(&gone, a, moved >> PAGE_SHIFT);
 				if (p->touched)
@@ -570,10 +610,14 @@ chosen:;
 					untouched += moved >> PAGE_SHIFT;
 				dst += moved;
 			}
-			if (moved < end - a) { /* the rest stays where it is */
+			if (moved < end - a) {
+				/* The rest stays where it is, one free run again with what
+				 * follows it (cut at end and at hi). */
 				p->start = a + moved;
 				p->npages = (end - a - moved) >> PAGE_SHIFT;
 				bin_insert(p);
+				uncut_at(end);
+				uncut_at(hi);
 				err = -ENOMEM;
 				break;
 			}
@@ -609,6 +653,8 @@ chosen:;
 out:
 	if (run)
 		desc_put(run);
+	if (f)
+		file_drop(f);
 	while (spare) {
 		struct chunk *c = spare;
 		spare = c->next;

@@ -93,9 +93,9 @@ int sm_pages_new_file(enum sm_backend b, size_t len)
 	return fd;
 }
 
-int sm_pages_map_fd(void *addr, size_t len, int fd)
+int sm_pages_map_fd(void *addr, size_t len, int fd, size_t off)
 {
-	void *p = mmap(addr, len, RW, MAP_SHARED | MAP_FIXED, fd, 0);
+	void *p = mmap(addr, len, RW, MAP_SHARED | MAP_FIXED, fd, (off_t)off);
 	return p == MAP_FAILED ? -errno : 0;
 }
 
@@ -112,7 +112,7 @@ int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork)
 		int fd = sm_pages_new_file(b, len);
 		if (fd < 0)
 			return fail_restore(addr, len, fd);
-		err = sm_pages_map_fd(addr, len, fd);
+		err = sm_pages_map_fd(addr, len, fd, 0);
 		close(fd); /* the mapping keeps the file */
 		if (err)
 			return fail_restore(addr, len, err);

@@ -54,7 +54,7 @@ int sm_pages_unmap_to_reserved(void *addr, size_t len);
 int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork);
 
 /* For fork: a new secret file of len bytes (fd or -errno), filled by
- * sm_pages_copy_in, then mapped over the old chunk with sm_pages_map_fd. */
+ * sm_pages_copy_in, then mapped over the old chunks with sm_pages_map_fd. */
 int sm_pages_new_file(enum sm_backend b, size_t len);
 /* Copies the pages of [src, src+len) that are resident (faulted in) into the file
  * at offset off, through small temporary mappings (each one is charged to
@@ -63,8 +63,8 @@ int sm_pages_new_file(enum sm_backend b, size_t len);
  * fault them in) nor written (the file reads as zero there anyway). 0 or -errno. */
 int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len);
 #define SM_PAGES_COPY_WINDOW (64u * 1024)
-/* mmap(addr, len, MAP_SHARED|MAP_FIXED, fd, 0). 0 or -errno. */
-int sm_pages_map_fd(void *addr, size_t len, int fd);
+/* mmap(addr, len, MAP_SHARED|MAP_FIXED, fd, off). 0 or -errno. */
+int sm_pages_map_fd(void *addr, size_t len, int fd, size_t off);
 
 /* Locks [addr, addr+len) again (after fork, which does not inherit mlock), only
  * as pages fault in. 0 or -errno. */

@@ -101,8 +101,9 @@ static inline void tc_push(struct tbin *b, struct blk *x)
 }
 
 /* Moves up to want blocks of class c into this thread's cache: freed slots first,
- * then fresh ones carved from the current slab, then a new slab. */
-static unsigned central_take(unsigned c, unsigned want)
+ * then fresh ones carved from the current slab, then a new slab. first: the first
+ * of two tries (pages_alloc_try's quiet: no compaction, no warning). */
+static unsigned central_take(unsigned c, unsigned want, bool first)
 {
 	struct central *ce = &central[c];
 	struct tbin *b = &tc.bin[c];
@@ -142,7 +143,7 @@ static unsigned central_take(unsigned c, unsigned want)
 			ce->spare = NULL;
 		} else {
 			lock(&page_lock);
-			s = pages_alloc(class_pages[c], PAGE);
+			s = pages_alloc_try(class_pages[c], PAGE, first);
 			if (s) {
 				s->kind = SPAN_SLAB;
 				s->cls = (uint8_t)c;
@@ -274,9 +275,9 @@ __attribute__((noinline)) void *small_alloc_slow(unsigned c)
 	publish_live();
 	/* An exiting thread takes one block at a time: nothing stays in its cache. */
 	unsigned want = tc.dead ? 1 : class_cap[c] / 2 ? class_cap[c] / 2 : 1;
-	/* Short of memory: give back what this thread and the classes hold free, and
-	 * try once more. */
-	if (!central_take(c, want) && !(reclaim() && central_take(c, want))) {
+	/* Short of memory: give back what this thread and the classes hold free,
+	 * and try once more, free runs mapped together if need be. */
+	if (!central_take(c, want, true) && (reclaim(), !central_take(c, want, false))) {
 		oom_warn();
 		count_oom();
 		return NULL;

@@ -234,11 +234,6 @@ struct span *pages_alloc_try(size_t n, size_t align, bool quiet)
 	return s;
 }
 
-struct span *pages_alloc(size_t n, size_t align)
-{
-	return pages_alloc_try(n, align, false);
-}
-
 
 /* ---- thread caches of freed large blocks ---- */
 

@@ -414,6 +414,155 @@ static void child_compact(void *arg)
 	_exit(left ? 11 : 0);
 }
 
+/* Drops CAP_IPC_LOCK from the effective set under an RLIMIT_MEMLOCK of lim bytes:
+ * the kernel enforces the limit from then on. false if it could not. */
+static bool limit_memlock(size_t lim)
+{
+	struct rlimit rl = { lim, lim };
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || syscall(SYS_capget, &hdr, data) != 0)
+		return false;
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+/* Where one /secretmem mapping ends and another begins right there (chunks side by
+ * side), above lo; 0 if nowhere. */
+static uintptr_t secret_border(uintptr_t lo)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	uintptr_t prev_end = 0, found = 0;
+	while (!found && f && fgets(line, sizeof(line), f)) {
+		unsigned long a, e;
+		if (sscanf(line, "%lx-%lx", &a, &e) != 2 || !strstr(line, " /secretmem (deleted)")) {
+			prev_end = 0;
+			continue;
+		}
+		if (a == prev_end && a > lo)
+			found = a;
+		prev_end = e;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* A 1 MiB RLIMIT_MEMLOCK enforced, fork drop (the budget keeps one page of it
+ * back for compaction's second mapping of a piece), and the program has locked
+ * that page itself: every move is refused (EAGAIN). The largest free run lies
+ * across the border of two chunks side by side, so compaction cuts it there
+ * before its move fails. The 160 KiB block is NULL, and the run is whole again
+ * (sm_arena_check: no free runs left unmerged). Unlocked, the page is room
+ * enough: the block fits. */
+static void child_compact_no_room(void *arg)
+{
+	(void)arg;
+	enum { BLK = 12 << 10, MAXN = 128, BIG = 160 << 10 };
+	static char own[1 << 16] __attribute__((aligned(4096)));
+	sm_opt.fork = SM_FORK_DROP;
+	sm_arena_init();
+	if (!limit_memlock(1 << 20))
+		_exit(1);
+	if (mlock(own, 4096) != 0)
+		_exit(1);
+	void *pin = sm_arena_malloc(16);
+	unsigned char *b[MAXN];
+	size_t n = 0;
+	while (n < MAXN && (b[n] = sm_arena_malloc(BLK)))
+		memset(b[n], (int)(n + 1), BLK), n++;
+	if (!pin || n < 32 || n == MAXN)
+		_exit(2);
+	/* The block across a border and the one after it make a 24 KiB run; every
+	 * other block two or more away from them, runs of 12 KiB. */
+	size_t at = n;
+	for (uintptr_t border = secret_border(0); border && at == n; border = secret_border(border))
+		for (size_t i = 0; i + 1 < n; i++)
+			if ((uintptr_t)b[i] < border && (uintptr_t)b[i] + BLK > border &&
+			    b[i + 1] == b[i] + BLK)
+				at = i;
+	if (at == n)
+		_exit(7);
+	for (size_t i = 0; i < n; i++) {
+		size_t d = i > at ? i - at : at - i;
+		if (i == at || i == at + 1 || (d >= 3 && d % 2 == 1)) {
+			sm_arena_free(b[i]);
+			b[i] = NULL;
+		}
+	}
+	if (sm_arena_malloc(BIG))
+		_exit(3); /* there was room after all: the test shows nothing */
+	if (!arena_ok())
+		_exit(4);
+	munlock(own, 4096);
+	unsigned char *big = sm_arena_malloc(BIG);
+	fprintf(stderr, "%zu blocks, a run across a chunk border; 160 KiB with the room page "
+		"locked: NULL; unlocked: %s\n", n, big ? "fits" : "NULL");
+	_exit(!big ? 5 : !arena_ok() ? 6 : 0);
+}
+
+/* Rounds of blocks of 16 B to 32 KiB filling a 1 MiB limit, half freed at random
+ * after each, until compaction has made at least 48 chunks; then fork, with 24
+ * files allowed open: the child gets its copy (one secret file for every chunk),
+ * and sees every live block's contents. */
+static void child_fork_chunks(void *arg)
+{
+	(void)arg;
+	enum { MAXN = 4096 };
+	static unsigned char *b[MAXN];
+	static size_t len[MAXN];
+	sm_opt.max = 1 << 20;
+	sm_arena_init();
+	uint64_t x = 88172645463325252ull;
+	size_t n = 0;
+	struct sm_arena_stats st = { 0 };
+	for (int r = 0; r < 400 && st.chunks < 48; r++) {
+		for (;;) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			size_t want = (size_t)16 << (x % 12);
+			want += (x >> 8) % want;
+			unsigned char *p = n < MAXN ? sm_arena_malloc(want) : NULL;
+			if (!p)
+				break;
+			memset(p, (int)(n * 7 + 1), want);
+			b[n] = p;
+			len[n++] = want;
+		}
+		for (size_t i = 0; i < n;) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			if (x & 1) {
+				sm_arena_free(b[i]);
+				b[i] = b[--n];
+				len[i] = len[n];
+			} else {
+				i++;
+			}
+		}
+		sm_arena_get_stats(&st);
+	}
+	fprintf(stderr, "%llu chunks, %zu blocks live\n", (unsigned long long)st.chunks, n);
+	if (st.chunks < 48 || !arena_ok())
+		_exit(1);
+	struct rlimit nofile = { 24, 24 };
+	if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+		_exit(2);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The block's first and last bytes: its pattern, then n * 7 + 1 of
+		 * its index when it was made, kept apart: compare with a live peer. */
+		for (size_t i = 0; i < n; i++)
+			if (b[i][0] != b[i][len[i] - 1])
+				_exit(3);
+		_exit(arena_ok() ? 0 : 4);
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+		_exit(5);
+	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 6);
+}
+
 /* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
  * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
  * class's slab size comes from the page size), a block above 8 KiB is rounded to
@@ -872,6 +1021,16 @@ static void pre_init_tests(void)
 	st = run_child(child_compact, NULL, err, sizeof(err));
 	ok(exited(st, 0), "free runs between live blocks, budget spent: a larger block fits from them");
 	printf("# status %#x: %s", st, err);
+
+	st = run_child(child_compact_no_room, NULL, err, sizeof(err));
+	ok(exited(st, 0), "compaction refused its room (the program locked it): the runs stay whole");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_fork_chunks, NULL, err, sizeof(err));
+	ok(exited(st, 0) && !strstr(err, "cannot give the child"),
+	   "fork copy of dozens of chunks with 24 files allowed open: the child has its copy");
+	if (!exited(st, 0) || strstr(err, "cannot give the child"))
+		printf("# status %#x: %s", st, err);
 
 	st = run_child(child_max_8m, NULL, err, sizeof(err));
 	ok(exited(st, 0), "SECRETMEM_MAX=8M: 6 MiB after 5 MiB freed; small blocks fill 90% after");
