@@ -95,7 +95,9 @@ struct span {
 /* A secret file: the kernel frees its pages only once no mapping of it is left, so
  * the chunks that map parts of it (compact makes several) are unmapped together. */
 struct sfile {
+	size_t len;                 /* its size: counted in g_mapped until it is gone */
 	uint32_t chunks;            /* chunks mapping part of it */
+	uint32_t seen;              /* sm_arena_check's scratch */
 	bool busy;                  /* release_empty: one of them holds something */
 	bool pinned;                /* mapped outside every chunk too: never unmapped */
 	struct sfile *next;         /* unused records */
@@ -335,7 +337,8 @@ size_t reserve_want(void);
 int grow(size_t n, size_t align);          /* page_lock held */
 int compact(size_t n, size_t align);       /* page_lock held */
 unsigned release_empty(void);              /* page_lock held */
-struct sfile *file_new(uint32_t chunks);   /* page_lock held */
+struct sfile *file_new(uint32_t n, size_t len); /* page_lock held */
+void file_drop(struct sfile *f);           /* page_lock held */
 void oom_note(size_t want, int err);       /* page_lock held */
 void oom_warn(void);
 bool reclaim(void);

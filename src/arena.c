@@ -99,7 +99,7 @@ static void *large_alloc_q(size_t size, size_t align, bool quiet)
 	if (n <= MEDIUM_PAGES && align == PAGE && (s = span_cache_get(n))) {
 		/* The fast path: no lock, no shared cache line. */
 		set_kind(s, SPAN_LARGE);
-		s->extent = size;
+		STORE(s->extent, size); /* the checker reads it under page_lock */
 		STORE(tc.nalloc, tc.nalloc + 1);
 		STORE(tc.delta, tc.delta + (int64_t)(n * PAGE));
 		STREAMS_CHECK();
@@ -355,8 +355,8 @@ size_t sm_arena_usable_size(const void *p)
 	if (s->kind == SPAN_SLAB)
 		return class_size[s->cls];
 	/* The program may use all of it now: free must wipe all of it. */
-	s->extent = s->npages * PAGE;
-	return s->extent;
+	STORE(s->extent, s->npages * PAGE);
+	return s->npages * PAGE;
 }
 
 /* Moves p (of which the first used bytes may have been written; the rest is
@@ -379,7 +379,7 @@ static void *move_large(void *p, size_t used, size_t size, size_t room)
 	if (room * PAGE > size) {
 		q = large_alloc_q(room * PAGE, PAGE, true);
 		if (q)
-			span_at((uintptr_t)q)->extent = size;
+			STORE(span_at((uintptr_t)q)->extent, size);
 	}
 	if (!q && !(q = sm_arena_malloc(size)))
 		return NULL;

@@ -183,10 +183,23 @@ unsigned sm_arena_check(char *msg, size_t len)
 		else if ((!ch->next || ch->next->start != end) && (g = span_at(end)) && g != &gone)
 			PROBLEM(&c, "chunk at %p: a guard page has a span", (void *)ch->start);
 	}
-	if (mapped != g_mapped || nchunks != g_chunks || g_mapped > limit)
-		PROBLEM(&c, "chunks: %llu bytes in %llu, counted %llu in %llu (limit %zu)",
+	/* Each file's record counts the chunks that map part of it, and the mapped
+	 * total is the size of the files (at least what the chunks map). */
+	uint64_t files = 0;
+	for (const struct chunk *ch = chunks; ch; ch = ch->next)
+		if (ch->file->seen++ == 0)
+			files += ch->file->len;
+	for (const struct chunk *ch = chunks; ch; ch = ch->next) {
+		if (ch->file->seen && ch->file->seen != ch->file->chunks)
+			PROBLEM(&c, "chunk at %p: its file's record counts %u chunks, %u map it",
+				(void *)ch->start, ch->file->chunks, ch->file->seen);
+		ch->file->seen = 0;
+	}
+	if (files != g_mapped || mapped > g_mapped || nchunks != g_chunks || g_mapped > limit)
+		PROBLEM(&c, "chunks: %llu bytes in %llu of files of %llu, counted %llu in %llu (limit %zu)",
 			(unsigned long long)mapped, (unsigned long long)nchunks,
-			(unsigned long long)g_mapped, (unsigned long long)g_chunks, limit);
+			(unsigned long long)files, (unsigned long long)g_mapped,
+			(unsigned long long)g_chunks, limit);
 	/* Spans tile every range of chunks side by side exactly, and the page map
 	 * agrees with them. */
 	for (const struct chunk *ch = chunks, *last; ch; ch = last->next) {

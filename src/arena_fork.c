@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 static int fork_copy_err;
-static int copy_fd = -1; /* the child's copy, in flight */
+static int copy_fd = -1;          /* the child's copy, in flight */
+static struct sfile *copy_file;   /* its record, made before the fork */
 
 
 /* Makes one new file holding every chunk's live pages, each chunk at its own
@@ -35,6 +36,8 @@ static int copy_chunks(void)
 	}
 	if (!total)
 		return 0;
+	if (!(copy_file = file_new(0, total)))
+		return -ENOMEM;
 	int fd = sm_pages_new_file(backend, total);
 	if (fd < 0)
 		return fd;
@@ -68,11 +71,19 @@ static int copy_chunks(void)
 	return 0;
 }
 
+/* The copy's file is closed (the child's mappings keep it) and, where no child
+ * took it (the parent, a copy that failed), its record goes back. */
 static void close_copies(void)
 {
 	if (copy_fd >= 0)
 		close(copy_fd);
 	copy_fd = -1;
+	if (copy_file) {
+		copy_file->chunks = 1;
+		copy_file->len = 0;
+		file_drop(copy_file);
+		copy_file = NULL;
+	}
 }
 
 void sm_arena_fork_prepare(void)
@@ -186,18 +197,18 @@ void sm_arena_fork_child(void)
 			sm_pages_relock((void *)c->start, c->len);
 	} else {
 		int err = 0;
-		/* One file for every chunk now (release_empty unmaps them together).
-		 * The parent's records are left to it: a few bytes a file. */
-		unsigned n = 0;
-		for (struct chunk *c = chunks; c; c = c->next)
-			n++;
-		struct sfile *f = n ? file_new(n) : NULL;
-		if (n && !f)
-			err = -ENOMEM;
+		/* One file for every chunk now (release_empty unmaps them together),
+		 * and the mapped total is its size. The parent's records are left to
+		 * it: a few bytes a file. */
+		struct sfile *f = copy_file;
+		copy_file = NULL;
 		for (struct chunk *c = chunks; c && !err; c = c->next) {
 			err = sm_pages_map_fd((void *)c->start, c->len, copy_fd, c->copy_off);
 			c->file = f;
+			f->chunks++;
 		}
+		if (f)
+			g_mapped = f->len;
 		if (err) {
 			sm_error("fork(): the child cannot map its copy of secret memory (%s); "
 				 "it starts with none", errname(-err));

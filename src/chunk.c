@@ -127,21 +127,26 @@ static int pagemap_cover(uintptr_t end)
 
 static struct sfile *file_free;
 
-/* A record for a new secret file mapped by n chunks, or NULL. */
-struct sfile *file_new(uint32_t n)
+/* A record for a new secret file of len bytes mapped by n chunks, or NULL. The
+ * mapped total (g_mapped, what the budget counts) is the size of the files: a file
+ * some of whose chunks are unmapped keeps all its pages (an unmap that failed for
+ * another of them, release_empty), so it counts whole until its last chunk goes. */
+struct sfile *file_new(uint32_t n, size_t len)
 {
 	struct sfile *f = file_free;
 	if (f)
 		file_free = f->next;
 	else if (!(f = sm_meta_alloc(sizeof(*f))))
 		return NULL;
-	*f = (struct sfile){ .chunks = n };
+	*f = (struct sfile){ .len = len, .chunks = n };
 	return f;
 }
 
-static void file_drop(struct sfile *f)
+/* One chunk less maps part of f; the last one gone, its pages are. */
+void file_drop(struct sfile *f)
 {
 	if (--f->chunks == 0) {
+		STORE(g_mapped, g_mapped - f->len);
 		f->next = file_free;
 		file_free = f;
 	}
@@ -238,7 +243,6 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 		chunks = c->next;
 	file_drop(c->file);
 	chunk_put(c);
-	STORE(g_mapped, g_mapped - c->len);
 	STORE(g_chunks, g_chunks - 1);
 	STORE(g_touched, g_touched - touched);
 	return true;
@@ -341,7 +345,7 @@ int grow(size_t n, size_t align)
 
 	struct span *s = desc_new();
 	struct chunk *c = chunk_get();
-	struct sfile *f = file_new(1);
+	struct sfile *f = file_new(1, 0);
 	if (!s || !c || !f) {
 		if (s)
 			desc_put(s);
@@ -371,6 +375,7 @@ int grow(size_t n, size_t align)
 		STORE(sm_arena_span, at + len + PAGE - sm_arena_base);
 	if (len == next_chunk && next_chunk < CHUNK_MAX)
 		next_chunk *= 2;
+	f->len = len;
 	STORE(g_mapped, g_mapped + len);
 	STORE(g_chunks, g_chunks + 1);
 	return 0;
@@ -482,6 +487,9 @@ static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len, bool *twice)
 			/* The first mapping stays; the second goes, or stays until a
 			 * chunk placed in its gap (which has none) maps over it. */
 			*twice = sm_pages_unmap_to_reserved((void *)(dst + done), step) != 0;
+			/* A copy child must not inherit it: it maps the parent's pages. */
+			if (*twice)
+				madvise((void *)(dst + done), step, MADV_DONTFORK);
 			break;
 		}
 		done += step;
@@ -543,7 +551,7 @@ chosen:;
 	 * for each chunk a piece splits, the run's span and the fresh part's file. */
 	struct chunk *spare = NULL;
 	struct span *run = desc_new();
-	struct sfile *f = fresh ? file_new(1) : NULL;
+	struct sfile *f = fresh ? file_new(1, 0) : NULL;
 	size_t nspare = 0;
 	for (; run && nspare < 2 * pieces + 1; nspare++) {
 		struct chunk *c = chunk_get();
@@ -563,6 +571,7 @@ chosen:;
 		struct chunk *c = spare;
 		spare = c->next;
 		*c = (struct chunk){ .start = v, .len = fresh * PAGE, .file = f };
+		f->len = fresh * PAGE;
 		f = NULL;
 		chunk_link(c);
 		STORE(g_mapped, g_mapped + fresh * PAGE);
@@ -596,12 +605,14 @@ chosen:;
 			if (twice)
 				c->file->pinned = true; /* mapped at dst too */
 			if (moved) {
+				/* The piece's chunk first: chunk_cut may drop the
+				 * last one it leaves. */
 				struct sfile *file = c->file;
+				file->chunks++;
 				chunk_cut(c, cp, a, a + moved, &spare);
 				struct chunk *d = spare;
 				spare = d->next;
 				*d = (struct chunk){ .start = dst, .len = moved, .file = file };
-				file->chunks++;
 				chunk_link(d);
 				set_pages(&gone, a, moved >> PAGE_SHIFT);
 				if (p->touched)
