@@ -18,7 +18,10 @@
 
 static int fork_copy_err;
 static int copy_fd = -1;          /* the child's copy, in flight */
-static struct sfile *copy_file;   /* its record, made before the fork */
+static struct sfile *copy_file;   /* its record */
+struct sfile *copy_spare;         /* the next copy's record, made by grow: the fork
+				   * handlers cannot allocate (the routing module's
+				   * prepare may hold the metadata lock already) */
 
 
 /* Makes one new file holding every chunk's live pages, each chunk at its own
@@ -36,8 +39,10 @@ static int copy_chunks(void)
 	}
 	if (!total)
 		return 0;
-	if (!(copy_file = file_new(0, total)))
+	if (!(copy_file = copy_spare))
 		return -ENOMEM;
+	copy_spare = NULL;
+	*copy_file = (struct sfile){ .len = total };
 	int fd = sm_pages_new_file(backend, total);
 	if (fd < 0)
 		return fd;
@@ -72,18 +77,15 @@ static int copy_chunks(void)
 }
 
 /* The copy's file is closed (the child's mappings keep it) and, where no child
- * took it (the parent, a copy that failed), its record goes back. */
+ * took it (the parent, a copy that failed), its record is the spare again. */
 static void close_copies(void)
 {
 	if (copy_fd >= 0)
 		close(copy_fd);
 	copy_fd = -1;
-	if (copy_file) {
-		copy_file->chunks = 1;
-		copy_file->len = 0;
-		file_drop(copy_file);
-		copy_file = NULL;
-	}
+	if (copy_file)
+		copy_spare = copy_file;
+	copy_file = NULL;
 }
 
 void sm_arena_fork_prepare(void)
@@ -198,17 +200,15 @@ void sm_arena_fork_child(void)
 	} else {
 		int err = 0;
 		/* One file for every chunk now (release_empty unmaps them together),
-		 * and the mapped total is its size. The parent's records are left to
-		 * it: a few bytes a file. */
-		struct sfile *f = copy_file;
-		copy_file = NULL;
-		for (struct chunk *c = chunks; c && !err; c = c->next) {
+		 * and the mapped total is its size. */
+		uint32_t n = 0;
+		for (struct chunk *c = chunks; c && !err; c = c->next, n++)
 			err = sm_pages_map_fd((void *)c->start, c->len, copy_fd, c->copy_off);
-			c->file = f;
-			f->chunks++;
+		if (!err && copy_file) {
+			files_fork_child(copy_file, n);
+			g_mapped = copy_file->len;
+			copy_file = NULL;
 		}
-		if (f)
-			g_mapped = f->len;
 		if (err) {
 			sm_error("fork(): the child cannot map its copy of secret memory (%s); "
 				 "it starts with none", errname(-err));

@@ -152,6 +152,27 @@ void file_drop(struct sfile *f)
 	}
 }
 
+/* The fork child, whose chunks all map its one copy now (copy, n chunks): the
+ * parent's records go back to the unused ones, and one of them is the next
+ * copy's, taken with no allocation (a fork handler cannot allocate). */
+void files_fork_child(struct sfile *copy, uint32_t n)
+{
+	for (struct chunk *c = chunks; c; c = c->next) {
+		struct sfile *old = c->file;
+		if (old && old != copy && old->chunks) {
+			old->chunks = 0; /* seen: each goes back once */
+			old->next = file_free;
+			file_free = old;
+		}
+		c->file = copy;
+	}
+	copy->chunks = n;
+	if (!copy_spare && file_free) {
+		copy_spare = file_free;
+		file_free = copy_spare->next;
+	}
+}
+
 static struct chunk *chunk_get(void)
 {
 	struct chunk *c = chunk_free;
@@ -378,6 +399,8 @@ int grow(size_t n, size_t align)
 	f->len = len;
 	STORE(g_mapped, g_mapped + len);
 	STORE(g_chunks, g_chunks + 1);
+	if (!copy_spare) /* a fork copy's record, made where allocating is safe */
+		copy_spare = file_new(0, 0);
 	return 0;
 }
 

@@ -562,6 +562,36 @@ static void child_fork_chunks(void *arg)
 	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 6);
 }
 
+/* A fork whose child forks again before it allocates anything (a daemon's double
+ * fork): the grandchild has its own copy too (the copy's file record is made
+ * before a fork, never in its handlers). */
+static void child_double_fork(void *arg)
+{
+	(void)arg;
+	sm_arena_init();
+	char *p = sm_arena_malloc(64), *big = sm_arena_malloc(200000);
+	if (!p || !big)
+		_exit(1);
+	strcpy(p, "secret");
+	strcpy(big + 150000, "big secret");
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		pid_t g = fork();
+		if (g == 0)
+			_exit(strcmp(p, "secret") || strcmp(big + 150000, "big secret") ||
+			      !mapping_has(big, "secretmem") || !arena_ok() ? 3 : 0);
+		int gs;
+		if (g < 0 || waitpid(g, &gs, 0) != g)
+			_exit(4);
+		_exit(WIFEXITED(gs) ? WEXITSTATUS(gs) : 5);
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+		_exit(6);
+	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 7);
+}
+
 /* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
  * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
  * class's slab size comes from the page size), a block above 8 KiB is rounded to
@@ -1028,6 +1058,12 @@ static void pre_init_tests(void)
 	st = run_child(child_fork_chunks, NULL, err, sizeof(err));
 	ok(exited(st, 0) && !strstr(err, "cannot give the child"),
 	   "fork copy of dozens of chunks with 24 files allowed open: the child has its copy");
+	if (!exited(st, 0) || strstr(err, "cannot give the child"))
+		printf("# status %#x: %s", st, err);
+
+	st = run_child(child_double_fork, NULL, err, sizeof(err));
+	ok(exited(st, 0) && !strstr(err, "cannot give the child"),
+	   "fork copy, and the child forks again at once: the grandchild has its copy too");
 	if (!exited(st, 0) || strstr(err, "cannot give the child"))
 		printf("# status %#x: %s", st, err);
 
