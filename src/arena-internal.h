@@ -340,6 +340,7 @@ unsigned release_empty(void);              /* page_lock held */
 struct sfile *file_new(uint32_t n, size_t len); /* page_lock held */
 extern struct sfile *copy_spare;           /* arena_fork.c; page_lock */
 void files_fork_child(struct sfile *copy, uint32_t n);
+void alias_fork_child(void);
 void file_drop(struct sfile *f);           /* page_lock held */
 void oom_note(size_t want, int err);       /* page_lock held */
 void oom_warn(void);

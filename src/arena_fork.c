@@ -142,6 +142,12 @@ static void drop_all(void)
 	drop_top = sm_arena_base + sm_arena_span;
 	next_chunk = CHUNK_FIRST;
 	g_mapped = g_touched = g_chunks = 0;
+	/* None of the parent's blocks is the child's: as if freed, so that its own
+	 * last free finds nothing live (the counts are the statistics' too). */
+	g_retired_allocs += tc.nalloc;
+	g_retired_frees += tc.nfree;
+	tc.nalloc = tc.nfree = 0;
+	g_retired_frees = g_retired_allocs;
 	g_live = g_peak = 0;
 	tc.delta = 0;
 }
@@ -182,9 +188,18 @@ void sm_arena_fork_child(void)
 	for (unsigned c = 0; c < NCLASS; c++)
 		pthread_mutex_init(&central[c].lock, NULL);
 	/* Only this thread lives on; the others' cached slots are lost to the child
-	 * (bounded), their cached spans come back (reclaim_cached_spans). */
+	 * (bounded), their cached spans come back (reclaim_cached_spans). Their
+	 * counts are retired, as at a thread's exit: their blocks are still the
+	 * child's, and what it frees of them must meet what they allocated, or the
+	 * child never finds nothing live (idle release). */
+	for (struct tcache *t = reg_head; t; t = t->next)
+		if (t != &tc) {
+			g_retired_allocs += t->nalloc;
+			g_retired_frees += t->nfree;
+		}
 	reg_head = NULL;
 	release_fork_child();
+	alias_fork_child();
 	if (tc.registered) {
 		tc.next = tc.prev = NULL;
 		reg_head = &tc;

@@ -481,6 +481,36 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
 	}
 }
 
+/* Second mappings left by a move whose unmaps both failed (no map count left):
+ * they map pages of the parent's files, which a fork child must not keep. The
+ * child puts the reservation over each (alias_fork_child): replacing a whole
+ * mapping needs no new map slot. Past the table's end, MADV_DONTFORK instead (the
+ * child then has a hole there, rather than the parent's pages). */
+#define ALIASES 32
+static struct {
+	uintptr_t addr;
+	size_t len;
+} alias[ALIASES];
+static unsigned nalias;
+
+static void alias_note(uintptr_t addr, size_t len)
+{
+	if (nalias < ALIASES) {
+		alias[nalias].addr = addr;
+		alias[nalias].len = len;
+		nalias++;
+	} else
+		madvise((void *)addr, len, MADV_DONTFORK);
+}
+
+void alias_fork_child(void)
+{
+	for (unsigned i = 0; i < nalias; i++)
+		if (sm_pages_unmap_to_reserved((void *)alias[i].addr, alias[i].len) != 0)
+			munmap((void *)alias[i].addr, alias[i].len); /* never the parent's */
+	nalias = 0;
+}
+
 /* Maps the secret pages at [src, src + len) at dst instead, where the reservation
  * is, and puts the reservation back at src. mremap with an old size of 0 maps the
  * same pages a second time (a shared mapping), and then the reservation replaces
@@ -510,9 +540,8 @@ static size_t move_pages(uintptr_t src, uintptr_t dst, size_t len, bool *twice)
 			/* The first mapping stays; the second goes, or stays until a
 			 * chunk placed in its gap (which has none) maps over it. */
 			*twice = sm_pages_unmap_to_reserved((void *)(dst + done), step) != 0;
-			/* A copy child must not inherit it: it maps the parent's pages. */
 			if (*twice)
-				madvise((void *)(dst + done), step, MADV_DONTFORK);
+				alias_note(dst + done, step);
 			break;
 		}
 		done += step;

@@ -592,6 +592,57 @@ static void child_double_fork(void *arg)
 	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 7);
 }
 
+/* A fork child's counts of allocations and frees start from what is its own: with
+ * SECRETMEM_FORK=drop none of the parent's blocks (its own block freed, nothing is
+ * live), with copy every thread's blocks (it frees the one another thread of the
+ * parent allocated, and its own, and nothing is live). Either way no secret
+ * mapping is left. (Small slots cached by another thread are lost to the child
+ * and keep their chunk: design.md.) */
+static int fc_go[2], fc_done[2];
+static void *fc_thread(void *arg)
+{
+	/* A large block: a small one would leave slots in the thread's cache,
+	 * which the child cannot take back (they keep their slab's chunk). */
+	*(void **)arg = sm_arena_malloc(16 << 10);
+	char c = 'x';
+	if (write(fc_done[1], &c, 1) != 1 || read(fc_go[0], &c, 1) != 1)
+		abort();
+	return NULL;
+}
+
+static void child_fork_counts(void *arg)
+{
+	sm_opt.fork = (enum sm_fork)(intptr_t)arg;
+	sm_arena_init();
+	void *x = NULL, *p = sm_arena_malloc(100), *q = sm_arena_malloc(200);
+	pthread_t t;
+	char c = 'x';
+	if (!p || !q || pipe(fc_go) || pipe(fc_done) || pthread_create(&t, NULL, fc_thread, &x) ||
+	    read(fc_done[0], &c, 1) != 1 || !x)
+		_exit(1);
+	sm_arena_free(q);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (sm_opt.fork == SM_FORK_DROP) {
+			void *r = sm_arena_malloc(64);
+			if (!r)
+				_exit(2);
+			sm_arena_free(r);
+		} else {
+			sm_arena_free(x);
+			sm_arena_free(p);
+		}
+		unsigned left = secret_mappings();
+		fprintf(stderr, "the child: %u secret mappings with nothing live\n", left);
+		_exit(left ? 3 : 0);
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid || write(fc_go[1], &c, 1) != 1 || pthread_join(t, NULL))
+		_exit(4);
+	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 5);
+}
+
 /* The arena on pages of (size_t)arg bytes (0: the system's), as on a kernel with
  * 16 or 64 KiB pages: the first small block's slab is one page (the 16-byte
  * class's slab size comes from the page size), a block above 8 KiB is rounded to
@@ -1065,6 +1116,15 @@ static void pre_init_tests(void)
 	ok(exited(st, 0) && !strstr(err, "cannot give the child"),
 	   "fork copy, and the child forks again at once: the grandchild has its copy too");
 	if (!exited(st, 0) || strstr(err, "cannot give the child"))
+		printf("# status %#x: %s", st, err);
+
+	st = run_child(child_fork_counts, (void *)(intptr_t)SM_FORK_DROP, err, sizeof(err));
+	ok(exited(st, 0), "fork drop: the child's own block freed, no secret mapping is left");
+	if (!exited(st, 0))
+		printf("# status %#x: %s", st, err);
+	st = run_child(child_fork_counts, (void *)(intptr_t)SM_FORK_COPY, err, sizeof(err));
+	ok(exited(st, 0), "fork copy: the child frees another thread's block and its own, no secret mapping is left");
+	if (!exited(st, 0))
 		printf("# status %#x: %s", st, err);
 
 	st = run_child(child_max_8m, NULL, err, sizeof(err));
