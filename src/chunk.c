@@ -190,6 +190,19 @@ static void chunk_put(struct chunk *c)
 }
 
 
+/* Takes chunk c (after prev, or the first) out of the list: its file has one
+ * chunk less, its descriptor is free. */
+static void chunk_remove(struct chunk *c, struct chunk *prev)
+{
+	if (prev)
+		prev->next = c->next;
+	else
+		chunks = c->next;
+	file_drop(c->file);
+	chunk_put(c);
+	STORE(g_chunks, g_chunks - 1);
+}
+
 /* Whether every span of chunk c is free (no block, no slab). */
 static bool chunk_empty(const struct chunk *c)
 {
@@ -258,13 +271,7 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
 		set_pages(&gone, s->start, s->npages);
 		desc_put(s);
 	}
-	if (prev)
-		prev->next = c->next;
-	else
-		chunks = c->next;
-	file_drop(c->file);
-	chunk_put(c);
-	STORE(g_chunks, g_chunks - 1);
+	chunk_remove(c, prev);
 	STORE(g_touched, g_touched - touched);
 	return true;
 }
@@ -456,13 +463,7 @@ static void chunk_cut(struct chunk *c, struct chunk *prev, uintptr_t lo, uintptr
 {
 	uintptr_t end = c->start + c->len;
 	if (lo == c->start && hi == end) {
-		if (prev)
-			prev->next = c->next;
-		else
-			chunks = c->next;
-		file_drop(c->file);
-		chunk_put(c);
-		STORE(g_chunks, g_chunks - 1);
+		chunk_remove(c, prev);
 		return;
 	}
 	if (lo > c->start && hi < end) {

@@ -207,8 +207,9 @@ static struct span *find_free(size_t n, size_t align)
 	return NULL;
 }
 
-/* n pages aligned to align, all zero, or NULL (page_lock held). quiet: no warning
- * when out of memory (the caller has memory of its own to give back and retry). */
+/* n pages aligned to align, all zero, or NULL (page_lock held). quiet: the first of
+ * two tries (the caller gives its memory back and tries again), or one that has a
+ * smaller fallback: no compaction, no warning. */
 struct span *pages_alloc_try(size_t n, size_t align, bool quiet)
 {
 	struct span *s = find_free(n, align);

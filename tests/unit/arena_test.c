@@ -1047,13 +1047,7 @@ static void child_drop_priv(void *arg)
 	sm_arena_get_stats(&st);
 	if (st.limit < (64u << 20))
 		_exit(1); /* not a privileged start: the test needs CAP_IPC_LOCK */
-	struct rlimit rl = { 2 << 20, 2 << 20 };
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || syscall(SYS_capget, &hdr, data) != 0)
-		_exit(2);
-	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	if (syscall(SYS_capset, &hdr, data) != 0)
+	if (!limit_memlock(2 << 20))
 		_exit(2);
 	sm_arena_get_stats(&st); /* before any chunk is mapped again */
 	if (st.limit != (2u << 20) - (64u << 10))
