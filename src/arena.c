@@ -12,7 +12,7 @@
  * nothing is unmapped (its memory and memlock charge go back to the kernel) when
  * an allocation finds the budget or the range short (after the thread's cache and
  * the empty slabs kept back were given back), and every chunk is when no secret
- * block is live (at most once every 50 ms). Every page of the range has an entry in the page map
+ * block is live (at most once per hold, 50 ms to 1 s: chunk.c). Every page of the range has an entry in the page map
  * (ordinary memory, committed, and readable, only up to the highest chunk so far)
  * pointing to the span that holds it: a FREE run, a SLAB of one size class, a
  * LARGE block, or GONE (an unmapped chunk). Span descriptors, the page map and all

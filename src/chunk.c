@@ -347,6 +347,8 @@ static size_t chunk_len(size_t need)
  * kernel enforce RLIMIT_MEMLOCK from then on. Short of budget or of address range,
  * or refused by the kernel for memlock, it gives back the chunks that hold nothing
  * and tries once more. */
+static void hold_on_regrow(void);
+
 int grow(size_t n, size_t align)
 {
 	size_t need = n * PAGE + (align > PAGE ? align - PAGE : 0), len;
@@ -408,6 +410,7 @@ int grow(size_t n, size_t align)
 	STORE(g_chunks, g_chunks + 1);
 	if (!copy_spare) /* a fork copy's record, made where allocating is safe */
 		copy_spare = file_new(0, 0);
+	hold_on_regrow();
 	return 0;
 }
 
@@ -798,13 +801,28 @@ bool reclaim(void)
 
 /* ---- idle release ---- */
 
-/* Memory given back at idle is kept at the next idle moments for this long: a
- * program that frees its last secret and allocates again at once would otherwise
- * pay a chunk map and a first touch (~20 us a page) each time (bench/limit_bench:
- * 0.1-0.5 ms a cycle). Rapid cycles pay that at most once per hold. */
-#define IDLE_HOLD_NS ((uint64_t)50 * 1000 * 1000)
+/* Memory given back at idle is kept at the next idle moments for a while (the
+ * hold, hold_ns): a program that frees its last secret and allocates again at
+ * once would otherwise pay a chunk map and a first touch (~20 us a page) each time
+ * (bench/limit_bench: 0.1-0.5 ms a cycle). Cycles faster than the hold pay that
+ * once per hold: with a fixed 50 ms, a program that kept 1 MiB live between its
+ * idle moments spent 14% of its time faulting it in again (bench/case_bench
+ * realloc), and one with 16 MiB more than it ran. So the hold starts at
+ * HOLD_FIRST_NS and doubles, up to HOLD_MAX_NS, each time memory given back is
+ * needed again (a chunk mapped) within HOLD_MAX_NS of the release; needed again
+ * later than that, or never, the release was worth it, and the hold is
+ * HOLD_FIRST_NS again. A program busy with secrets then refaults them at most
+ * once a second; one that uses them less often than that gives them back at each
+ * idle moment. A thread gives its cache back at most once per FLUSH_HOLD_NS. */
+#define HOLD_FIRST_NS ((uint64_t)50 * 1000 * 1000)
+#define HOLD_MAX_NS ((uint64_t)1000 * 1000 * 1000)
+#define FLUSH_HOLD_NS ((uint64_t)50 * 1000 * 1000)
 
 static uint64_t released_at; /* now_ns() of the last idle release; 0: none */
+static uint64_t hold_ns = HOLD_FIRST_NS;
+/* Every chunk was given back at the last release: the next chunk mapped tells
+ * whether that was worth it (page_lock). */
+static bool regrow_watch;
 /* When this thread last gave its cache back at an idle moment while others'
  * blocks were live, or found nothing live while memory was held; how many idle
  * moments it may pass without a look, from when. */
@@ -839,10 +857,10 @@ static uint64_t now_ns(void)
  * block is live anywhere (check every thread), give every chunk back, so no secret
  * mapping is left (while one exists the kernel refuses to hibernate the machine):
  * empty this thread's cache and the slabs kept back, and unmap every chunk that
- * holds nothing. Unless memory was given back so less than IDLE_HOLD_NS ago: then
- * keep it until an idle moment after that. If blocks of other threads are live,
- * give this thread's cached slots back to their slabs (unless it did so less than
- * IDLE_HOLD_NS ago), so that they do not keep chunks mapped when the others free
+ * holds nothing. Unless memory was given back less than the hold ago: then keep
+ * it until an idle moment after that. If blocks of other threads are live, give
+ * this thread's cached slots back to their slabs (unless it did so less than
+ * FLUSH_HOLD_NS ago), so that they do not keep chunks mapped when the others free
  * theirs. The next secret allocation maps a chunk again and faults its pages in
  * anew. Only chunks whose every span is free are unmapped, under page_lock, so a
  * race with another thread costs nothing worse than a chunk kept.
@@ -850,7 +868,7 @@ static uint64_t now_ns(void)
  * A program that frees each secret at once reaches an idle moment at every free,
  * so the common outcomes cost little. First the clock (~6 ns on this VM) and one
  * compare (quiet_until): while memory given back is held and this thread gave its
- * cache back (or had nothing to give, nothing being live) less than IDLE_HOLD_NS
+ * cache back (or had nothing to give, nothing being live) less than FLUSH_HOLD_NS
  * ago, no look can change anything, and it takes no lock and reads no other
  * thread's line (small-pair: 22 ns a pair against 25 with the whole look inline,
  * 209 instructions against 242 under callgrind). Else it sums
@@ -901,6 +919,7 @@ static void release_now(uint64_t now)
 	lock(&page_lock);
 	release_empty();
 	bool kept = LOAD(g_chunks) != 0;
+	regrow_watch = !kept;
 	unlock(&page_lock);
 	/* Chunks kept (blocks cached by other threads, a stream in use): the streams
 	 * go on holding secret buffers there, else at the next secret allocation. */
@@ -920,9 +939,11 @@ static __attribute__((noinline)) void release_idle_look(uint64_t now)
 		}
 		skip.left = 0;
 	}
-	bool held = last && now - last < IDLE_HOLD_NS;
-	if (held && now - flushed_at < IDLE_HOLD_NS) {
-		quiet_until = (last < flushed_at ? last : flushed_at) + IDLE_HOLD_NS;
+	uint64_t hold = LOAD(hold_ns);
+	bool held = last && now - last < hold;
+	if (held && now - flushed_at < FLUSH_HOLD_NS) {
+		quiet_until = last + hold < flushed_at + FLUSH_HOLD_NS ? last + hold
+									: flushed_at + FLUSH_HOLD_NS;
 		return;
 	}
 	uint64_t a, f;
@@ -933,7 +954,7 @@ static __attribute__((noinline)) void release_idle_look(uint64_t now)
 		/* At most once per hold too: a thread that allocates and frees one
 		 * block at a time would refill its cache each time (1.6 us a cycle
 		 * against 0.03). */
-		if (now - flushed_at >= IDLE_HOLD_NS) {
+		if (now - flushed_at >= FLUSH_HOLD_NS) {
 			int saved = errno;
 			flushed_at = now;
 			flush_own_cache();
@@ -946,10 +967,23 @@ static __attribute__((noinline)) void release_idle_look(uint64_t now)
 	}
 	if (held) {
 		flushed_at = now; /* nothing live: the release will take the cache */
-		quiet_until = last + IDLE_HOLD_NS;
+		quiet_until = last + hold < now + FLUSH_HOLD_NS ? last + hold : now + FLUSH_HOLD_NS;
 		return;
 	}
 	release_now(now);
+}
+
+/* A chunk was mapped (page_lock held): if it is the first since a release gave
+ * every chunk back, the hold doubles or starts again (HOLD_FIRST_NS). */
+static void hold_on_regrow(void)
+{
+	if (likely(!regrow_watch))
+		return;
+	regrow_watch = false;
+	uint64_t gap = now_ns() - LOAD(released_at), hold = LOAD(hold_ns);
+	STORE(hold_ns, gap >= HOLD_MAX_NS  ? HOLD_FIRST_NS
+		       : 2 * hold < HOLD_MAX_NS ? 2 * hold
+						: HOLD_MAX_NS);
 }
 
 __attribute__((noinline)) void release_idle(void)

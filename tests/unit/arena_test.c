@@ -1608,7 +1608,7 @@ static void test_release(void *pin)
 	char *p = sm_arena_malloc(64);
 	ok(p && mapping_has(p, "/secretmem") && all_zero(p, 64), "and the next allocation maps one again");
 	consistent("the remap");
-	/* Freed at once (within the 50 ms hold of the release): kept for the next
+	/* Freed at once (within the hold of the release, 50 ms or more): kept for the next
 	 * allocation, which then pays no chunk map and no first touch. A test process
 	 * descheduled for the whole hold cannot see it. */
 	sm_arena_free(p);
@@ -1618,10 +1618,56 @@ static void test_release(void *pin)
 	if (!held)
 		printf("# not held, %llu ns after the release\n", (unsigned long long)dt);
 	consistent("the hold");
-	usleep(60 * 1000);
+	usleep(110 * 1000); /* needed again at once: the hold doubled, to 100 ms */
 	p = sm_arena_malloc(64);
 	sm_arena_free(p);
 	ok(secret_mappings() == 0, "after the hold, a small block freed alone is given back too");
+}
+
+/* From a release: a block allocated and freed every 10 ms until the memory is
+ * given back again. The ms from the release to that one. */
+static unsigned next_release_ms(uint64_t from)
+{
+	do {
+		usleep(10 * 1000);
+		void *p = sm_arena_malloc(64);
+		sm_arena_free(p);
+	} while (secret_mappings() != 0 && mono_ns() - from < 3000ull * 1000 * 1000);
+	return (unsigned)((mono_ns() - from) / 1000000);
+}
+
+/* The hold after a release doubles each time the memory given back is needed again
+ * within a second (a chunk mapped), to 1 s at most; needed again later than that, it
+ * is 50 ms again. A program that allocates a block every 10 ms: given back at 100,
+ * 200, 400, 800, 1000 and 1000 ms from each release (its next allocation is 10 ms
+ * after each, and the hold was already 100 ms: test_release's). A test process
+ * descheduled for long can only make one later, hence the wide upper bounds; each
+ * is at least its hold less the coarse clock's tick. */
+static void test_hold_doubles(void)
+{
+	static const unsigned want[] = { 200, 400, 800, 1000, 1000 };
+	void *p = sm_arena_malloc(64); /* test_release gave every chunk back */
+	sm_arena_free(p);
+	uint64_t from = mono_ns();
+	bool ok_all = secret_mappings() != 0;
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		unsigned ms = next_release_ms(from);
+		from = mono_ns();
+		bool in = ms + 10 >= want[i] && ms <= want[i] + 300;
+		if (!in)
+			printf("# release %zu: %u ms after the one before, want %u\n", i, ms, want[i]);
+		ok_all &= in;
+	}
+	ok(ok_all, "memory needed again at once after each release: held 200, 400, 800, then 1000 ms, no longer");
+	usleep(1100 * 1000);
+	p = sm_arena_malloc(64); /* more than a second after the release */
+	sm_arena_free(p);
+	from = mono_ns();
+	unsigned ms = next_release_ms(from);
+	ok(ms <= 50 + 300, "needed again more than a second after the release: the hold is 50 ms again");
+	if (ms > 350)
+		printf("# given back %u ms after the release\n", ms);
+	consistent("the hold's doubling");
 }
 
 int main(void)
@@ -1652,6 +1698,7 @@ int main(void)
 	test_random_batches();
 	test_check_fails();
 	test_release(pin);
+	test_hold_doubles();
 
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
