@@ -85,15 +85,28 @@ static bool *lib_seen, *site_seen;
 
 /* ---- rules ---- */
 
+/* The main program's file (/proc/self/exe), and the name it was started by
+ * (AT_EXECFN: what was passed to execve, before symbolic links are followed). */
+static char exe_path[4096], exec_name[4096];
+
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
 	return s ? s + 1 : path;
 }
 
-static bool glob_matches(const char *glob, const char *path)
+static bool name_matches(const char *glob, const char *path)
 {
 	return fnmatch(glob, path, 0) == 0 || fnmatch(glob, base_name(path), 0) == 0;
+}
+
+/* A pattern against an object's path or file name; the main program's also against
+ * the name it was started by, which may be a symbolic link to another file name
+ * (/usr/bin/stunnel to stunnel4; /usr/bin/redis-server to redis-check-rdb). */
+static bool glob_matches(const char *glob, const char *path)
+{
+	return name_matches(glob, path) ||
+	       (exec_name[0] && strcmp(path, exe_path) == 0 && name_matches(glob, exec_name));
 }
 
 /* ---- symbols ---- */
@@ -310,8 +323,6 @@ static int find_annotated(struct dl_phdr_info *info, size_t size, void *any)
  * dl_iterate_phdr callback elsewhere in the program may allocate while the loader's
  * lock is held), and its callback only copies what it sees: files are read later,
  * under table_lock alone. See docs/attribution-loader.md. */
-
-static char exe_path[4096];
 
 /* Bumped by every dlopen, dlmopen and dlclose the shim sees (before the real call,
  * and after for dlclose); scan_epoch is the value the table was last brought up to
@@ -1053,9 +1064,13 @@ bool sm_route_init(void)
 {
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
+	const char *fn = (const char *)getauxval(AT_EXECFN);
 	if (!getauxval(AT_BASE))
-		/* started as "ld.so ./prog": /proc/self/exe is the loader */
+		/* started as "ld.so ./prog": /proc/self/exe is the loader, and so is
+		 * the name it was started by */
 		dl_iterate_phdr(main_path, NULL);
+	else if (fn && strlen(fn) < sizeof(exec_name))
+		strcpy(exec_name, fn);
 
 	libc_bias = sm_object_base((const void *)gnu_get_libc_version); /* never interposed */
 	ldso_bias = ldso_base();

@@ -81,6 +81,25 @@ teardown() {
 	assert_lives_ordinary plain
 }
 
+@test "SECRETMEM_LIBS: the main program started by a symbolic link matches by the link's name too (Debian's /usr/bin/stunnel to stunnel4); started by its own name, the link's pattern matches nothing, and says so" {
+	local dir=$BATS_TEST_TMPDIR/bin
+	mkdir -p "$dir"
+	ln -s "$PROG" "$dir/route_link"
+	start_paused SECRETMEM_LIBS=route_link "$dir/route_link" pause load_key
+	assert_lives_secret load_key
+	stop_paused
+	run -0 with_shim PATH="$dir:$PATH" SECRETMEM_LIBS='route_l?nk' route_link load_key # found on PATH
+	assert_block load_key 1
+	# control: by its own name, nothing is named route_link
+	run -0 --separate-stderr with_shim SECRETMEM_LIBS=route_link "$PROG" load_key
+	assert_block load_key 0
+	[[ $stderr == *"SECRETMEM_LIBS pattern route_link matches no object loaded now"* ]] ||
+		fail "no warning: $stderr"
+	run -0 with_shim SECRETMEM_SITES=route_link:load_key "$dir/route_link" load_key plain
+	assert_block load_key 1
+	assert_block plain 0
+}
+
 @test "SECRETMEM_SITES: LIB:FUNCTION matches only in the objects LIB names" {
 	# the main program matches by its file name or by its path
 	run -0 with_shim SECRETMEM_SITES="route_prog:load_key,*/bin/route_prog:static_secret" \
