@@ -35,6 +35,7 @@
 #include "audit.h"
 #include "compiler.h"
 #include "elfsym.h"
+#include "exec.h"
 #include "guard.h"
 #include "log.h"
 #include "meta.h"
@@ -308,6 +309,7 @@ static void init(void)
 	init_thread = pthread_self();
 	in_shim = 1;
 	sm_options_read();
+	sm_exec_init(sm_opt.mode != SM_MODE_OFF && sm_options_have_rules(&sm_opt));
 	sm_stats_init();
 	resolve_next();
 	probe_malloc_owner();

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec: a program under the shim that starts a program the shim cannot follow.
+ *
+ * - It runs itself again with an environment of its own making, without the
+ *   shim: nginx's binary upgrade (SIGUSR2, what Debian's package upgrade sends)
+ *   passes only TZ and its `env` lines; haproxy's `resetenv` clears the
+ *   environment before its reload re-executes it. The new program would hold the
+ *   same keys unprotected, silently. So LD_PRELOAD (with the shim) and the
+ *   SECRETMEM_* variables the process started with are put back where the new
+ *   environment lacks them (one a program set itself is kept), and an info line
+ *   says so.
+ * - It starts a set-user-ID or set-group-ID program (or one with file
+ *   capabilities) that changes its credentials: the loader ignores LD_PRELOAD for
+ *   it (secure execution), so it runs unprotected: a warning names it.
+ *
+ * Only when the shim came through LD_PRELOAD (not /etc/ld.so.preload, which the
+ * loader applies to every program anyway) and a rule is set. execve, execv,
+ * execvp, execvpe, posix_spawn and posix_spawnp are interposed; the execl family,
+ * fexecve, execveat, system and popen are not (glibc calls its own execve from
+ * them, past the shim). The exec functions may run in a vfork child, so nothing
+ * here allocates or takes a lock: the new environment is built on the stack.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "exec.h"
+#include "log.h"
+#include "meta.h"
+
+#define SM_EXPORT __attribute__((visibility("default")))
+
+extern char **environ;
+
+/* At most this many variables are put back (SECRETMEM_* has a dozen names). */
+#define MAX_SAVED 32
+/* A new environment of at most this many entries is completed on the stack; a
+ * larger one is passed on as it is (and the info line says so). */
+#define MAX_ENV 512
+
+static struct {
+	bool on;		   /* preloaded through LD_PRELOAD, a rule set */
+	const char *self_name;	   /* the shim's file name, as LD_PRELOAD has it */
+	const char *preload;	   /* "LD_PRELOAD=..." as the process started */
+	const char *saved[MAX_SAVED]; /* "SECRETMEM_...=..." as the process started */
+	size_t nsaved;
+	char exe[PATH_MAX];	   /* the program's file, /proc/self/exe */
+} ex;
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+/* Whether LD_PRELOAD's value v names the shim (by file name: entries are
+ * separated by spaces or colons). */
+static bool preload_has_self(const char *v)
+{
+	size_t n = strlen(ex.self_name);
+	for (const char *p = v; *p;) {
+		size_t len = strcspn(p, " :");
+		const char *e = p + len, *b = p;
+		for (const char *q = p; q < e; q++)
+			if (*q == '/')
+				b = q + 1;
+		if ((size_t)(e - b) == n && memcmp(b, ex.self_name, n) == 0)
+			return true;
+		p = *e ? e + 1 : e;
+	}
+	return false;
+}
+
+void sm_exec_init(bool rules)
+{
+	Dl_info di;
+	const char *pre = getenv("LD_PRELOAD");
+	if (!rules || !pre || !dladdr((void *)sm_exec_init, &di) || !di.dli_fname)
+		return;
+	ex.self_name = sm_meta_strndup(base_name(di.dli_fname), strlen(base_name(di.dli_fname)));
+	if (!ex.self_name || !preload_has_self(pre))
+		return;
+	ex.preload = sm_meta_strndup(pre - strlen("LD_PRELOAD="), strlen(pre) + strlen("LD_PRELOAD="));
+	for (char **e = environ; e && *e && ex.nsaved < MAX_SAVED; e++)
+		if (strncmp(*e, "SECRETMEM_", 10) == 0 && strchr(*e, '='))
+			ex.saved[ex.nsaved++] = sm_meta_strndup(*e, strlen(*e));
+	ssize_t n = readlink("/proc/self/exe", ex.exe, sizeof(ex.exe) - 1);
+	ex.exe[n > 0 ? n : 0] = '\0';
+	/* the program's file replaced under it (a package upgrade) */
+	size_t len = strlen(ex.exe), d = strlen(" (deleted)");
+	if (len > d && strcmp(ex.exe + len - d, " (deleted)") == 0)
+		ex.exe[len - d] = '\0';
+	ex.on = ex.preload && ex.exe[0];
+}
+
+/* file as execvp would find it on PATH, into buf; NULL: not found. */
+static const char *search_path(const char *file, char *buf, size_t size)
+{
+	if (strchr(file, '/'))
+		return file;
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin";
+	for (const char *p = path;;) {
+		size_t len = strcspn(p, ":");
+		if (len + 1 + strlen(file) < size) {
+			memcpy(buf, len ? p : ".", len ? len : 1);
+			size_t at = len ? len : 1;
+			buf[at] = '/';
+			strcpy(buf + at + 1, file);
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+		if (!p[len])
+			return NULL;
+		p += len + 1;
+	}
+}
+
+/* The value of variable name=... in env, or NULL. */
+static const char *env_get(char *const env[], const char *name, size_t n)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+			return env[i] + n + 1;
+	return NULL;
+}
+
+/* A set-ID program that changes this process's credentials, or one with file
+ * capabilities: the loader runs it in secure-execution mode, without LD_PRELOAD. */
+static bool secure_exec(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
+		return true;
+	if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
+		return true;
+	/* file capabilities raise a non-root caller's */
+	return geteuid() != 0 && getxattr(path, "security.capability", NULL, 0) > 0;
+}
+
+/* Whether path is this program's own file. */
+static bool is_self(const char *path)
+{
+	char real[PATH_MAX];
+	return realpath(path, real) && strcmp(real, ex.exe) == 0;
+}
+
+struct newenv {
+	char *v[MAX_ENV + MAX_SAVED + 2];
+	char preload[4096];
+};
+
+/* The environment to start path with: env itself, or env completed in *ne. */
+static char *const *check(const char *path, char *const env[], struct newenv *ne)
+{
+	if (!ex.on || !path)
+		return env;
+	int saved = errno;
+	if (secure_exec(path)) {
+		sm_warn("%s is set-user-ID, set-group-ID or has file capabilities: the loader "
+			"ignores LD_PRELOAD for it, so it runs without the shim and its secrets "
+			"are not protected",
+			path);
+		errno = saved;
+		return env;
+	}
+	const char *pre = env_get(env, "LD_PRELOAD", 10);
+	bool has_pre = pre && preload_has_self(pre);
+	size_t missing = 0, n = 0;
+	for (size_t i = 0; i < ex.nsaved; i++) {
+		size_t k = strchr(ex.saved[i], '=') - ex.saved[i];
+		missing += !env_get(env, ex.saved[i], k);
+	}
+	if ((has_pre && !missing) || !is_self(path)) {
+		errno = saved;
+		return env;
+	}
+	while (env && env[n])
+		n++;
+	if (n > MAX_ENV) {
+		sm_warn("%s runs itself again without the shim in its environment, of more than "
+			"%d variables: not put back, it runs unprotected",
+			path, MAX_ENV);
+		errno = saved;
+		return env;
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!has_pre && strncmp(env[i], "LD_PRELOAD=", 11) == 0)
+			continue; /* replaced below */
+		ne->v[m++] = env[i];
+	}
+	if (!has_pre) {
+		/* the shim first, then what the program asked for */
+		if (pre && *pre)
+			sm_format(ne->preload, sizeof(ne->preload), "%s:%s", ex.preload, pre);
+		else
+			sm_format(ne->preload, sizeof(ne->preload), "%s", ex.preload);
+		ne->v[m++] = ne->preload;
+	}
+	for (size_t i = 0; i < ex.nsaved; i++) {
+		size_t k = strchr(ex.saved[i], '=') - ex.saved[i];
+		if (!env_get(env, ex.saved[i], k))
+			ne->v[m++] = (char *)ex.saved[i];
+	}
+	ne->v[m] = NULL;
+	sm_info("%s runs itself again with an environment without the shim: LD_PRELOAD and "
+		"%zu SECRETMEM_ variable(s) put back",
+		path, missing);
+	errno = saved;
+	return ne->v;
+}
+
+/* The next definition of name, looked up once; fail: what to return without one
+ * (cannot happen with glibc). */
+#define NEXT(type, name, fail) \
+	static type real_##name; \
+	type f_ = __atomic_load_n(&real_##name, __ATOMIC_ACQUIRE); \
+	if (!f_) { \
+		f_ = (type)dlsym(RTLD_NEXT, #name); \
+		if (!f_) { \
+			errno = ENOSYS; \
+			return fail; \
+		} \
+		__atomic_store_n(&real_##name, f_, __ATOMIC_RELEASE); \
+	}
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			const posix_spawnattr_t *, char *const[], char *const[]);
+
+SM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	NEXT(execve_fn, execve, -1);
+	struct newenv ne;
+	return f_(path, argv, check(path, envp, &ne));
+}
+
+SM_EXPORT int execv(const char *path, char *const argv[])
+{
+	NEXT(execve_fn, execve, -1);
+	struct newenv ne;
+	return f_(path, argv, check(path, environ, &ne));
+}
+
+SM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+	NEXT(execvpe_fn, execvpe, -1);
+	struct newenv ne;
+	char buf[PATH_MAX];
+	return f_(file, argv, check(search_path(file, buf, sizeof(buf)), envp, &ne));
+}
+
+SM_EXPORT int execvp(const char *file, char *const argv[])
+{
+	typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+	NEXT(execvpe_fn, execvpe, -1);
+	struct newenv ne;
+	char buf[PATH_MAX];
+	return f_(file, argv, check(search_path(file, buf, sizeof(buf)), environ, &ne));
+}
+
+SM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	NEXT(spawn_fn, posix_spawn, ENOSYS);
+	struct newenv ne;
+	return f_(pid, path, fa, attr, argv, check(path, envp, &ne));
+}
+
+SM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			   const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	NEXT(spawn_fn, posix_spawnp, ENOSYS);
+	struct newenv ne;
+	char buf[PATH_MAX];
+	return f_(pid, file, fa, attr, argv, check(search_path(file, buf, sizeof(buf)), envp, &ne));
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A program that runs itself again, as servers do for a binary upgrade or a
+ * reload, with an environment of its own making (nginx passes only TZ; haproxy's
+ * resetenv clears it), or that starts another program. Each generation allocates
+ * a block of its own (SECRETMEM_LIBS names the program) and prints whether it is
+ * secret, and whether its maps line says /secretmem.
+ *
+ *   exec_prog MODE [GEN]
+ *   MODE: execve (only TZ), execvp (clearenv, then the PATH search), spawn
+ *   (posix_spawn, an empty environment), modeoff (TZ and SECRETMEM_MODE=off: the
+ *   program's own word is kept), other PROGRAM (execve of another program, only
+ *   TZ: its environment is left as it is), run PROGRAM (execv of PROGRAM print,
+ *   the environment as it is), print (print, nothing more).
+ */
+#define _GNU_SOURCE
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "secretmem.h"
+
+extern char **environ;
+
+/* Whether the mapping holding p is named /secretmem. */
+static int in_secretmem(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)p >= lo &&
+		    (unsigned long)p < hi)
+			found = strstr(line, " /secretmem") != NULL;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	const char *mode = argv[1];
+	int gen = argc > 2 && strcmp(mode, "other") && strcmp(mode, "run") ? atoi(argv[2]) : 0;
+	char *k = malloc(64);
+	if (!k)
+		return 3;
+	strcpy(k, "a key of generation n");
+	printf("gen %d secret %d maps %d preload %s\n", gen, secretmem_is_secret(k), in_secretmem(k),
+	       getenv("LD_PRELOAD") ? "set" : "unset");
+	fflush(stdout);
+	if (gen > 0 || strcmp(mode, "print") == 0)
+		return 0;
+	char *next[] = { argv[0], argv[1], "1", NULL };
+	char *tz[] = { "TZ=UTC", NULL }, *off[] = { "TZ=UTC", "SECRETMEM_MODE=off", NULL };
+	if (strcmp(mode, "execve") == 0) {
+		execve(argv[0], next, tz);
+	} else if (strcmp(mode, "execvp") == 0) {
+		clearenv();
+		setenv("PATH", "/usr/bin:/bin", 1);
+		execvp(argv[0], next);
+	} else if (strcmp(mode, "modeoff") == 0) {
+		execve(argv[0], next, off);
+	} else if (strcmp(mode, "spawn") == 0) {
+		char *none[] = { NULL };
+		pid_t pid;
+		int st;
+		if (posix_spawn(&pid, argv[0], NULL, NULL, next, none) != 0 ||
+		    waitpid(pid, &st, 0) != pid)
+			return 4;
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 5;
+	} else if (strcmp(mode, "other") == 0 && argc > 2) {
+		char *av[] = { argv[2], NULL };
+		execve(argv[2], av, tz);
+	} else if (strcmp(mode, "run") == 0 && argc > 2) {
+		char *av[] = { argv[2], "print", NULL };
+		execv(argv[2], av);
+	}
+	perror("exec");
+	return 1;
+}
