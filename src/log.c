@@ -47,8 +47,9 @@ static void put_uint(struct out *o, unsigned long long v, unsigned base)
 		put(o, tmp[--n]);
 }
 
-/* Pads the field written since start to width: spaces after it (left) or before. */
-static void pad(struct out *o, size_t start, size_t width, bool left)
+/* Pads the field written since start to width: spaces after it (left), or c
+ * (a space or '0') before it. */
+static void pad(struct out *o, size_t start, size_t width, bool left, char c)
 {
 	size_t n = o->len - start;
 	if (n >= width)
@@ -65,7 +66,7 @@ static void pad(struct out *o, size_t start, size_t width, bool left)
 			o->buf[i + fill] = o->buf[i];
 	for (size_t i = start; i < start + fill; i++)
 		if (i + 1 < o->size)
-			o->buf[i] = ' ';
+			o->buf[i] = c;
 	o->len += fill;
 }
 
@@ -89,9 +90,10 @@ size_t sm_vformat(char *buf, size_t size, const char *fmt, va_list ap)
 			continue;
 		}
 		fmt++;
-		/* Optional '-' and field width: pad what the conversion writes. */
-		bool left = *fmt == '-';
-		if (left)
+		/* Optional '-' or '0' and field width: pad what the conversion writes
+		 * (with zeros: "%02x" of 4 is "04"). */
+		bool left = *fmt == '-', zero = *fmt == '0';
+		if (left || zero)
 			fmt++;
 		size_t width = 0;
 		while (*fmt >= '0' && *fmt <= '9')
@@ -126,7 +128,7 @@ size_t sm_vformat(char *buf, size_t size, const char *fmt, va_list ap)
 		case '\0': fmt--; break;
 		default: put(&o, '%'); put(&o, *fmt); break;
 		}
-		pad(&o, start, width, left);
+		pad(&o, start, width, left, zero ? '0' : ' ');
 	}
 	if (size)
 		buf[o.len < size ? o.len : size - 1] = '\0';

@@ -6,7 +6,7 @@
  * through a small formatter of our own: never stdio, never malloc, so it is safe
  * from inside the allocator, before initialisation and in a forked child.
  * Formats understood: %s %d %u %ld %lu %zu %zd %llu %x %lx %p %c %%, with an
- * optional '-' and field width.
+ * optional '-' (left) or '0' (zeros before) and field width.
  */
 #ifndef SM_LOG_H
 #define SM_LOG_H

@@ -57,6 +57,7 @@ setup() {
 teardown() {
 	stop_paused
 	[[ -z ${DIR:-} ]] || rm -rf "$DIR"
+	[[ -z ${DBG_FILE:-} ]] || rm -f "$DBG_FILE"
 }
 
 # ---- the symbol reader ----
@@ -336,6 +337,32 @@ cxx_case() {
 		[[ ! -s $RT_ERR ]] || fail "$p: unexpected messages: $(cat "$RT_ERR")"
 		stop_paused
 	done
+}
+
+@test "inlined sites of a program whose debug information is a separate file under /usr/lib/debug/.build-id (a -dbgsym package), its build ID with bytes below 0x10: found there" {
+	[[ $(id -u) == 0 ]] || skip "needs root (writes /usr/lib/debug)"
+	local id=040acfbefb0538da730011223344556677889901
+	# a copy of inline_gcc with that build ID, its debug information moved out
+	python3 -c "import struct,sys; d=bytes.fromhex('$id'); sys.stdout.buffer.write(struct.pack('<III',4,len(d),3)+b'GNU\\0'+d)" >"$BATS_TEST_TMPDIR/note"
+	cp "$B/inline_gcc" "$BATS_TEST_TMPDIR/dbg_prog"
+	objcopy --update-section .note.gnu.build-id="$BATS_TEST_TMPDIR/note" "$BATS_TEST_TMPDIR/dbg_prog"
+	run -0 readelf -n "$BATS_TEST_TMPDIR/dbg_prog"
+	assert_output --partial "Build ID: $id"
+	mkdir -p /usr/lib/debug/.build-id/04
+	DBG_FILE=/usr/lib/debug/.build-id/04/${id:2}.debug
+	objcopy --only-keep-debug "$BATS_TEST_TMPDIR/dbg_prog" "$DBG_FILE"
+	strip --strip-debug "$BATS_TEST_TMPDIR/dbg_prog"
+	start_paused SECRETMEM_SITES=inl_key,glob_key "$BATS_TEST_TMPDIR/dbg_prog" pause
+	assert_lives_secret inl_key
+	assert_lives_secret glob_key
+	assert_lives_ordinary plain
+	[[ ! -s $RT_ERR ]] || fail "unexpected messages: $(cat "$RT_ERR")"
+	stop_paused
+	# control: without the file, the inlined copy is not found, and a warning says so
+	rm -f "$DBG_FILE"
+	start_paused SECRETMEM_SITES=inl_key,glob_key "$BATS_TEST_TMPDIR/dbg_prog" pause
+	assert_lives_ordinary inl_key
+	grep -q "no debug information" "$RT_ERR" || fail "no warning: $(cat "$RT_ERR")"
 }
 
 @test "an inlined site with no debug information: a warning at the default level says what to do" {
