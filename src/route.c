@@ -466,7 +466,7 @@ static struct seen seen[MAX_OBJECTS];
 static char seen_names[256 * 1024];
 static size_t nseen, seen_names_used;
 static unsigned long long seen_adds, seen_subs;
-static bool scan_all, scan_changed;
+static bool scan_all, scan_changed, scan_partial;
 
 static int collect_object(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -489,6 +489,18 @@ static int collect_object(struct dl_phdr_info *info, size_t size, void *data)
 			lo = s;
 		if (s + ph->p_memsz > hi)
 			hi = s + ph->p_memsz;
+	}
+	/* An object another thread's dlopen is still relocating is on the loader's
+	 * list already, but not yet in _dl_find_object's data, which the loader
+	 * updates once relocation is done. Registered now, its GOT would be patched
+	 * before the loader writes it: the loader's binding wins (a tail-called strdup
+	 * went to the shim's ordinary entry), or wins for only some of its references
+	 * (RTLD_DEEPBIND: free bound to glibc's past a patched malloc: glibc's "free():
+	 * invalid pointer"). It is left for a later rescan (scan_partial). */
+	struct dl_find_object fo;
+	if (lo < hi && _dl_find_object((void *)lo, &fo) != 0) {
+		scan_partial = true;
+		return 0;
 	}
 	const char *name = object_name(info->dlpi_name);
 	size_t len = strlen(name) + 1;
@@ -516,8 +528,10 @@ static void rescan(bool all, bool try)
 	unsigned long epoch = __atomic_load_n(&dl_epoch, __ATOMIC_SEQ_CST);
 	nseen = seen_names_used = 0;
 	scan_all = all;
-	scan_changed = false;
+	scan_changed = scan_partial = false;
 	dl_iterate_phdr(collect_object, NULL);
+	if (scan_partial) /* the next rescan looks again, whatever the loader's counters */
+		seen_adds = seen_subs = ~0ull;
 	pthread_mutex_lock(&table_lock);
 	if (scan_changed) {
 		bool dropped = false;
@@ -576,6 +590,12 @@ void sm_route_closing(bool begin)
 	if (!begin) {
 		sm_route_loading();
 		__atomic_sub_fetch(&dl_closing, 1, __ATOMIC_SEQ_CST);
+		/* Drop what the loader unloaded now: left to a later rescan, an object
+		 * loaded again at the same address with the same path passed for the old
+		 * one, and its fresh GOT was never patched (another thread's rescan had
+		 * taken the scan lock when this one's rescans would have dropped it). */
+		if (__atomic_load_n(&objects, __ATOMIC_ACQUIRE))
+			rescan(false, false);
 	}
 }
 

@@ -140,6 +140,20 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	done
 }
 
+@test "reloc: dlopen and dlclose of a tagged library again and again while another thread allocates (its rescans hold the scan lock at any moment): each load is patched, RTLD_DEEPBIND too" {
+	local m v
+	for m in now deep; do
+		for v in o2 noplt; do
+			# before: a load at the old address passed for the old object, its GOT
+			# unpatched (lib_strdup's tail call ordinary; under DEEPBIND glibc's
+			# free got a secret block: "free(): invalid pointer", SIGABRT)
+			run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=libreloc.so \
+				"$DLPROG" reopen 400 "$RT_BIN/$v/libreloc.so" $m
+			assert_line "reopen 400 missed 0 done"
+		done
+	done
+}
+
 @test "reloc: RTLD_DEEPBIND, untagged: its blocks are ordinary and it frees and reallocates secret blocks" {
 	local m
 	for m in deep deeplazy; do

@@ -18,7 +18,10 @@
  * (one reallocated by libreloc: stays secret, keeps its content), early (what
  * libreloc's early constructor allocated), ossl (OPENSSL_malloc from the program),
  * threads (two threads allocate and free through libreloc while the shim
- * rewrites its slots: a rescan in the middle), sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
+ * rewrites its slots: a rescan in the middle), reopen N PATH MODE (N rounds of
+ * dlopen of PATH as MODE, lib_strdup and lib_free of a secret block, dlclose,
+ * while another thread allocates and frees from the program: prints how many of
+ * lib_strdup's blocks were not secret), sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
  * (SSL_CIPHER_description with no buffer: libssl's own OPENSSL_malloc call).
  */
 #define _GNU_SOURCE
@@ -82,6 +85,51 @@ static void threads(void)
 	printf("threads done %d\n", rounds[0] > 0 && rounds[1] > 0);
 }
 
+static void *program_churn(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		void *volatile p = malloc(32);
+		free(p);
+	}
+	return NULL;
+}
+
+/* The library loaded and unloaded again and again while another thread allocates
+ * (its rescans take the scan lock at any moment). */
+static void reopen(long n, const char *path, const char *m)
+{
+	int flags = !strcmp(m, "lazy") || !strcmp(m, "deeplazy") ? RTLD_LAZY : RTLD_NOW;
+	if (!strncmp(m, "deep", 4))
+		flags |= RTLD_DEEPBIND;
+	pthread_t t;
+	if (pthread_create(&t, NULL, program_churn, NULL))
+		exit(1);
+	long missed = 0;
+	for (long i = 0; i < n; i++) {
+		void *h = dlopen(path, flags);
+		if (!h) {
+			fprintf(stderr, "reloc_prog: %s\n", dlerror());
+			exit(2);
+		}
+		char *(*dup)(const char *) = (char *(*)(const char *))dlsym(h, "lib_strdup");
+		void (*release)(void *) = (void (*)(void *))dlsym(h, "lib_free");
+		if (!dup || !release)
+			exit(2);
+		char *s = dup("blk:reopen");
+		missed += !secretmem_is_secret(s);
+		secretmem_scope_begin();
+		void *p = malloc(64);
+		secretmem_scope_end();
+		release(p); /* a secret block: glibc's free would abort */
+		release(s);
+		dlclose(h);
+	}
+	stop = 1;
+	pthread_join(t, NULL);
+	printf("reopen %ld missed %ld done\n", n, missed);
+}
+
 static void report(const char *name, void *p, int fill)
 {
 	if (!p) {
@@ -140,6 +188,9 @@ int main(int argc, char **argv)
 			report(c, ((void *(*)(size_t))fn("lib_table_alloc"))(64), 1);
 		} else if (!strcmp(c, "threads")) {
 			threads();
+		} else if (!strcmp(c, "reopen") && i + 3 < argc) {
+			reopen(atol(argv[i + 1]), argv[i + 2], argv[i + 3]);
+			i += 3;
 		} else if (!strcmp(c, "plain")) {
 			report(c, malloc(64), 1);
 		} else if (!strcmp(c, "freesecret")) {
