@@ -246,6 +246,11 @@ static bool is_cxx_name(const char *f, size_t n)
 			word_start = !inside;
 			continue;
 		}
+		if (c == '(' && !inside && i >= 8 && strncmp(f + i - 8, "operator", 8) == 0 &&
+		    i + 1 < n && f[i + 1] == ')') {
+			i++; /* operator(): the name, not a parameter list */
+			continue;
+		}
 		if (c == '<' || c == '(') {
 			if (!inside && (i == 0 || word_start))
 				return false;
@@ -276,11 +281,11 @@ static bool is_cxx_name(const char *f, size_t n)
 }
 
 /* The ':' between LIBGLOB and FUNCTION: the first one that is not half of a
- * "::" and comes before any template argument or parameter list. */
+ * "::" and comes before any template argument, parameter list or ABI tag. */
 static const char *lib_colon(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '(' || s[i] == '<')
+		if (s[i] == '(' || s[i] == '<' || s[i] == '[')
 			return NULL;
 		if (s[i] == ':') {
 			if (i + 1 < n && s[i + 1] == ':') {
@@ -308,7 +313,33 @@ static const char *parse_site(const char *s, size_t n, struct sm_site *site)
 	bool symbol = true;
 	for (size_t i = 0; i < flen && symbol; i++)
 		symbol = is_symbol_char(func[i], i == 0);
-	if (!symbol && !is_cxx_name(func, flen))
+	if (!symbol)
+		symbol = is_cxx_name(func, flen);
+	if (!symbol) {
+		/* c++filt's ABI tags and anonymous namespaces: checked without them,
+		 * as matching ignores them (symmatch.c) */
+		static const char anon[] = "(anonymous namespace)::";
+		char norm[512];
+		size_t nlen = 0;
+		bool cut = false;
+		for (size_t i = 0; i < flen && nlen + 1 < sizeof(norm);) {
+			const char *e = flen - i > 5 && strncmp(func + i, "[abi:", 5) == 0
+						? memchr(func + i, ']', flen - i)
+						: NULL;
+			if (e) {
+				i = (size_t)(e - func) + 1;
+				cut = true;
+			} else if (flen - i >= sizeof(anon) - 1 &&
+				   strncmp(func + i, anon, sizeof(anon) - 1) == 0) {
+				i += sizeof(anon) - 1;
+				cut = true;
+			} else {
+				norm[nlen++] = func[i++];
+			}
+		}
+		symbol = cut && nlen > 0 && flen < sizeof(norm) && is_cxx_name(norm, nlen);
+	}
+	if (!symbol)
 		return "a FUNCTION must be a symbol name (letters, digits, _ . $) or a C++ name "
 		       "as c++filt prints it (ns::Class::f, f(int))";
 	site->lib = colon ? sm_meta_strndup(s, (size_t)(colon - s)) : NULL;

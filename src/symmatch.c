@@ -130,8 +130,33 @@ static bool squeeze(const char *s, size_t len, char *out, size_t n)
 	return true;
 }
 
+/* Removes from s (spaces already removed) what c++filt prints but a rule need not
+ * name: ABI tags ("load_str[abi:cxx11]", on every function returning a
+ * std::string) and anonymous namespaces ("crypto::(anonymousnamespace)::f" is
+ * crypto::f: the namespace has no name to write). In place. */
+void sm_cxx_normalize(char *s)
+{
+	static const char anon[] = "(anonymousnamespace)::";
+	size_t k = 0;
+	for (size_t i = 0; s[i];) {
+		if (strncmp(s + i, "[abi:", 5) == 0) {
+			const char *e = strchr(s + i, ']');
+			if (e) {
+				i = (size_t)(e - s) + 1;
+				continue;
+			}
+		}
+		if (strncmp(s + i, anon, sizeof(anon) - 1) == 0) {
+			i += sizeof(anon) - 1;
+			continue;
+		}
+		s[k++] = s[i++];
+	}
+	s[k] = '\0';
+}
+
 /* The demangled name of s->sym in s->name: the return type (of a template
- * function) and " [clone .cold]" suffixes cut, spaces removed. */
+ * function) and " [clone .cold]" suffixes cut, spaces removed, normalized. */
 static bool demangled(struct sm_symbol *s)
 {
 	if (s->state)
@@ -181,8 +206,10 @@ static bool demangled(struct sm_symbol *s)
 	}
 	bool ok = squeeze(d + start, len - start, s->name, sizeof(s->name));
 	free(d);
-	if (ok)
+	if (ok) {
+		sm_cxx_normalize(s->name);
 		s->state = 1;
+	}
 	return ok;
 }
 
@@ -195,7 +222,7 @@ static bool qualified_match(const char *name, size_t nlen, const char *rule, siz
 }
 
 /* The end of the name part of a demangled name: its parameter list's '(' outside
- * template arguments. */
+ * template arguments ("operator()" is part of the name). */
 static size_t name_end(const char *s)
 {
 	int angle = 0;
@@ -205,10 +232,37 @@ static size_t name_end(const char *s)
 			angle++;
 		else if (s[i] == '>')
 			angle--;
-		else if (s[i] == '(' && angle == 0)
+		else if (s[i] == '(' && angle == 0) {
+			if (s[i + 1] == ')' && i >= 8 && strncmp(s + i - 8, "operator", 8) == 0) {
+				i++;
+				continue;
+			}
 			break;
+		}
 	}
 	return i;
+}
+
+/* The first n characters of s without template arguments, into out (size size):
+ * crypto::Box<int>::fill is crypto::Box::fill. Its length, or size if it does not
+ * fit. */
+static size_t without_templates(const char *s, size_t n, char *out, size_t size)
+{
+	size_t k = 0;
+	int depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '<' && !(i >= 8 && strncmp(s + i - 8, "operator", 8) == 0))
+			depth++;
+		else if (s[i] == '>' && depth > 0)
+			depth--;
+		else if (depth == 0) {
+			if (k + 1 >= size)
+				return size;
+			out[k++] = s[i];
+		}
+	}
+	out[k] = '\0';
+	return k;
 }
 
 /* A C name or mangled name: the name itself, or a part the compiler split off it
@@ -233,9 +287,8 @@ static bool may_name(const char *sym, const char *rule)
 		b--;
 	/* a template's name: the identifier before its arguments */
 	size_t e = end;
-	if (b == end || rule[b] == '<') {
+	if (b == end || rule[b] == '<' || strncmp(rule + b, "operator", 8) == 0)
 		return true; /* an operator or a shape this filter does not know: no filter */
-	}
 	for (size_t i = b; i < end; i++)
 		if (rule[i] == '<') {
 			e = i;
@@ -257,29 +310,23 @@ bool sm_symbol_matches(const char *rule, struct sm_symbol *s)
 		return true;
 	if (s->sym[0] != '_' || s->sym[1] != 'Z' || (rule[0] == '_' && rule[1] == 'Z'))
 		return false;
-	if (!may_name(s->sym, rule) || !demangled(s))
-		return false;
 	char r[512];
 	if (!squeeze(rule, strlen(rule), r, sizeof(r)))
 		return false;
-	if (strchr(r, '('))
+	sm_cxx_normalize(r);
+	if (!may_name(s->sym, r) || !demangled(s))
+		return false;
+	if (r[name_end(r)] == '(')
 		/* a signature: that overload only */
 		return qualified_match(s->name, strlen(s->name), r, strlen(r));
 	size_t n = name_end(s->name);
 	if (qualified_match(s->name, n, r, strlen(r)))
 		return true;
-	/* make_key matches make_key<int> */
-	if (!strchr(r, '<') && n > 0 && s->name[n - 1] == '>') {
-		int depth = 0;
-		size_t i = n;
-		while (i > 0) {
-			i--;
-			if (s->name[i] == '>')
-				depth++;
-			else if (s->name[i] == '<' && --depth == 0)
-				break;
-		}
-		return depth == 0 && qualified_match(s->name, i, r, strlen(r));
+	/* make_key matches make_key<int>, Box::fill crypto::Box<int>::fill */
+	if (!strchr(r, '<')) {
+		char bare[sizeof(s->name)];
+		size_t k = without_templates(s->name, n, bare, sizeof(bare));
+		return k < sizeof(bare) && qualified_match(bare, k, r, strlen(r));
 	}
 	return false;
 }

@@ -32,6 +32,10 @@ struct sm_symbol {
  * rule names. */
 bool sm_symbol_matches(const char *rule, struct sm_symbol *s);
 
+/* Removes ABI tags ([abi:cxx11]) and anonymous namespaces ("(anonymousnamespace)::")
+ * from s, a C++ name with its spaces removed; in place. */
+void sm_cxx_normalize(char *s);
+
 /* Whether rule is in the C++ form (has "::" or a signature). */
 bool sm_rule_is_cxx(const char *rule);
 

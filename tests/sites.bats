@@ -294,6 +294,18 @@ cxx_case() {
 	cxx_case crypto::KeyStore::load load_int load_str -- other_load save
 }
 
+@test "C++: names as c++filt prints them with an ABI tag, an anonymous namespace, operator() and a class template's arguments, or without them" {
+	# a function returning std::string is crypto::KeyStore::load_text[abi:cxx11](int)
+	cxx_case 'crypto::KeyStore::load_text[abi:cxx11](int)' load_text -- load_int call_op
+	cxx_case crypto::KeyStore::load_text load_text -- load_int
+	cxx_case 'crypto::(anonymous namespace)::hidden_key' hidden_key -- box_fill
+	cxx_case crypto::hidden_key hidden_key -- load_int
+	cxx_case 'crypto::KeyStore::operator()' call_op -- load_int load_text
+	cxx_case 'KeyStore::operator()(int)' call_op -- load_int
+	cxx_case 'crypto::Box<int>::fill' box_fill -- hidden_key
+	cxx_case Box::fill box_fill -- load_int
+}
+
 @test "C++: a full signature picks one overload" {
 	cxx_case 'crypto::KeyStore::load(char const*, int)' load_str -- load_int other_load
 	# spaces do not matter; with the LIBGLOB: prefix too

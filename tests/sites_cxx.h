@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <string>
 #include <vector>
 
 namespace crypto {
@@ -6,7 +7,13 @@ struct KeyStore {
 	char *load(int n);
 	char *load(const char *name, int n);
 	char *save(int n);
+	std::string load_text(int n); // returns a std::string: an [abi:cxx11] tag
+	char *operator()(int n);
 };
+template <class T> struct Box {
+	char *fill(int n);
+};
+char *call_hidden(int n); // calls a function of an anonymous namespace
 } // namespace crypto
 
 namespace other {

@@ -33,6 +33,16 @@ int main(int argc, char **argv)
 			report(c, os.load(64));
 		else if (!std::strcmp(c, "make_key_vector"))
 			report(c, make_key_vector(64)->data());
+		else if (!std::strcmp(c, "load_text")) {
+			static std::string t; // past the small-string buffer: on the heap
+			t = ks.load_text(64);
+			report(c, t.data());
+		} else if (!std::strcmp(c, "call_op"))
+			report(c, ks(64));
+		else if (!std::strcmp(c, "box_fill"))
+			report(c, crypto::Box<int>().fill(64));
+		else if (!std::strcmp(c, "hidden_key"))
+			report(c, crypto::call_hidden(64));
 		else {
 			std::fprintf(stderr, "sites_cxx: unknown case %s\n", c);
 			return 2;
