@@ -335,18 +335,18 @@ static bool run(struct cursor *c, struct state *s, const struct state *init, uin
 	return !c->bad;
 }
 
-/* The rule in force at address target (a return address minus one, or the exact
- * address of the first frame), from hdr, its object's .eh_frame_hdr. */
-static bool find_rule(const uint8_t *hdr, uintptr_t target, struct rule *r)
+/* The FDE whose start is the last at or before target, from hdr, an object's
+ * .eh_frame_hdr (its binary search table); NULL if there is none. */
+static const uint8_t *fde_search(const uint8_t *hdr, uintptr_t target)
 {
 	if (hdr[0] != 1 || hdr[2] != PE_UDATA4 || hdr[3] != PE_DATAREL_SDATA4 ||
 	    ((hdr[1] & 0x0f) != 0x03 && (hdr[1] & 0x0f) != 0x0b))
-		return false;
+		return NULL;
 	uint32_t count = rd32(hdr + 8);
 	const uint8_t *tab = hdr + 12;
 	intptr_t rel = (intptr_t)(target - (uintptr_t)hdr);
 	if (!count || rel < (int32_t)rd32(tab))
-		return false;
+		return NULL;
 	size_t lo = 0, hi = count;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -355,7 +355,16 @@ static bool find_rule(const uint8_t *hdr, uintptr_t target, struct rule *r)
 		else
 			hi = mid;
 	}
-	const uint8_t *fde = hdr + (int32_t)rd32(tab + 8 * lo + 4);
+	return hdr + (int32_t)rd32(tab + 8 * lo + 4);
+}
+
+/* The rule in force at address target (a return address minus one, or the exact
+ * address of the first frame), from hdr, its object's .eh_frame_hdr. */
+static bool find_rule(const uint8_t *hdr, uintptr_t target, struct rule *r)
+{
+	const uint8_t *fde = fde_search(hdr, target);
+	if (!fde)
+		return false;
 
 	/* The FDE and its CIE. */
 	uint32_t len = rd32(fde);
@@ -479,7 +488,73 @@ __attribute__((noinline)) bool sm_frames_walk(bool (*fn)(uintptr_t, void *), voi
 	return true;
 }
 
+/* The code an FDE covers, if its CIE says how its addresses are written the way
+ * GCC and clang write them (pc-relative, signed 4 bytes). */
+static bool fde_extent(const uint8_t *fde, uintptr_t *begin, uintptr_t *range)
+{
+	uint32_t len = rd32(fde);
+	if (len == 0 || len >= 0xfffffff0u || rd32(fde + 4) == 0)
+		return false;
+	const uint8_t *cie = fde + 4 - rd32(fde + 4);
+	uint32_t cie_len = rd32(cie);
+	if (cie_len == 0 || cie_len >= 0xfffffff0u || rd32(cie + 4) != 0)
+		return false;
+	struct cursor c = { cie + 8, cie + 4 + cie_len, false };
+	uint8_t version = u8(&c);
+	const char *aug = (const char *)c.p;
+	size_t auglen = strnlen(aug, (size_t)(c.end - c.p));
+	if ((version != 1 && version != 3) || aug[0] != 'z' || c.p + auglen >= c.end)
+		return false;
+	c.p += auglen + 1;
+	uleb(&c);
+	sleb(&c);
+	if (version == 1)
+		u8(&c);
+	else
+		uleb(&c);
+	uleb(&c); /* the augmentation data's length */
+	uint8_t fde_enc = 0;
+	for (const char *a = aug + 1; *a && !c.bad; a++) {
+		if (*a == 'R')
+			fde_enc = u8(&c);
+		else if (*a == 'L')
+			u8(&c);
+		else if (*a == 'P')
+			skip_ptr(&c, u8(&c));
+		else if (*a != 'S')
+			return false;
+	}
+	if (c.bad || fde_enc != PE_PCREL_SDATA4)
+		return false;
+	const uint8_t *p = fde + 8;
+	*begin = (uintptr_t)p + (intptr_t)(int32_t)rd32(p);
+	*range = rd32(p + 4);
+	return true;
+}
+
+bool sm_frames_function(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
+{
+	struct dl_find_object f;
+	if (_dl_find_object((void *)a, &f) != 0 || !f.dlfo_eh_frame)
+		return false;
+	const uint8_t *fde = fde_search(f.dlfo_eh_frame, a);
+	uintptr_t begin, range;
+	if (!fde || !fde_extent(fde, &begin, &range) || a - begin >= range)
+		return false;
+	*lo = begin;
+	*hi = begin + range;
+	return true;
+}
+
 #else
+
+bool sm_frames_function(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
+{
+	(void)a;
+	(void)lo;
+	(void)hi;
+	return false;
+}
 
 bool sm_frames_walk(bool (*fn)(uintptr_t, void *), void *arg, int max, bool store)
 {

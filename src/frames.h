@@ -24,6 +24,11 @@
  * has not heard of yet makes no rule wrong. */
 bool sm_frames_walk(bool (*fn)(uintptr_t pc, void *arg), void *arg, int max, bool store);
 
+/* The extent [*lo, *hi) of the function whose code holds address a, from its
+ * object's unwind table (the FDE that covers a); false if none does, or off
+ * x86_64. */
+bool sm_frames_function(uintptr_t a, uintptr_t *lo, uintptr_t *hi);
+
 /* Forgets the cached rules of return addresses in [lo, hi): an object there was
  * unloaded. */
 void sm_frames_forget(uintptr_t lo, uintptr_t hi);

@@ -834,6 +834,42 @@ static enum sm_class classify(uintptr_t pc)
 	return cls;
 }
 
+int sm_route_look_through(uintptr_t fn)
+{
+	uintptr_t lo, hi;
+	if (!__atomic_load_n(&objects, __ATOMIC_ACQUIRE) || !have_rules)
+		return -1;
+	if (!sm_frames_function(fn, &lo, &hi))
+		return 0;
+	pthread_mutex_lock(&table_lock);
+	struct object *o = object_at(fn);
+	bool done = false;
+	if (o && o->cls != SM_ORDINARY) {
+		done = true; /* tagged (its allocations are secret) or machinery already */
+	} else if (o) {
+		for (size_t i = 0; i < o->nranges && !done; i++)
+			done = o->ranges[i].lo == lo && o->ranges[i].hi == hi &&
+			       o->ranges[i].cls == SM_MACHINERY;
+		struct range *r = done ? NULL : sm_meta_alloc((o->nranges + 1) * sizeof(*r));
+		if (r) {
+			/* the old array stays in metadata memory, unused: a lock-free
+			 * reader may still hold it */
+			if (o->nranges)
+				memcpy(r, o->ranges, o->nranges * sizeof(*r));
+			r[o->nranges] = (struct range){ lo, hi, SM_MACHINERY, NULL };
+			__atomic_store_n(&o->ranges, r, __ATOMIC_RELEASE);
+			__atomic_store_n(&o->nranges, o->nranges + 1, __ATOMIC_RELEASE);
+			flush_cache();
+			done = true;
+			sm_debug("%p (%zu bytes) in %s: an allocation function the program gave "
+				 "OpenSSL, looked through",
+				 (void *)lo, (size_t)(hi - lo), o->path);
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	return done;
+}
+
 void sm_route_objects_changed(void)
 {
 	if (!objects)

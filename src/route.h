@@ -91,6 +91,13 @@ bool sm_route_reentered(uintptr_t pc);
  * constructor): rescan the loaded objects. */
 void sm_route_objects_changed(void);
 
+/* Makes the function whose code holds fn machinery to look through, like a
+ * SECRETMEM_WRAPPERS function: its allocations count as its caller's. For the
+ * allocation functions a program gives OpenSSL (CRYPTO_set_mem_functions).
+ * 1: done (or its object is tagged already); 0: fn's extent is not known (its
+ * unwind table); -1: routing is not running, or no rule is set. */
+int sm_route_look_through(uintptr_t fn);
+
 /* A dlopen or dlmopen is about to run: until the next rescan (on the next routed
  * call), nothing cached is trusted. Lock-free; called outside the loader. */
 void sm_route_loading(void);

@@ -186,6 +186,18 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	assert_lives_ordinary plain
 }
 
+@test "reloc: a program that gives OpenSSL counting allocation functions (CRYPTO_set_mem_functions, as stunnel): what libcrypto allocates through them is secret under a rule for libcrypto alone" {
+	start_paused SECRETMEM_LIBS='libcrypto.so*' "$RT_BIN/reloc_prog_ssl" pause hooks plain
+	assert_lives_secret hooks # OPENSSL_strdup: libcrypto's CRYPTO_strdup, then the hook
+	assert_line "hook_bytes 1" # the program's functions did allocate it
+	assert_lives_ordinary plain
+	[[ ! -s $RT_ERR ]] || fail "unexpected messages: $(cat "$RT_ERR")"
+	next_run
+	# control: no rule for libcrypto, the hook's block is ordinary
+	start_paused SECRETMEM_LIBS='libssl.so*' "$RT_BIN/reloc_prog_ssl" pause hooks plain
+	assert_lives_ordinary hooks
+}
+
 @test "reloc: an annotated dlopened library: its constructor's allocations are secret, no rule set" {
 	local v
 	for v in ann ann_clang; do

@@ -22,7 +22,10 @@
  * dlopen of PATH as MODE, lib_strdup and lib_free of a secret block, dlclose,
  * while another thread allocates and frees from the program: prints how many of
  * lib_strdup's blocks were not secret), sslctx (SSL_CTX_new: libssl's OPENSSL_zalloc, through CRYPTO_zalloc), sslbuf
- * (SSL_CIPHER_description with no buffer: libssl's own OPENSSL_malloc call).
+ * (SSL_CIPHER_description with no buffer: libssl's own OPENSSL_malloc call),
+ * hooks (the program gives OpenSSL counting allocation functions with
+ * CRYPTO_set_mem_functions, as stunnel does, then has libcrypto's OPENSSL_strdup
+ * allocate through them; must come before any OpenSSL call).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -130,6 +133,37 @@ static void reopen(long n, const char *path, const char *m)
 	printf("reopen %ld missed %ld done\n", n, missed);
 }
 
+#ifdef WITH_OPENSSL
+/* Allocation functions a program gives OpenSSL: they count, so they are no tail
+ * calls of malloc, and live in the program. */
+static size_t hook_bytes;
+static void *hook_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	void *p = malloc(n);
+	if (p)
+		hook_bytes += n;
+	return p;
+}
+static void *hook_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	void *q = realloc(p, n);
+	if (q)
+		hook_bytes += n;
+	return q;
+}
+static void hook_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	hook_bytes -= p != NULL;
+	free(p);
+}
+#endif
+
 static void report(const char *name, void *p, int fill)
 {
 	if (!p) {
@@ -214,6 +248,11 @@ int main(int argc, char **argv)
 #ifdef WITH_OPENSSL
 		} else if (!strcmp(c, "ossl")) {
 			report(c, OPENSSL_malloc(64), 1);
+		} else if (!strcmp(c, "hooks")) {
+			if (!CRYPTO_set_mem_functions(hook_malloc, hook_realloc, hook_free))
+				return 3;
+			report(c, OPENSSL_strdup("blk:hooks"), 0);
+			printf("hook_bytes %d\n", hook_bytes > 0);
 		} else if (!strcmp(c, "sslctx")) {
 			report(c, SSL_CTX_new(TLS_method()), 0);
 		} else if (!strcmp(c, "sslbuf")) {
