@@ -34,6 +34,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "compiler.h"
 #include "exec.h"
 #include "log.h"
 #include "meta.h"
@@ -44,9 +45,10 @@ extern char **environ;
 
 /* At most this many variables are put back (SECRETMEM_* has a dozen names). */
 #define MAX_SAVED 32
-/* A new environment of at most this many entries is completed on the stack; a
- * larger one is passed on as it is (and the info line says so). */
-#define MAX_ENV 512
+/* A new environment of at most this many entries is completed on the stack (an
+ * exec may run in a vfork child, or on a small signal stack); a larger one is
+ * passed on as it is, with a warning. */
+#define MAX_ENV 256
 
 static struct {
 	bool on;		   /* preloaded through LD_PRELOAD, a rule set */
@@ -55,6 +57,8 @@ static struct {
 	const char *saved[MAX_SAVED]; /* "SECRETMEM_...=..." as the process started */
 	size_t nsaved;
 	char exe[PATH_MAX];	   /* the program's file, /proc/self/exe */
+	dev_t dev;		   /* and the file it runs (replaced or not) */
+	ino_t ino;
 } ex;
 
 static const char *base_name(const char *p)
@@ -81,9 +85,12 @@ static bool preload_has_self(const char *v)
 	return false;
 }
 
+static void exec_resolve(void);
+
 void sm_exec_init(bool rules)
 {
 	Dl_info di;
+	exec_resolve();
 	const char *pre = getenv("LD_PRELOAD");
 	if (!rules || !pre || !dladdr((void *)sm_exec_init, &di) || !di.dli_fname)
 		return;
@@ -100,6 +107,11 @@ void sm_exec_init(bool rules)
 	size_t len = strlen(ex.exe), d = strlen(" (deleted)");
 	if (len > d && strcmp(ex.exe + len - d, " (deleted)") == 0)
 		ex.exe[len - d] = '\0';
+	struct stat st;
+	if (stat("/proc/self/exe", &st) == 0) {
+		ex.dev = st.st_dev;
+		ex.ino = st.st_ino;
+	}
 	ex.on = ex.preload && ex.exe[0];
 }
 
@@ -118,7 +130,8 @@ static const char *search_path(const char *file, char *buf, size_t size)
 			size_t at = len ? len : 1;
 			buf[at] = '/';
 			strcpy(buf + at + 1, file);
-			if (access(buf, X_OK) == 0)
+			struct stat st; /* as glibc's execvp: a directory is passed over */
+			if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
 				return buf;
 		}
 		if (!p[len])
@@ -127,13 +140,15 @@ static const char *search_path(const char *file, char *buf, size_t size)
 	}
 }
 
-/* The value of variable name=... in env, or NULL. */
+/* The value of variable name=... in env, or NULL; of the last one if there are
+ * several, as the loader reads them. */
 static const char *env_get(char *const env[], const char *name, size_t n)
 {
+	const char *v = NULL;
 	for (size_t i = 0; env && env[i]; i++)
 		if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
-			return env[i] + n + 1;
-	return NULL;
+			v = env[i] + n + 1;
+	return v;
 }
 
 /* A set-ID program that changes this process's credentials, or one with file
@@ -143,24 +158,30 @@ static bool secure_exec(const char *path)
 	struct stat st;
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return false;
-	if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
-		return true;
-	if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
+	/* the kernel's test: the new effective ID is not the real one */
+	uid_t euid = (st.st_mode & S_ISUID) ? st.st_uid : geteuid();
+	gid_t egid = (st.st_mode & S_ISGID) ? st.st_gid : getegid();
+	if (euid != getuid() || egid != getgid())
 		return true;
 	/* file capabilities raise a non-root caller's */
 	return geteuid() != 0 && getxattr(path, "security.capability", NULL, 0) > 0;
 }
 
-/* Whether path is this program's own file. */
+/* Whether path is this program's own file: the one it runs (/proc/self/exe too,
+ * even deleted), or the one now at its path (a package upgrade replaced it). */
 static bool is_self(const char *path)
 {
-	char real[PATH_MAX];
-	return realpath(path, real) && strcmp(real, ex.exe) == 0;
+	struct stat st, now;
+	if (stat(path, &st) != 0)
+		return false;
+	if (st.st_dev == ex.dev && st.st_ino == ex.ino)
+		return true;
+	return stat(ex.exe, &now) == 0 && st.st_dev == now.st_dev && st.st_ino == now.st_ino;
 }
 
 struct newenv {
 	char *v[MAX_ENV + MAX_SAVED + 2];
-	char preload[4096];
+	char preload[2048];
 };
 
 /* The environment to start path with: env itself, or env completed in *ne. */
@@ -204,12 +225,15 @@ static char *const *check(const char *path, char *const env[], struct newenv *ne
 		ne->v[m++] = env[i];
 	}
 	if (!has_pre) {
-		/* the shim first, then what the program asked for */
-		if (pre && *pre)
+		/* the shim first, then what the program asked for (if it all fits:
+		 * else what the process started with) */
+		size_t need = strlen(ex.preload) + 1 + (pre ? strlen(pre) : 0) + 1;
+		if (pre && *pre && need <= sizeof(ne->preload)) {
 			sm_format(ne->preload, sizeof(ne->preload), "%s:%s", ex.preload, pre);
-		else
-			sm_format(ne->preload, sizeof(ne->preload), "%s", ex.preload);
-		ne->v[m++] = ne->preload;
+			ne->v[m++] = ne->preload;
+		} else {
+			ne->v[m++] = (char *)ex.preload;
+		}
 	}
 	for (size_t i = 0; i < ex.nsaved; i++) {
 		size_t k = strchr(ex.saved[i], '=') - ex.saved[i];
@@ -224,69 +248,108 @@ static char *const *check(const char *path, char *const env[], struct newenv *ne
 	return ne->v;
 }
 
-/* The next definition of name, looked up once; fail: what to return without one
- * (cannot happen with glibc). */
-#define NEXT(type, name, fail) \
-	static type real_##name; \
-	type f_ = __atomic_load_n(&real_##name, __ATOMIC_ACQUIRE); \
-	if (!f_) { \
-		f_ = (type)dlsym(RTLD_NEXT, #name); \
-		if (!f_) { \
-			errno = ENOSYS; \
-			return fail; \
-		} \
-		__atomic_store_n(&real_##name, f_, __ATOMIC_RELEASE); \
-	}
-
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 			const posix_spawnattr_t *, char *const[], char *const[]);
 
+/* The next definitions, looked up at start-up (sm_exec_init), so that no exec in
+ * a vfork child calls dlsym; lazily only for an exec before the shim starts. */
+static execve_fn real_execve, real_execvpe;
+static spawn_fn real_spawn, real_spawnp;
+
+static void *next_fn(void *const *slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!f && (f = dlsym(RTLD_NEXT, name)) != NULL)
+		__atomic_store_n((void **)slot, f, __ATOMIC_RELEASE);
+	return f;
+}
+#define NEXT(var, name) ((__typeof__(var))next_fn((void *const *)&(var), name))
+
+static void exec_resolve(void)
+{
+	NEXT(real_execve, "execve");
+	NEXT(real_execvpe, "execvpe");
+	NEXT(real_spawn, "posix_spawn");
+	NEXT(real_spawnp, "posix_spawnp");
+}
+
+/* The slow paths (a rule set, the shim preloaded): their buffers are on the
+ * stack only there, so an exec with no rule costs a small frame (a signal
+ * handler on an 8 KiB stack, a thread of PTHREAD_STACK_MIN). */
+static __attribute__((noinline)) int execve_slow(execve_fn f, const char *path,
+						  char *const argv[], char *const envp[])
+{
+	struct newenv ne;
+	return f(path, argv, check(path, envp, &ne));
+}
+
+static __attribute__((noinline)) int execvpe_slow(execve_fn f, const char *file,
+						   char *const argv[], char *const envp[])
+{
+	struct newenv ne;
+	char buf[PATH_MAX];
+	return f(file, argv, check(search_path(file, buf, sizeof(buf)), envp, &ne));
+}
+
+static __attribute__((noinline)) int spawn_slow(spawn_fn f, bool search, pid_t *pid,
+						 const char *file,
+						 const posix_spawn_file_actions_t *fa,
+						 const posix_spawnattr_t *attr, char *const argv[],
+						 char *const envp[])
+{
+	struct newenv ne;
+	char buf[PATH_MAX];
+	const char *path = search ? search_path(file, buf, sizeof(buf)) : file;
+	return f(pid, file, fa, attr, argv, check(path, envp, &ne));
+}
+
 SM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	NEXT(execve_fn, execve, -1);
-	struct newenv ne;
-	return f_(path, argv, check(path, envp, &ne));
+	execve_fn f = NEXT(real_execve, "execve");
+	if (!f) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return likely(!ex.on) ? f(path, argv, envp) : execve_slow(f, path, argv, envp);
 }
 
 SM_EXPORT int execv(const char *path, char *const argv[])
 {
-	NEXT(execve_fn, execve, -1);
-	struct newenv ne;
-	return f_(path, argv, check(path, environ, &ne));
+	return execve(path, argv, environ);
 }
 
 SM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
-	NEXT(execvpe_fn, execvpe, -1);
-	struct newenv ne;
-	char buf[PATH_MAX];
-	return f_(file, argv, check(search_path(file, buf, sizeof(buf)), envp, &ne));
+	execve_fn f = NEXT(real_execvpe, "execvpe");
+	if (!f) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return likely(!ex.on) ? f(file, argv, envp) : execvpe_slow(f, file, argv, envp);
 }
 
 SM_EXPORT int execvp(const char *file, char *const argv[])
 {
-	typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
-	NEXT(execvpe_fn, execvpe, -1);
-	struct newenv ne;
-	char buf[PATH_MAX];
-	return f_(file, argv, check(search_path(file, buf, sizeof(buf)), environ, &ne));
+	return execvpe(file, argv, environ);
 }
 
 SM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 			  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	NEXT(spawn_fn, posix_spawn, ENOSYS);
-	struct newenv ne;
-	return f_(pid, path, fa, attr, argv, check(path, envp, &ne));
+	spawn_fn f = NEXT(real_spawn, "posix_spawn");
+	if (!f)
+		return ENOSYS;
+	return likely(!ex.on) ? f(pid, path, fa, attr, argv, envp)
+			      : spawn_slow(f, false, pid, path, fa, attr, argv, envp);
 }
 
 SM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			   const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	NEXT(spawn_fn, posix_spawnp, ENOSYS);
-	struct newenv ne;
-	char buf[PATH_MAX];
-	return f_(pid, file, fa, attr, argv, check(search_path(file, buf, sizeof(buf)), envp, &ne));
+	spawn_fn f = NEXT(real_spawnp, "posix_spawnp");
+	if (!f)
+		return ENOSYS;
+	return likely(!ex.on) ? f(pid, file, fa, attr, argv, envp)
+			      : spawn_slow(f, true, pid, file, fa, attr, argv, envp);
 }

@@ -18,7 +18,10 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <link.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "guard.h"
 #include "log.h"
@@ -32,18 +35,52 @@ typedef int (*set_fn)(any_fn, any_fn, any_fn);
 
 SM_EXPORT int CRYPTO_set_mem_functions(any_fn m, any_fn r, any_fn f);
 
+/* The path of the first loaded libcrypto (by file name), for a caller that
+ * reaches none through its scope. */
+static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	const char *n = info->dlpi_name ? info->dlpi_name : "", *b = strrchr(n, '/');
+	b = b ? b + 1 : n;
+	if (strncmp(b, "libcrypto.so", 12) != 0 || strlen(n) >= PATH_MAX)
+		return 0;
+	strcpy(data, n);
+	return 1;
+}
+
+/* The caller's libcrypto: the one in the caller's own scope (two copies: the
+ * caller's), else the next in the global scope, else the one loaded at all (a
+ * plugin opened RTLD_LOCAL that links libcrypto, whose call the compiler made a
+ * tail call: the return address is its caller's). Called once or so a process:
+ * no cache. */
+static set_fn real_set(void *ra)
+{
+	static const char name[] = "CRYPTO_set_mem_functions";
+	set_fn s = NULL;
+	in_shim++;
+	struct dl_find_object fo;
+	if (_dl_find_object(ra, &fo) == 0 && fo.dlfo_link_map)
+		s = (set_fn)dlsym(fo.dlfo_link_map, name);
+	if (!s || s == CRYPTO_set_mem_functions) /* the main program's scope has the shim */
+		s = (set_fn)dlsym(RTLD_NEXT, name);
+	if (!s) {
+		char path[PATH_MAX] = "";
+		dl_iterate_phdr(find_libcrypto, path);
+		void *h = path[0] ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : NULL;
+		if (h) {
+			s = (set_fn)dlsym(h, name);
+			dlclose(h); /* NOLOAD took a reference; it stays loaded */
+		}
+	}
+	in_shim--;
+	return s == CRYPTO_set_mem_functions ? NULL : s;
+}
+
 SM_EXPORT int CRYPTO_set_mem_functions(any_fn m, any_fn r, any_fn f)
 {
-	static set_fn real;
-	set_fn s = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
-	if (!s) {
-		in_shim++;
-		s = (set_fn)dlsym(RTLD_NEXT, "CRYPTO_set_mem_functions");
-		in_shim--;
-		if (!s)
-			return 0; /* no libcrypto after the shim: OpenSSL takes nothing */
-		__atomic_store_n(&real, s, __ATOMIC_RELEASE);
-	}
+	set_fn s = real_set(__builtin_return_address(0));
+	if (!s)
+		return 0; /* no libcrypto: OpenSSL takes nothing */
 	int took = s(m, r, f);
 	if (took) {
 		in_shim++;

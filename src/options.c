@@ -247,7 +247,7 @@ static bool is_cxx_name(const char *f, size_t n)
 			continue;
 		}
 		if (c == '(' && !inside && i >= 8 && strncmp(f + i - 8, "operator", 8) == 0 &&
-		    i + 1 < n && f[i + 1] == ')') {
+		    (i == 8 || f[i - 9] == ':') && i + 1 < n && f[i + 1] == ')') {
 			i++; /* operator(): the name, not a parameter list */
 			continue;
 		}

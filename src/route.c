@@ -847,9 +847,12 @@ int sm_route_look_through(uintptr_t fn)
 	if (o && o->cls != SM_ORDINARY) {
 		done = true; /* tagged (its allocations are secret) or machinery already */
 	} else if (o) {
+		/* looked through already, or named in SECRETMEM_SITES (a site's own
+		 * allocations are secret: looking through would lose that) */
 		for (size_t i = 0; i < o->nranges && !done; i++)
-			done = o->ranges[i].lo == lo && o->ranges[i].hi == hi &&
-			       o->ranges[i].cls == SM_MACHINERY;
+			done = lo < o->ranges[i].hi && o->ranges[i].lo < hi &&
+			       (o->ranges[i].cls == SM_SECRET ||
+				(o->ranges[i].lo == lo && o->ranges[i].hi == hi));
 		struct range *r = done ? NULL : sm_meta_alloc((o->nranges + 1) * sizeof(*r));
 		if (r) {
 			/* the old array stays in metadata memory, unused: a lock-free
@@ -1120,6 +1123,11 @@ bool sm_route_init(void)
 {
 	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
+	/* started from a file deleted since (through /proc/self/exe): its name */
+	static const char deleted[] = " (deleted)";
+	size_t len = strlen(exe_path);
+	if (len > sizeof(deleted) - 1 && strcmp(exe_path + len - (sizeof(deleted) - 1), deleted) == 0)
+		exe_path[len - (sizeof(deleted) - 1)] = '\0';
 	const char *fn = (const char *)getauxval(AT_EXECFN);
 	if (!getauxval(AT_BASE))
 		/* started as "ld.so ./prog": /proc/self/exe is the loader, and so is

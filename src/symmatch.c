@@ -221,6 +221,14 @@ static bool qualified_match(const char *name, size_t nlen, const char *rule, siz
 	return nlen == rlen || (nlen >= rlen + 2 && name[nlen - rlen - 1] == ':' && name[nlen - rlen - 2] == ':');
 }
 
+/* Whether the word "operator" ends at s[i] (i its length past its start): an
+ * identifier of its own, not the end of binary_operator. */
+static bool operator_before(const char *s, size_t i)
+{
+	return i >= 8 && strncmp(s + i - 8, "operator", 8) == 0 &&
+	       (i == 8 || s[i - 9] == ':' || s[i - 9] == '~');
+}
+
 /* The end of the name part of a demangled name: its parameter list's '(' outside
  * template arguments ("operator()" is part of the name). */
 static size_t name_end(const char *s)
@@ -233,7 +241,7 @@ static size_t name_end(const char *s)
 		else if (s[i] == '>')
 			angle--;
 		else if (s[i] == '(' && angle == 0) {
-			if (s[i + 1] == ')' && i >= 8 && strncmp(s + i - 8, "operator", 8) == 0) {
+			if (s[i + 1] == ')' && operator_before(s, i)) {
 				i++;
 				continue;
 			}
@@ -251,7 +259,7 @@ static size_t without_templates(const char *s, size_t n, char *out, size_t size)
 	size_t k = 0;
 	int depth = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '<' && !(i >= 8 && strncmp(s + i - 8, "operator", 8) == 0))
+		if (s[i] == '<' && !operator_before(s, i))
 			depth++;
 		else if (s[i] == '>' && depth > 0)
 			depth--;

@@ -56,6 +56,27 @@ ex_run() { # VARIANT ARGS...: the probe under the shim, its own allocations secr
 	done
 }
 
+@test "a program that deletes its file and runs itself again through /proc/self/exe with only TZ: the new one is protected" {
+	local v
+	for v in "${VARIANTS[@]}"; do
+		mkdir -p "$BATS_TEST_TMPDIR/$v"
+		cp "$RT_BIN/$v/exec_prog" "$BATS_TEST_TMPDIR/$v/exec_prog"
+		run -0 env LD_PRELOAD="$SHIM" SECRETMEM_LIBS=exec_prog "$BATS_TEST_TMPDIR/$v/exec_prog" delself
+		assert_line "gen 0 secret 1 maps 1 preload set"
+		assert_line "gen 1 secret 1 maps 1 preload set"
+	done
+}
+
+@test "posix_spawnp from a thread with the smallest stack (PTHREAD_STACK_MIN), with and without a rule: it runs" {
+	local v
+	for v in "${VARIANTS[@]}"; do
+		run -0 env LD_PRELOAD="$SHIM" "$RT_BIN/$v/exec_prog" smallstack # no rule
+		assert_line "smallstack spawned 1"
+		run -0 ex_run "$v" smallstack
+		assert_line "smallstack spawned 1"
+	done
+}
+
 @test "posix_spawn of itself with an empty environment: the child is protected" {
 	local v
 	for v in "${VARIANTS[@]}"; do

@@ -11,9 +11,14 @@
  *   (posix_spawn, an empty environment), modeoff (TZ and SECRETMEM_MODE=off: the
  *   program's own word is kept), other PROGRAM (execve of another program, only
  *   TZ: its environment is left as it is), run PROGRAM (execv of PROGRAM print,
- *   the environment as it is), print (print, nothing more).
+ *   the environment as it is), print (print, nothing more), delself (deletes
+ *   its own file, then runs itself again through /proc/self/exe with only TZ),
+ *   smallstack (a thread of PTHREAD_STACK_MIN bytes of stack runs true with
+ *   posix_spawnp).
  */
 #define _GNU_SOURCE
+#include <limits.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +47,16 @@ static int in_secretmem(const void *p)
 	return found;
 }
 
+static void *spawn_true(void *arg)
+{
+	char *av[] = { "true", NULL };
+	pid_t pid;
+	int st;
+	*(int *)arg = posix_spawnp(&pid, "true", NULL, NULL, av, environ) == 0 &&
+		      waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -65,6 +80,19 @@ int main(int argc, char **argv)
 		clearenv();
 		setenv("PATH", "/usr/bin:/bin", 1);
 		execvp(argv[0], next);
+	} else if (strcmp(mode, "delself") == 0) {
+		if (unlink(argv[0]) != 0)
+			return 6;
+		execve("/proc/self/exe", next, tz);
+	} else if (strcmp(mode, "smallstack") == 0) {
+		pthread_attr_t a;
+		pthread_t t;
+		int ok = 0;
+		if (pthread_attr_init(&a) || pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN) ||
+		    pthread_create(&t, &a, spawn_true, &ok) || pthread_join(t, NULL))
+			return 7;
+		printf("smallstack spawned %d\n", ok);
+		return 0;
 	} else if (strcmp(mode, "modeoff") == 0) {
 		execve(argv[0], next, off);
 	} else if (strcmp(mode, "spawn") == 0) {

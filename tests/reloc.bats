@@ -193,6 +193,11 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	assert_lives_ordinary plain
 	[[ ! -s $RT_ERR ]] || fail "unexpected messages: $(cat "$RT_ERR")"
 	next_run
+	# a hook that is a site itself stays one (not looked through to the program)
+	start_paused SECRETMEM_SITES=hook_malloc "$RT_BIN/reloc_prog_ssl" pause hooks plain
+	assert_lives_secret hooks
+	assert_lives_ordinary plain
+	next_run
 	# control: no rule for libcrypto, the hook's block is ordinary
 	start_paused SECRETMEM_LIBS='libssl.so*' "$RT_BIN/reloc_prog_ssl" pause hooks plain
 	assert_lives_ordinary hooks

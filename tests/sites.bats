@@ -304,6 +304,9 @@ cxx_case() {
 	cxx_case 'KeyStore::operator()(int)' call_op -- load_int
 	cxx_case 'crypto::Box<int>::fill' box_fill -- hidden_key
 	cxx_case Box::fill box_fill -- load_int
+	# "operator" only as a word of its own: binary_operator() is a function
+	cxx_case crypto::binary_operator binary_operator -- call_op
+	cxx_case 'binary_operator()' binary_operator -- call_op
 }
 
 @test "C++: a full signature picks one overload" {

@@ -34,6 +34,7 @@ namespace {
 __attribute__((noinline)) char *hidden_key(int) { return block("hidden_key"); }
 } // namespace
 char *call_hidden(int n) { return hidden_key(n); }
+char *binary_operator() { return block("binary_operator"); }
 } // namespace crypto
 
 namespace other {

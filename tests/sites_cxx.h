@@ -14,6 +14,7 @@ template <class T> struct Box {
 	char *fill(int n);
 };
 char *call_hidden(int n); // calls a function of an anonymous namespace
+char *binary_operator(); // a name that ends in "operator", no parameters
 } // namespace crypto
 
 namespace other {
