@@ -54,6 +54,13 @@ static void warn_oom(size_t want, int err)
 			limit_shown, limit_src,
 			limit_src[0] == 'S' ? "SECRETMEM_MAX" :
 			"`ulimit -l`, systemd LimitMEMLOCK=, or SECRETMEM_MAX (at most the limit)");
+	else if (err == -EPERM || err == -ENOSYS)
+		/* memfd_secret or mmap refused after start-up: a seccomp filter the
+		 * program installed (a sandbox), or a security module */
+		sm_warn("out of secret memory: mapping %zu more bytes failed (%s): the kernel "
+			"refused the call, most likely a seccomp filter the program installed "
+			"after start-up (a sandbox) or a security module; allow memfd_secret, "
+			"mmap and ftruncate there", want, errname(-err));
 	else
 		sm_warn("out of secret memory: mapping %zu more bytes failed (%s; %zu bytes mapped, "
 			"address range %zu bytes)", want, errname(-err), (size_t)g_mapped,

@@ -93,6 +93,17 @@ lm_run() { # VARIANT ARGS...: the probe under the shim, every allocation of its 
 	done
 }
 
+@test "a program that sandboxes itself after start-up (seccomp: memfd_secret EPERM): the next secret allocation fails, and the warning names the filter" {
+	local v
+	for v in "${VARIANTS[@]}"; do
+		run -0 --separate-stderr lm_run "$v" sandbox
+		assert_line "before 1"
+		assert_line "after null" # fails closed, never ordinary memory
+		[[ $stderr == *"mapping 4096 more bytes failed (EPERM): the kernel refused the call, most likely a seccomp filter the program installed after start-up"* ]] ||
+			fail "$v: $stderr"
+	done
+}
+
 @test "threads started and joined by a tagged program keep nothing secret live: with its blocks freed, no secret mapping is left" {
 	local v
 	for v in "${VARIANTS[@]}"; do

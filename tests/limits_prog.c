@@ -15,6 +15,9 @@
  *                    fails, every other one freed, then one of 160 KiB: whether it
  *                    is secret, lies in secret mappings only, and the live blocks
  *                    kept their contents
+ *   sandbox          a block allocated and freed (the memory given back), then a
+ *                    seccomp filter that fails memfd_secret with EPERM, as a
+ *                    program that sandboxes itself after start-up, then a block
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -23,7 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,9 +242,30 @@ static int cmd_readable(void)
 	return 0;
 }
 
+static int cmd_sandbox(void)
+{
+	char *p = alloc(64);
+	printf("before %d\n", p && secretmem_is_secret(p));
+	free(p); /* nothing live: every chunk given back */
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_memfd_secret, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 1 /* EPERM */),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 3;
+	p = alloc(64);
+	printf("after %s\n", p ? "block" : "null");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 2 && !strcmp(argv[1], "sandbox"))
+		return cmd_sandbox();
 	if (argc == 4 && !strcmp(argv[1], "drop"))
 		return cmd_drop(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
 	if (argc == 2 && !strcmp(argv[1], "idle"))
@@ -247,6 +276,6 @@ int main(int argc, char **argv)
 		return cmd_readable();
 	if (argc == 2 && !strcmp(argv[1], "frag"))
 		return cmd_frag();
-	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | thread | readable | frag\n");
+	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | thread | readable | frag | sandbox\n");
 	return 64;
 }
