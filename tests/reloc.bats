@@ -30,7 +30,8 @@ setup_file() {
 		mkdir -p "$RT_BIN/$v"
 		cp -p "$t/$v/libreloc.so" "$RT_BIN/$v/" || { echo "cannot find $v (make check)" >&2; return 1; }
 	done
-	cp -p "$t/reloc_prog" "$t/reloc_prog_dl" "$t/reloc_prog_ssl" "$RT_BIN/" || return 1
+	cp -p "$t/reloc_prog" "$t/reloc_prog_dl" "$t/reloc_prog_ssl" "$t/ossl_host" "$t/libosslplugin.so" \
+		"$RT_BIN/" || return 1
 }
 
 setup() {
@@ -201,6 +202,18 @@ CASES=(alloc calloc realloc strdup strndup aligned ptr table)
 	# control: no rule for libcrypto, the hook's block is ordinary
 	start_paused SECRETMEM_LIBS='libssl.so*' "$RT_BIN/reloc_prog_ssl" pause hooks plain
 	assert_lives_ordinary hooks
+}
+
+@test "reloc: a plugin opened RTLD_LOCAL that links libcrypto gives it allocation functions (a tail call, from a host without libcrypto): OpenSSL takes them" {
+	run -0 objdump -d --no-show-raw-insn "$RT_BIN/libosslplugin.so"
+	assert_output --regexp 'jmp +[0-9a-f]+ <CRYPTO_set_mem_functions@plt>' # the premise
+	run -0 "$RT_BIN/ossl_host" "$RT_BIN/libosslplugin.so" # control
+	assert_output "set 1"
+	run -0 env LD_PRELOAD="$SHIM" "$RT_BIN/ossl_host" "$RT_BIN/libosslplugin.so"
+	assert_output "set 1"
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LIBS='libcrypto.so*' \
+		"$RT_BIN/ossl_host" "$RT_BIN/libosslplugin.so"
+	assert_output "set 1"
 }
 
 @test "reloc: an annotated dlopened library: its constructor's allocations are secret, no rule set" {
