@@ -13,16 +13,7 @@ load routing-helpers
 
 setup_file() {
 	rt_build
-	VARIANTS=(o2 lto)
-	[[ -n ${CLANG:-} ]] && VARIANTS+=(clang)
-	local v
-	for v in "${VARIANTS[@]}"; do
-		rt_copy "exec_prog.$v" || return 1
-		# the rule names the program: every variant is called exec_prog
-		mkdir -p "$RT_BIN/$v"
-		mv "$RT_BIN/exec_prog.$v" "$RT_BIN/$v/exec_prog"
-	done
-	export VARIANTS_LIST="${VARIANTS[*]}"
+	rt_probe_variants exec_prog "$RT_BIN"
 }
 
 setup() {

@@ -11,25 +11,13 @@ load routing-helpers
 
 setup_file() {
 	rt_build
-	# built by make check (Makefile.am, "Flag variants of a probe"); clang's only
-	# where configure found it
-	VARIANTS=(o2 lto)
-	[[ -n ${CLANG:-} ]] && VARIANTS+=(clang)
-	local v
-	for v in "${VARIANTS[@]}"; do
-		rt_copy "limits_prog.$v" || return 1
-	done
 	# Runs as nobody need the shim and the program where nobody can reach them.
 	LM_DIR=$(mktemp -d /tmp/secretmem-limits.XXXXXX)
 	chmod 755 "$LM_DIR"
 	cp "$SHIM" "$LM_DIR/libsecretmem-preload.so"
-	for v in "${VARIANTS[@]}"; do
-		# the rule names the program: every variant is called limits_prog
-		mkdir "$LM_DIR/$v"
-		cp "$RT_BIN/limits_prog.$v" "$LM_DIR/$v/limits_prog"
-	done
+	rt_probe_variants limits_prog "$LM_DIR" || return 1
 	chmod -R a+rX "$LM_DIR"
-	export LM_DIR VARIANTS_LIST="${VARIANTS[*]}"
+	export LM_DIR
 }
 
 teardown_file() {

@@ -26,6 +26,22 @@ rt_copy() {
 	done
 }
 
+# rt_probe_variants PROG DIR: the flag variants of a probe make check built
+# (tests/PROG.o2, .lto, and .clang where configure found clang; Makefile.am, "Flag
+# variants of a probe") as DIR/VARIANT/PROG, each under the program's own name
+# for the rules that name it; exports VARIANTS_LIST (read it back in setup).
+rt_probe_variants() {
+	local prog=$1 dir=$2 v
+	local variants=(o2 lto)
+	[[ -n ${CLANG:-} ]] && variants+=(clang)
+	for v in "${variants[@]}"; do
+		mkdir -p "$dir/$v"
+		cp -p "$abs_top_builddir/tests/$prog.$v" "$dir/$v/$prog" ||
+			{ echo "tests/$prog.$v is missing: build the test programs first (make check)" >&2; return 1; }
+	done
+	export VARIANTS_LIST="${variants[*]}"
+}
+
 # Puts what a test file needs into $BATS_FILE_TMPDIR/bin (call from setup_file).
 rt_build() {
 	RT_BIN="$BATS_FILE_TMPDIR/bin"

@@ -300,6 +300,8 @@ cxx_case() {
 	cxx_case crypto::KeyStore::load_text load_text -- load_int
 	cxx_case 'crypto::(anonymous namespace)::hidden_key' hidden_key -- box_fill
 	cxx_case crypto::hidden_key hidden_key -- load_int
+	# inlined, it is known by its debug information's short name
+	cxx_case inlined_hidden inlined_hidden -- hidden_key
 	cxx_case 'crypto::KeyStore::operator()' call_op -- load_int load_text
 	cxx_case 'KeyStore::operator()(int)' call_op -- load_int
 	cxx_case 'crypto::Box<int>::fill' box_fill -- hidden_key

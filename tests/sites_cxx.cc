@@ -31,9 +31,14 @@ char *KeyStore::operator()(int) { return block("call_op"); }
 template <class T> char *Box<T>::fill(int) { return block("box_fill"); }
 template struct Box<int>;
 namespace {
-__attribute__((noinline)) char *hidden_key(int) { return block("hidden_key"); }
+char *hidden_key(int) { return block("hidden_key"); }
+char *inlined_hidden(int) { return block("inlined_hidden"); } // called once: inlined
 } // namespace
-char *call_hidden(int n) { return hidden_key(n); }
+// hidden_key reached through a table, as a callback is: its address escapes, so it
+// keeps a copy of its own
+char *(*key_makers[])(int) = { hidden_key };
+char *call_hidden(int n) { return key_makers[0](n); }
+char *call_inlined_hidden(int n) { return inlined_hidden(n); }
 char *binary_operator() { return block("binary_operator"); }
 } // namespace crypto
 

@@ -13,7 +13,8 @@ struct KeyStore {
 template <class T> struct Box {
 	char *fill(int n);
 };
-char *call_hidden(int n); // calls a function of an anonymous namespace
+char *call_hidden(int n);	  // calls a function of an anonymous namespace
+char *call_inlined_hidden(int n); // and one the compiler inlines
 char *binary_operator(); // a name that ends in "operator", no parameters
 } // namespace crypto
 

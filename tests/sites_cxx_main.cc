@@ -43,6 +43,8 @@ int main(int argc, char **argv)
 			report(c, crypto::Box<int>().fill(64));
 		else if (!std::strcmp(c, "hidden_key"))
 			report(c, crypto::call_hidden(64));
+		else if (!std::strcmp(c, "inlined_hidden"))
+			report(c, crypto::call_inlined_hidden(64));
 		else if (!std::strcmp(c, "binary_operator"))
 			report(c, crypto::binary_operator());
 		else {

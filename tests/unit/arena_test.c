@@ -344,6 +344,16 @@ static void child_max_8m(void *arg)
 	_exit(n * 4096 < st.limit * 9 / 10 ? 3 : !arena_ok() ? 4 : 0);
 }
 
+/* Blocks of blk bytes into b until the arena has no more or max are taken, block
+ * i filled with i + 1; how many. */
+static size_t fill_blocks(unsigned char **b, size_t max, size_t blk)
+{
+	size_t n = 0;
+	while (n < max && (b[n] = sm_arena_malloc(blk)))
+		memset(b[n], (int)(n + 1), blk), n++;
+	return n;
+}
+
 /* SECRETMEM_MAX=1M filled with 16 KiB blocks, every other one freed: the free
  * pages lie in runs of 16 KiB between live blocks, and the budget is spent. A
  * block of 160 KiB fits all the same (compaction maps free runs side by side): it
@@ -358,9 +368,7 @@ static void child_compact(void *arg)
 	sm_arena_init();
 	void *pin = sm_arena_malloc(16);
 	unsigned char *b[MAXN];
-	size_t n = 0;
-	while (n < MAXN && (b[n] = sm_arena_malloc(BLK)))
-		memset(b[n], (int)(n + 1), BLK), n++;
+	size_t n = fill_blocks(b, MAXN, BLK);
 	if (!pin || n < 32 || n == MAXN)
 		_exit(1);
 	for (size_t i = 0; i < n; i += 2)
@@ -468,9 +476,7 @@ static void child_compact_no_room(void *arg)
 		_exit(1);
 	void *pin = sm_arena_malloc(16);
 	unsigned char *b[MAXN];
-	size_t n = 0;
-	while (n < MAXN && (b[n] = sm_arena_malloc(BLK)))
-		memset(b[n], (int)(n + 1), BLK), n++;
+	size_t n = fill_blocks(b, MAXN, BLK);
 	if (!pin || n < 32 || n == MAXN)
 		_exit(2);
 	/* The block across a border and the one after it make a 24 KiB run; every
