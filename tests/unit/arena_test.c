@@ -1676,6 +1676,31 @@ static void test_hold_doubles(void)
 	consistent("the hold's doubling");
 }
 
+/* A thread that frees each block at once passes most idle moments within a quiet
+ * window without reading the clock (chunk.c's unread), but never more than 15 in a
+ * row: after a burst of such pairs and a pause past every hold, memory is given
+ * back within 16 idle moments. */
+static void test_quiet_unread(void)
+{
+	for (int i = 0; i < 200000; i++) {
+		void *p = sm_arena_malloc(16 + (size_t)(i & 15) * 16);
+		sm_arena_free(p);
+	}
+	bool mapped = secret_mappings() != 0;
+	usleep(1100 * 1000);
+	unsigned n = 0;
+	while (secret_mappings() != 0 && n < 1000) {
+		void *p = sm_arena_malloc(64);
+		sm_arena_free(p);
+		n++;
+	}
+	printf("# given back at the %u%s idle moment after the pause\n", n,
+	       n == 1 ? "st" : n == 2 ? "nd" : n == 3 ? "rd" : "th");
+	ok(mapped && n >= 1 && n <= 16,
+	   "a burst of pairs freed at once, then a pause: given back within 16 idle moments");
+	consistent("idle moments passed unread");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1705,6 +1730,7 @@ int main(void)
 	test_check_fails();
 	test_release(pin);
 	test_hold_doubles();
+	test_quiet_unread();
 
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
