@@ -16,17 +16,21 @@
  *
  * Only when the shim came through LD_PRELOAD (not /etc/ld.so.preload, which the
  * loader applies to every program anyway) and a rule is set. execve, execv,
- * execvp, execvpe, posix_spawn and posix_spawnp are interposed; the execl family,
- * fexecve, execveat, system and popen are not (glibc calls its own execve from
- * them, past the shim). The exec functions may run in a vfork child, so nothing
- * here allocates or takes a lock: the new environment is built on the stack.
+ * execvp, execvpe, execl, execle, execlp, fexecve, posix_spawn and posix_spawnp
+ * are interposed (glibc's execl family and fexecve call its own execve, past the
+ * shim, so they are written here over the ones that are); execveat, system and
+ * popen are not. The exec functions may run in a vfork child, so nothing here
+ * allocates or takes a lock: the new environment is built on the stack, and so
+ * is the argument vector of an execl call.
  */
 #include "config.h"
 
+#include <alloca.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,7 +258,9 @@ typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t 
 
 /* The next definitions, looked up at start-up (sm_exec_init), so that no exec in
  * a vfork child calls dlsym; lazily only for an exec before the shim starts. */
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 static execve_fn real_execve, real_execvpe;
+static fexecve_fn real_fexecve;
 static spawn_fn real_spawn, real_spawnp;
 
 static void *next_fn(void *const *slot, const char *name)
@@ -270,6 +276,7 @@ static void exec_resolve(void)
 {
 	NEXT(real_execve, "execve");
 	NEXT(real_execvpe, "execvpe");
+	NEXT(real_fexecve, "fexecve");
 	NEXT(real_spawn, "posix_spawn");
 	NEXT(real_spawnp, "posix_spawnp");
 }
@@ -332,6 +339,68 @@ SM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 SM_EXPORT int execvp(const char *file, char *const argv[])
 {
 	return execvpe(file, argv, environ);
+}
+
+static __attribute__((noinline)) int fexecve_slow(fexecve_fn f, int fd, char *const argv[],
+						   char *const envp[])
+{
+	struct newenv ne;
+	char path[32]; /* the file the descriptor names, for the checks */
+	sm_format(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return f(fd, argv, check(path, envp, &ne));
+}
+
+SM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	fexecve_fn f = NEXT(real_fexecve, "fexecve");
+	if (!f) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return likely(!ex.on) ? f(fd, argv, envp) : fexecve_slow(f, fd, argv, envp);
+}
+
+/* The execl family: the arguments counted, then gathered into a vector on the
+ * stack, as long as glibc's own (a variable-length array there; alloca here, the
+ * build forbids those) and passed to execve, execvpe above. */
+#define ARGV_FROM_LIST(arg, ap, envp_out)                                              \
+	size_t argc_ = 1;                                                              \
+	va_start(ap, arg);                                                             \
+	while (va_arg(ap, char *) != NULL)                                             \
+		argc_++;                                                               \
+	va_end(ap);                                                                    \
+	if (argc_ >= INT_MAX / sizeof(char *)) {                                       \
+		errno = E2BIG;                                                         \
+		return -1;                                                             \
+	}                                                                              \
+	char **argv_ = alloca((argc_ + 1) * sizeof(char *));                           \
+	argv_[0] = (char *)(arg);                                                      \
+	va_start(ap, arg);                                                             \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                         \
+		argv_[i_] = va_arg(ap, char *);                                        \
+	envp_out;                                                                      \
+	va_end(ap)
+
+SM_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_LIST(arg, ap, (void)0);
+	return execve(path, argv_, environ);
+}
+
+SM_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char *const *envp;
+	ARGV_FROM_LIST(arg, ap, envp = va_arg(ap, char *const *));
+	return execve(path, argv_, envp);
+}
+
+SM_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_LIST(arg, ap, (void)0);
+	return execvpe(file, argv_, environ);
 }
 
 SM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,

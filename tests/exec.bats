@@ -38,6 +38,19 @@ ex_run() { # VARIANT ARGS...: the probe under the shim, its own allocations secr
 	done
 }
 
+@test "execl, execle, execlp and fexecve of itself with only TZ in the environment: the new one is protected (glibc's own would go past the shim's execve)" {
+	local v m
+	for v in "${VARIANTS[@]}"; do
+		for m in execl execle execlp fexecve; do
+			run -0 --separate-stderr ex_run "$v" "$m"
+			assert_line "gen 0 secret 1 maps 1 preload set"
+			assert_line "gen 1 secret 1 maps 1 preload set"
+			[[ $stderr == *"runs itself again with an environment without the shim"* ]] ||
+				fail "$v $m: no info line: $stderr"
+		done
+	done
+}
+
 @test "a program that clears its environment and runs itself again through the PATH search (haproxy's resetenv and reload): the new one is protected too" {
 	local v
 	for v in "${VARIANTS[@]}"; do

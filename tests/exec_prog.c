@@ -14,9 +14,12 @@
  *   the environment as it is), print (print, nothing more), delself (deletes
  *   its own file, then runs itself again through /proc/self/exe with only TZ),
  *   smallstack (a thread of PTHREAD_STACK_MIN bytes of stack runs true with
- *   posix_spawnp).
+ *   posix_spawnp), execl, execle, execlp, fexecve (the same as execve: only TZ;
+ *   execl and execlp after clearenv, execle and fexecve with it as their
+ *   environment; fexecve of the program's file, opened).
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -80,6 +83,20 @@ int main(int argc, char **argv)
 		clearenv();
 		setenv("PATH", "/usr/bin:/bin", 1);
 		execvp(argv[0], next);
+	} else if (strcmp(mode, "execl") == 0 || strcmp(mode, "execlp") == 0) {
+		clearenv();
+		setenv("TZ", "UTC", 1);
+		if (mode[5] == 'p')
+			execlp(argv[0], argv[0], mode, "1", (char *)NULL);
+		else
+			execl(argv[0], argv[0], mode, "1", (char *)NULL);
+	} else if (strcmp(mode, "execle") == 0) {
+		execle(argv[0], argv[0], mode, "1", (char *)NULL, tz);
+	} else if (strcmp(mode, "fexecve") == 0) {
+		int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return 8;
+		fexecve(fd, next, tz);
 	} else if (strcmp(mode, "delself") == 0) {
 		if (unlink(argv[0]) != 0)
 			return 6;
