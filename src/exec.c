@@ -16,10 +16,10 @@
  *
  * Only when the shim came through LD_PRELOAD (not /etc/ld.so.preload, which the
  * loader applies to every program anyway) and a rule is set. execve, execv,
- * execvp, execvpe, execl, execle, execlp, fexecve, posix_spawn and posix_spawnp
- * are interposed (glibc's execl family and fexecve call its own execve, past the
- * shim, so they are written here over the ones that are); execveat, system and
- * popen are not. The exec functions may run in a vfork child, so nothing here
+ * execvp, execvpe, execl, execle, execlp, fexecve, execveat, posix_spawn and
+ * posix_spawnp are interposed (glibc's execl family and fexecve call its own
+ * execve, past the shim, so they are written here over the ones that are);
+ * system and popen are not (they start the shell). The exec functions may run in a vfork child, so nothing here
  * allocates or takes a lock: the new environment is built on the stack, and so
  * is the argument vector of an execl call.
  */
@@ -28,6 +28,7 @@
 #include <alloca.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -259,8 +260,10 @@ typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t 
 /* The next definitions, looked up at start-up (sm_exec_init), so that no exec in
  * a vfork child calls dlsym; lazily only for an exec before the shim starts. */
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
 static execve_fn real_execve, real_execvpe;
 static fexecve_fn real_fexecve;
+static execveat_fn real_execveat;
 static spawn_fn real_spawn, real_spawnp;
 
 static void *next_fn(void *const *slot, const char *name)
@@ -277,6 +280,7 @@ static void exec_resolve(void)
 	NEXT(real_execve, "execve");
 	NEXT(real_execvpe, "execvpe");
 	NEXT(real_fexecve, "fexecve");
+	NEXT(real_execveat, "execveat");
 	NEXT(real_spawn, "posix_spawn");
 	NEXT(real_spawnp, "posix_spawnp");
 }
@@ -358,6 +362,35 @@ SM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 		return -1;
 	}
 	return likely(!ex.on) ? f(fd, argv, envp) : fexecve_slow(f, fd, argv, envp);
+}
+
+static __attribute__((noinline)) int execveat_slow(execveat_fn f, int dirfd, const char *path,
+						    char *const argv[], char *const envp[],
+						    int flags)
+{
+	struct newenv ne;
+	char buf[PATH_MAX]; /* the file path names, for the checks */
+	const char *at = path;
+	if (path && !*path && (flags & AT_EMPTY_PATH)) {
+		sm_format(buf, sizeof(buf), "/proc/self/fd/%d", dirfd);
+		at = buf;
+	} else if (path && *path != '/' && dirfd != AT_FDCWD) {
+		sm_format(buf, sizeof(buf), "/proc/self/fd/%d/%s", dirfd, path);
+		at = buf;
+	}
+	return f(dirfd, path, argv, check(at, envp, &ne), flags);
+}
+
+SM_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+		       int flags)
+{
+	execveat_fn f = NEXT(real_execveat, "execveat");
+	if (!f) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return likely(!ex.on) ? f(dirfd, path, argv, envp, flags)
+			      : execveat_slow(f, dirfd, path, argv, envp, flags);
 }
 
 /* The execl family: the arguments counted, then gathered into a vector on the

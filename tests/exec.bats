@@ -38,10 +38,10 @@ ex_run() { # VARIANT ARGS...: the probe under the shim, its own allocations secr
 	done
 }
 
-@test "execl, execle, execlp and fexecve of itself with only TZ in the environment: the new one is protected (glibc's own would go past the shim's execve)" {
+@test "execl, execle, execlp, fexecve and execveat of itself with only TZ in the environment: the new one is protected (glibc's own would go past the shim's execve)" {
 	local v m
 	for v in "${VARIANTS[@]}"; do
-		for m in execl execle execlp fexecve; do
+		for m in execl execle execlp fexecve execveat execveatfd; do
 			run -0 --separate-stderr ex_run "$v" "$m"
 			assert_line "gen 0 secret 1 maps 1 preload set"
 			assert_line "gen 1 secret 1 maps 1 preload set"

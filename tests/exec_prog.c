@@ -16,7 +16,8 @@
  *   smallstack (a thread of PTHREAD_STACK_MIN bytes of stack runs true with
  *   posix_spawnp), execl, execle, execlp, fexecve (the same as execve: only TZ;
  *   execl and execlp after clearenv, execle and fexecve with it as their
- *   environment; fexecve of the program's file, opened).
+ *   environment; fexecve of the program's file, opened), execveat (its file's
+ *   name in its directory, opened), execveatfd (its file, opened, AT_EMPTY_PATH).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -97,6 +98,21 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			return 8;
 		fexecve(fd, next, tz);
+	} else if (strncmp(mode, "execveat", 8) == 0) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", argv[0]);
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			return 9;
+		*slash = '\0';
+		int dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int ffd = open(argv[0], O_RDONLY | O_CLOEXEC);
+		if (dfd < 0 || ffd < 0)
+			return 8;
+		if (strcmp(mode, "execveatfd") == 0)
+			execveat(ffd, "", next, tz, AT_EMPTY_PATH);
+		else
+			execveat(dfd, slash + 1, next, tz, 0);
 	} else if (strcmp(mode, "delself") == 0) {
 		if (unlink(argv[0]) != 0)
 			return 6;
