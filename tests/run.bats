@@ -181,6 +181,27 @@ as_nobody() {
 
 # ==== 2. the caller's SECRETMEM_* variables ====
 
+@test "static: a statically linked command (static and static-pie) gets a warning and still runs; a dynamic one and the loader run as a program get none" {
+	printf 'int main(void){return 7;}\n' >"$BATS_TEST_TMPDIR/p.c"
+	gcc -O2 -static -o "$BATS_TEST_TMPDIR/st" "$BATS_TEST_TMPDIR/p.c" ||
+		skip "no static libc (libc6-dev's libc.a)"
+	gcc -O2 -static-pie -o "$BATS_TEST_TMPDIR/spie" "$BATS_TEST_TMPDIR/p.c"
+	gcc -O2 -o "$BATS_TEST_TMPDIR/dyn" "$BATS_TEST_TMPDIR/p.c"
+	local b
+	for b in st spie; do
+		run -7 --separate-stderr "$RUN" --lib dyn -- "$BATS_TEST_TMPDIR/$b"
+		[[ $stderr == *"secretmem-run: warning: $BATS_TEST_TMPDIR/$b is statically linked: no dynamic loader runs in it, so libsecretmem-preload is not loaded into it and none of its memory is secret"* ]] ||
+			fail "$b: no warning: $stderr"
+	done
+	run -7 --separate-stderr "$RUN" --lib dyn -- "$BATS_TEST_TMPDIR/dyn"
+	[[ $stderr != *"statically linked"* ]] || fail "dynamic: $stderr"
+	local ldso
+	ldso=$(ls /lib64/ld-linux-*.so.* 2>/dev/null | head -1)
+	[[ -n $ldso ]] || return 0
+	run -7 --separate-stderr "$RUN" --lib dyn -- "$ldso" "$BATS_TEST_TMPDIR/dyn"
+	[[ $stderr != *"statically linked"* ]] || fail "ld.so: $stderr"
+}
+
 @test "environment: inherited SECRETMEM_* variables reach the command; a flag wins over one" {
 	run --separate-stderr -0 env SECRETMEM_SITES=load_key SECRETMEM_DEPTH=4 SECRETMEM_FOO=x \
 		"$RUN" --depth 2 --print-env
