@@ -120,6 +120,17 @@ PY
 	assert_equal "${lines[-1]}" "rule: secretmem-run --"
 }
 
+@test "audit: a statically linked command gets a warning that nothing of it can be recorded or protected; a dynamic one none" {
+	printf 'int main(void){return 0;}\n' >"$BATS_TEST_TMPDIR/p.c"
+	gcc -O2 -static -o "$BATS_TEST_TMPDIR/st" "$BATS_TEST_TMPDIR/p.c" ||
+		skip "no static libc (libc6-dev's libc.a)"
+	run --separate-stderr -0 "$AUDIT" --quiet --hex "$KEYHEX" -- "$BATS_TEST_TMPDIR/st"
+	[[ $stderr == *"secretmem-audit: warning: $BATS_TEST_TMPDIR/st is statically linked: no dynamic loader runs in it, so libsecretmem-preload cannot record or protect its allocations"* ]] ||
+		fail "no warning: $stderr"
+	run --separate-stderr -0 "$AUDIT" --quiet --hex "$KEYHEX" -- "$BIN/gcc/audit_probe" "$KEY" wipe
+	[[ $stderr != *"statically linked"* ]] || fail "dynamic: $stderr"
+}
+
 @test "audit: control: a copy on the stack is unreachable and --verify fails" {
 	run --separate-stderr -1 "$AUDIT" --hex "$KEYHEX" --verify -- "$BIN/gcc/audit_probe" "$KEY" stack
 	assert_line --regexp '^copy 1: process [0-9]+ \(audit_probe\), stack at 0x[0-9a-f]+ \(\[stack\]\), at exit$'
