@@ -539,6 +539,68 @@ static void warn_if_ignored(void)
 	}
 }
 
+/* Edit distance between a and b (each at most 31 bytes; more counts as far). */
+static unsigned distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 31 || lb > 31)
+		return 99;
+	unsigned d[32][32];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			unsigned del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+/* A SECRETMEM_* variable the library does not know (SECRETMEM_LIB for
+ * SECRETMEM_LIBS, as secretmem-run spells its flag --lib) would leave the user
+ * believing in a rule that is not there: a warning names it, and the nearest
+ * known name. */
+static void warn_unknown(void)
+{
+	extern char **environ;
+	if (!environ)
+		return;
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "SECRETMEM_", 10) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+		char name[64];
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, *e, n);
+		name[n] = '\0';
+		const char *best = NULL;
+		unsigned bd = 99;
+		bool known = false;
+		for (size_t i = 0; i < NROWS && !known; i++) {
+			unsigned d = distance(name + 10, table[i].doc.name + 10);
+			known = d == 0;
+			if (d < bd) {
+				bd = d;
+				best = table[i].doc.name;
+			}
+		}
+		if (known)
+			continue;
+		if (best && bd <= 2)
+			sm_warn("%s is not a variable of the library and is ignored: did you mean %s?",
+				name, best);
+		else
+			sm_warn("%s is not a variable of the library and is ignored (see "
+				"libsecretmem-preload(7), ENVIRONMENT)",
+				name);
+	}
+}
+
 void sm_options_read(void)
 {
 	for (size_t i = 0; i < NROWS; i++) {
@@ -560,7 +622,10 @@ void sm_options_read(void)
 		describe(&sm_opt, line, sizeof(line));
 		sm_debug("options in effect: %s", line);
 	}
-	warn_if_ignored();
+	if (getauxval(AT_SECURE))
+		warn_if_ignored();
+	else
+		warn_unknown();
 }
 
 bool sm_options_have_rules(const struct sm_options *o)

@@ -504,6 +504,21 @@ EOF
 		'libsecretmem-preload: SECRETMEM_MODE="bogus" is not valid: expected exclusive, uncached or off'
 }
 
+@test "a misspelled SECRETMEM_ variable gets a warning naming the nearest one, and the program runs; a known one gets none" {
+	run --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LIB=allfuncs "$ALLFUNCS" --noalloc
+	assert_success
+	assert_output --partial "started"
+	assert_equal "$stderr" \
+		'libsecretmem-preload: SECRETMEM_LIB is not a variable of the library and is ignored: did you mean SECRETMEM_LIBS?'
+	run --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_BOGUSNAME=1 "$ALLFUNCS" --noalloc
+	assert_success
+	assert_equal "$stderr" \
+		'libsecretmem-preload: SECRETMEM_BOGUSNAME is not a variable of the library and is ignored (see libsecretmem-preload(7), ENVIRONMENT)'
+	run --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_MODE=exclusive SECRETMEM_LOG=warn "$ALLFUNCS" --noalloc
+	assert_success
+	assert_equal "$stderr" ""
+}
+
 @test "/bin/true and /bin/echo under the shim" {
 	assert_transparent /bin/true
 	assert_success
