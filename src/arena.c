@@ -47,6 +47,7 @@
  */
 #include "config.h"
 #include "arena-internal.h"
+#include "sandbox.h"
 #include "options.h"
 
 #include <errno.h>
@@ -176,7 +177,11 @@ void sm_arena_streams_hooks(void (*hold)(void), void (*give_back)(void))
 
 __attribute__((noinline)) void streams_hold(void)
 {
-	if (!hook_hold || !__atomic_exchange_n(&streams_want, false, __ATOMIC_RELAXED))
+	/* Under a seccomp filter: a stream without a buffer yet would be asked fstat
+	 * and isatty, which a sandbox may kill (sshd's does); the streams keep the
+	 * buffers they have. */
+	if (!hook_hold || LOAD(sm_sandboxed) ||
+	    !__atomic_exchange_n(&streams_want, false, __ATOMIC_RELAXED))
 		return;
 	hook_hold();
 }

@@ -54,6 +54,10 @@ static inline bool sm_arena_owns(const void *p)
  * Idempotent and thread-safe. */
 void sm_arena_init(void);
 
+/* A seccomp filter the program installs will refuse the calls that map secret
+ * memory: map a reserve first (sandbox.c). */
+void sm_arena_sandbox_reserve(void);
+
 /* For the unit tests, before sm_arena_init: run the arena on pages of this size
  * (a power of two, a multiple of the system's, at most 64 KiB) instead of the
  * system's, as on a kernel with larger pages. */

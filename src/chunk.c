@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "arena-internal.h"
+#include "sandbox.h"
 #include "meta.h"
 #include "options.h"
 
@@ -54,6 +55,12 @@ static void warn_oom(size_t want, int err)
 			limit_shown, limit_src,
 			limit_src[0] == 'S' ? "SECRETMEM_MAX" :
 			"`ulimit -l`, systemd LimitMEMLOCK=, or SECRETMEM_MAX (at most the limit)");
+	else if (err == -EPERM && LOAD(sm_sandbox_no_chunks))
+		sm_warn("out of secret memory: %zu more bytes are needed, and the seccomp filter "
+			"the program installed (a sandbox) would kill the process at %s, so no "
+			"more secret memory is mapped; %zu bytes were mapped before it (allow "
+			"memfd_secret, ftruncate, mmap, mprotect and close in the filter)",
+			want, sm_sandbox_refused ? sm_sandbox_refused : "a call", (size_t)g_mapped);
 	else if (err == -EPERM || err == -ENOSYS)
 		/* memfd_secret or mmap refused after start-up: a seccomp filter the
 		 * program installed (a sandbox), or a security module */
@@ -74,6 +81,12 @@ static void warn_oom(size_t want, int err)
  * parent for a moment, which RLIMIT_MEMLOCK charges too: keep room for it. */
 void budget_init(void)
 {
+	/* Under a seccomp filter the last reading stands: getrlimit (prlimit64) and
+	 * capget are in neither sshd's list nor systemd's @system-service. */
+	static bool read_once;
+	if (read_once && LOAD(sm_sandboxed))
+		return;
+	read_once = true;
 	struct rlimit rl;
 	bool enforced = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 			!sm_pages_cap_ipc_lock();
@@ -289,6 +302,9 @@ static bool chunk_unmap(struct chunk *c, struct chunk *prev)
  * memlock charge and keep the pages. Returns how many. */
 unsigned release_empty(void)
 {
+	/* A sandbox that forbids mapping chunks: keep them all, none would come back. */
+	if (LOAD(sm_sandbox_no_chunks))
+		return 0;
 	for (struct chunk *c = chunks; c; c = c->next)
 		c->file->busy = false;
 	for (struct chunk *c = chunks; c; c = c->next)
@@ -979,6 +995,34 @@ static __attribute__((noinline)) void release_idle_look(uint64_t now)
 		return;
 	}
 	release_now(now);
+}
+
+/* A seccomp filter about to be installed would refuse the calls that map a chunk
+ * (sandbox.c): map one of SANDBOX_RESERVE bytes now, unless that much is free
+ * already, so that the sandboxed code has secret memory. Only in a process that
+ * has used the arena or has rules (annotations alone that never ran keep nothing
+ * locked). Best effort: what the budget does not allow, it does not map. */
+#define SANDBOX_RESERVE ((size_t)4 << 20)
+void sm_arena_sandbox_reserve(void)
+{
+	if (sm_opt.mode == SM_MODE_OFF)
+		return;
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		if (!sm_options_have_rules(&sm_opt))
+			return;
+		sm_arena_init();
+		if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+			return;
+	}
+	lock(&page_lock);
+	int64_t live = LOAD(g_live);
+	size_t mapped = LOAD(g_mapped), used = live > 0 ? (size_t)live : 0;
+	size_t free_bytes = mapped > used ? mapped - used : 0;
+	int err = free_bytes < SANDBOX_RESERVE ? grow(SANDBOX_RESERVE >> PAGE_SHIFT, PAGE) : 0;
+	unlock(&page_lock);
+	if (err)
+		sm_info("a seccomp filter comes: %zu bytes more of secret memory could not be "
+			"mapped before it (%s)", SANDBOX_RESERVE, errname(-err));
 }
 
 /* A chunk was mapped (page_lock held): if it is the first since a release gave

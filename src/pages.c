@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "pages.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +83,8 @@ static int fail_restore(void *addr, size_t len, int err)
 
 int sm_pages_new_file(enum sm_backend b, size_t len)
 {
+	if (__atomic_load_n(&sm_sandbox_no_chunks, __ATOMIC_ACQUIRE))
+		return -EPERM; /* the program's filter would kill the process here */
 	int fd = sm_pages_secret_fd(b == SM_BACKEND_SECRET_UNCACHED ? SM_SECRETMEM_UNCACHED : 0);
 	if (fd < 0)
 		return fd;
@@ -103,6 +106,8 @@ int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork)
 {
 	int err;
 	if (b == SM_BACKEND_MLOCK) {
+		if (__atomic_load_n(&sm_sandbox_no_chunks, __ATOMIC_ACQUIRE))
+			return -EPERM; /* the program's filter would kill the process here */
 		void *p = mmap(addr, len, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		if (p == MAP_FAILED)
 			return fail_restore(addr, len, -errno);
@@ -124,6 +129,10 @@ int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork)
 
 int sm_pages_resident(const void *addr, size_t len, unsigned char *vec)
 {
+	/* A sandbox may kill at mincore (sshd's and systemd's lists lack it): the
+	 * callers then treat every page as resident. */
+	if (__atomic_load_n(&sm_sandboxed, __ATOMIC_RELAXED))
+		return -ENOSYS;
 	return mincore((void *)addr, len, vec) == 0 ? 0 : -errno;
 }
 
@@ -165,9 +174,8 @@ int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len)
 		size_t np = n / ps;
 		if (np > sizeof(vec))
 			return -EINVAL; /* pages smaller than 4 KiB: not on Linux */
-		int err = sm_pages_resident(s + done, n, vec);
-		if (err)
-			return err;
+		if (sm_pages_resident(s + done, n, vec) != 0)
+			memset(vec, 1, np); /* not known (a sandbox): copy every page */
 		/* Copy each run of resident pages through one mapping. */
 		for (size_t i = 0; i < np;) {
 			if (!(vec[i] & 1)) {
@@ -177,7 +185,8 @@ int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len)
 			size_t j = i;
 			while (j < np && (vec[j] & 1))
 				j++;
-			err = copy_window(fd, off + done + i * ps, s + done + i * ps, (j - i) * ps);
+			int err = copy_window(fd, off + done + i * ps, s + done + i * ps,
+					      (j - i) * ps);
 			if (err)
 				return err;
 			i = j;

@@ -35,7 +35,9 @@ enum sm_backend {
  * (aarch64 kernels use 4, 16 or 64 KiB). */
 size_t sm_pages_size(void);
 
-/* memfd_secret(flags | O_CLOEXEC): the fd, or -errno. */
+/* memfd_secret(flags | O_CLOEXEC): the fd, or -errno. sm_pages_new_file and
+ * sm_pages_map_chunk answer -EPERM without a call once a filter the program
+ * installed would kill one (sandbox.h). */
 int sm_pages_secret_fd(unsigned flags);
 
 /* Reserves an inaccessible range (PROT_NONE, MAP_NORESERVE: no memory, no memlock)
@@ -71,7 +73,8 @@ int sm_pages_map_fd(void *addr, size_t len, int fd, size_t off);
 int sm_pages_relock(void *addr, size_t len);
 
 /* mincore(2): vec[i] bit 0 says whether page i of [addr, addr+len) is resident
- * (works on secretmem mappings: it asks the file's page cache). 0 or -errno. */
+ * (works on secretmem mappings: it asks the file's page cache). 0 or -errno;
+ * -ENOSYS without the call under a seccomp filter (sandbox.h). */
 int sm_pages_resident(const void *addr, size_t len, unsigned char *vec);
 
 /* Whether CAP_IPC_LOCK is in the effective set (then the kernel does not enforce

@@ -36,6 +36,7 @@
 #include "compiler.h"
 #include "elfsym.h"
 #include "exec.h"
+#include "sandbox.h"
 #include "guard.h"
 #include "log.h"
 #include "meta.h"
@@ -309,6 +310,8 @@ static void init(void)
 	init_thread = pthread_self();
 	in_shim = 1;
 	sm_options_read();
+	sm_sandbox_init();
+	sm_seccomp_hooks_init();
 	sm_exec_init(sm_opt.mode != SM_MODE_OFF && sm_options_have_rules(&sm_opt));
 	sm_stats_init();
 	resolve_next();

@@ -38,6 +38,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "sandbox.h"
 #include "options.h"
 
 static int ntest, nfail;
@@ -1676,6 +1677,67 @@ static void test_hold_doubles(void)
 	consistent("the hold's doubling");
 }
 
+/* Under a seccomp filter the arena makes no mincore call (sandbox.c): a freed
+ * block whose pages came untouched is wiped over its whole extent, the last
+ * usable byte too. The filter runner answers as the kernel would, and a program
+ * it cannot run counts as killing. */
+static void test_sandbox(void)
+{
+	sm_sandboxed = true;
+	bool good = true;
+	static const size_t sizes[] = { 70000, 300000, 3u << 20 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned char *p = sm_arena_malloc(sizes[i]);
+		size_t u = sm_arena_usable_size(p);
+		p[0] = 0xAA;
+		p[u / 2] = 0xAA;
+		p[u - 1] = 0xAA;
+		sm_arena_free(p);
+		good = good && all_zero(p, u);
+	}
+	sm_sandboxed = false;
+	ok(good, "under a sandbox (no mincore) free wipes the whole block, the last usable byte too");
+
+	struct sock_filter allow_mmap_rw[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	};
+	struct sock_fprog p = { sizeof(allow_mmap_rw) / sizeof(*allow_mmap_rw), allow_mmap_rw };
+	unsigned long rw[6] = { 0, 4096, PROT_READ | PROT_WRITE }, rx[6] = { 0, 4096, PROT_EXEC };
+	unsigned long none[6] = { 0 };
+	ok(sm_sandbox_run(&p, SYS_mmap, rw) == SECCOMP_RET_ALLOW &&
+	   sm_sandbox_run(&p, SYS_mmap, rx) == (SECCOMP_RET_ERRNO | EPERM) &&
+	   sm_sandbox_run(&p, SYS_close, none) == (SECCOMP_RET_ERRNO | EPERM),
+	   "the filter runner reads the call's number and arguments as the kernel does");
+	const char *refused = NULL;
+	struct sock_filter kill_ftruncate[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ftruncate, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog kf = { 4, kill_ftruncate };
+	ok(sm_sandbox_allows_chunks(&p, &refused) && !sm_sandbox_allows_chunks(&kf, &refused) &&
+	   refused && strcmp(refused, "ftruncate") == 0,
+	   "a filter answering an error is not fatal; one killing a chunk's call is, and names it");
+	struct sock_filter bad_jump[] = { BPF_JUMP(BPF_JMP | BPF_JA, 5, 0, 0),
+					  BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	struct sock_filter bad_load[] = { BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4096),
+					  BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	struct sock_filter no_ret[] = { BPF_STMT(BPF_LD | BPF_IMM, 1) };
+	struct sock_fprog bj = { 2, bad_jump }, bl = { 2, bad_load }, nr = { 1, no_ret };
+	ok(sm_sandbox_run(&bj, SYS_mmap, rw) == SECCOMP_RET_KILL_PROCESS &&
+	   sm_sandbox_run(&bl, SYS_mmap, rw) == SECCOMP_RET_KILL_PROCESS &&
+	   sm_sandbox_run(&nr, SYS_mmap, rw) == SECCOMP_RET_KILL_PROCESS &&
+	   !sm_sandbox_allows_chunks(NULL, &refused),
+	   "a filter it cannot run (a jump past the end, a load out of range, no return) counts as killing");
+	consistent("the sandbox tests");
+}
+
 /* A thread that frees each block at once passes most idle moments within a quiet
  * window without reading the clock (chunk.c's unread), but never more than 15 in a
  * row: after a burst of such pairs and a pause past every hold, memory is given
@@ -1731,6 +1793,7 @@ int main(void)
 	test_release(pin);
 	test_hold_doubles();
 	test_quiet_unread();
+	test_sandbox();
 
 	struct sm_arena_stats st;
 	sm_arena_get_stats(&st);
