@@ -41,28 +41,6 @@ teardown() {
 	return 0
 }
 
-# key_patterns openssh|openpgp FILE...: PATTERNS and NFULL from the secret numbers
-# of the key files, each in both byte orders, whole, then by their first and last 32
-# bytes.
-key_patterns() {
-	local format=$1 f s
-	shift
-	local whole=()
-	for f in "$@"; do
-		run -0 python3 "$abs_top_srcdir/tests/key_secrets.py" "$format" "$f"
-		for s in "${lines[@]}"; do
-			whole+=("$s" "$(srv_reverse "$s")")
-		done
-	done
-	((${#whole[@]} > 0)) || fail "no secret numbers in $*"
-	PATTERNS=("${whole[@]}")
-	NFULL=${#whole[@]}
-	for s in "${whole[@]}"; do
-		((${#s} > 64)) && PATTERNS+=("${s:0:64}" "${s: -64}")
-	done
-	((${#PATTERNS[@]} <= 64)) || fail "too many patterns for memscan"
-}
-
 # ---- gpg-agent ----
 
 # start_gpg_agent KIND [RUNNER...]: gpg-agent on a fresh home directory, KIND's
@@ -147,15 +125,6 @@ start_ssh_agent() {
 	assert_line --partial "(RSA)"
 }
 
-# unshield: the shielding attack (tests/ssh_agent_scan.py) on the agent; sets
-# UNSHIELD and UNSHIELDED (the number of keys decrypted).
-unshield() {
-	run -0 python3 "$abs_top_srcdir/tests/ssh_agent_scan.py" "$AGENT_PID" "${PATTERNS[@]:0:$NFULL}"
-	UNSHIELD=$output
-	[[ ${lines[-1]} =~ ^candidates\ [0-9]+,\ unshielded\ ([0-9]+)$ ]] || fail "$output"
-	UNSHIELDED=${BASH_REMATCH[1]}
-}
-
 ssh_patterns() {
 	key_patterns openssh "$KEYS/id_ed25519" "$KEYS/id_rsa"
 }
@@ -163,7 +132,7 @@ ssh_patterns() {
 @test "ssh-agent: without the shim root decrypts both shielded keys with the prekey (control)" {
 	ssh_patterns
 	start_ssh_agent
-	unshield
+	unshield "$AGENT_PID"
 	((UNSHIELDED == 2)) || fail "the attack decrypted $UNSHIELDED keys, not 2: $UNSHIELD"
 	# the seed and d, p and q, each found in a decrypted key
 	local n
@@ -178,7 +147,7 @@ ssh_patterns() {
 	ssh_patterns
 	start_ssh_agent "$SRV_RUN" --lib 'libcrypto.so*' --
 	srv_assert_shim "$AGENT_PID"
-	unshield
+	unshield "$AGENT_PID"
 	((UNSHIELDED == 2)) || fail "the attack decrypted $UNSHIELDED keys, not 2: $UNSHIELD"
 }
 
@@ -186,7 +155,7 @@ ssh_protected() {
 	ssh_patterns
 	start_ssh_agent "$SRV_RUN" "$@" --
 	srv_assert_protected "$AGENT_PID"
-	unshield
+	unshield "$AGENT_PID"
 	((UNSHIELDED == 0)) || fail "the attack decrypted $UNSHIELDED keys: $UNSHIELD"
 	refute_line --regexp '^found '
 	# and the agent still signs with both keys

@@ -285,3 +285,36 @@ http {
 }
 CONF
 }
+
+# key_patterns openssh|openpgp FILE...: PATTERNS and NFULL from the secret numbers
+# of the key files, each in both byte orders, whole, then by their first and last 32
+# bytes.
+key_patterns() {
+	local format=$1 f s
+	shift
+	local whole=()
+	for f in "$@"; do
+		run -0 python3 "$abs_top_srcdir/tests/key_secrets.py" "$format" "$f"
+		for s in "${lines[@]}"; do
+			whole+=("$s" "$(srv_reverse "$s")")
+		done
+	done
+	((${#whole[@]} > 0)) || fail "no secret numbers in $*"
+	PATTERNS=("${whole[@]}")
+	NFULL=${#whole[@]}
+	for s in "${whole[@]}"; do
+		((${#s} > 64)) && PATTERNS+=("${s:0:64}" "${s: -64}")
+	done
+	((${#PATTERNS[@]} <= 64)) || fail "too many patterns for memscan"
+}
+
+# unshield PID: the shielding attack (tests/ssh_agent_scan.py) on an OpenSSH
+# process (ssh-agent, sshd), whose keys are encrypted under a hash of a 16 KiB
+# prekey in its own memory; sets UNSHIELD and UNSHIELDED (the number of keys
+# decrypted).
+unshield() {
+	run -0 python3 "$abs_top_srcdir/tests/ssh_agent_scan.py" "$1" "${PATTERNS[@]:0:$NFULL}"
+	UNSHIELD=$output
+	[[ ${lines[-1]} =~ ^candidates\ [0-9]+,\ unshielded\ ([0-9]+)$ ]] || fail "$output"
+	UNSHIELDED=${BASH_REMATCH[1]}
+}
