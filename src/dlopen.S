@@ -13,8 +13,8 @@
 
 #if defined(__x86_64__)
 
-/* which: 0 dlopen, 1 dlmopen, 2 dlsym. The argument registers are kept across the
- * call. */
+/* which: 0 dlopen, 1 dlmopen, 2 dlsym; the pre-hook also gets the first two
+ * arguments. The argument registers are kept across the call. */
 .macro HOOK name, which
 	.globl \name
 	.type \name, @function
@@ -27,6 +27,8 @@
 	.cfi_adjust_cfa_offset 8
 	push %rdx
 	.cfi_adjust_cfa_offset 8
+	mov %rsi, %rdx
+	mov %rdi, %rsi
 	mov $\which, %edi
 	call sm_dlopen_prehook
 	pop %rdx
@@ -55,6 +57,8 @@
 	mov x29, sp
 	stp x0, x1, [sp, #16]
 	str x2, [sp, #32]
+	mov x2, x1
+	mov x1, x0
 	mov w0, #\which
 	bl sm_dlopen_prehook
 	mov x16, x0

@@ -951,18 +951,43 @@ static int (*next_dlclose)(void *);
  * under the re-entry guard (dlsym allocates). dlopen and dlmopen mark the tables
  * stale; dlsym brings them up to date first (sm_route_settle), so that what the
  * program reaches through the pointer it returns is registered. */
-__attribute__((visibility("hidden"))) void *sm_dlopen_prehook(int which);
-
-void *sm_dlopen_prehook(int which);
+__attribute__((visibility("hidden"))) void *sm_dlopen_prehook(int which, uintptr_t a0,
+								uintptr_t a1);
 
 /* The real dlsym, for the shim's own look-ups of the global scope. */
 void *sm_global_symbol(const char *name)
 {
-	void *(*real)(void *, const char *) = (void *(*)(void *, const char *))sm_dlopen_prehook(3);
+	void *(*real)(void *, const char *) =
+		(void *(*)(void *, const char *))sm_dlopen_prehook(3, 0, 0);
 	return real(RTLD_DEFAULT, name);
 }
 
-void *sm_dlopen_prehook(int which)
+/* dlmopen into a namespace of its own: the library and everything it loads there
+ * get that namespace's own C library, whose malloc the shim is not (a preload
+ * reaches the base namespace only), so nothing allocated there is secret, and
+ * secretmem.h annotations there do nothing. Said once per process, naming the
+ * first such library, when the shim protects anything. */
+static void warn_dlmopen(Lmid_t lmid, const char *file)
+{
+	static bool warned;
+	if (lmid == LM_ID_BASE || warned || sm_opt.mode == SM_MODE_OFF ||
+	    (!sm_options_have_rules(&sm_opt) &&
+	     __atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE))
+		return;
+	warned = true;
+	char shown[80];
+	size_t n = 0;
+	for (const char *c = file; c && *c && n < sizeof(shown) - 1; c++)
+		shown[n++] = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+	shown[n] = '\0';
+	sm_warn("dlmopen(%s) into a namespace of its own: the library and what it loads there "
+		"use that namespace's C library, which the shim does not serve; nothing they "
+		"allocate is secret (rules and secretmem.h annotations do not reach there); load "
+		"it with dlopen to protect it",
+		file ? shown : "NULL");
+}
+
+void *sm_dlopen_prehook(int which, uintptr_t a0, uintptr_t a1)
 {
 	static void *real[3];
 	static const char *const names[3] = { "dlopen", "dlmopen", "dlsym" };
@@ -985,6 +1010,8 @@ void *sm_dlopen_prehook(int which)
 		sm_route_settle();
 		in_shim--;
 	} else {
+		if (which == 1)
+			warn_dlmopen((Lmid_t)a0, (const char *)a1);
 		sm_route_loading();
 	}
 	errno = saved;

@@ -141,6 +141,15 @@ runpath_case() {
 	runpath_case clang SECRETMEM_LIBS=libcrashT.so
 }
 
+@test "dlmopen of a tagged library into a new namespace: its blocks are ordinary there, and a warning says so; LM_ID_BASE gets none" {
+	run -0 --separate-stderr crash SECRETMEM_LIBS=libcrashT.so newns ./libcrashT.so
+	assert_output "newns_secret=0"
+	[[ $stderr == *"dlmopen(./libcrashT.so) into a namespace of its own: the library and what it loads there use that namespace's C library, which the shim does not serve; nothing they allocate is secret"* ]] ||
+		fail "no warning: $stderr"
+	run -0 --separate-stderr crash SECRETMEM_LIBS=libcrashT.so runpath "$CR/op/o2/libcrashopener.so"
+	[[ $stderr != *"namespace of its own"* ]] || fail "LM_ID_BASE warned: $stderr"
+}
+
 # ---- the look-through walk through frames of every kind ----
 
 @test "look-through walk: asprintf in a named function is secret, however the program was built" {

@@ -20,6 +20,8 @@
  *   crash_prog runpath OPENER    dlopens OPENER (tests/crash_opener.c), which loads
  *                                its neighbour by bare name through its RUNPATH;
  *                                then tries the same bare name from here
+ *   crash_prog newns LIB         dlmopens LIB (tests/crash_lib.c) into a new
+ *                                namespace and prints whether its block is secret
  *
  *   crash_prog soak LIB ROUNDS   all of the above at once, for scripts/soak: two
  *                                threads load, call and unload LIB, rounds of
@@ -352,6 +354,25 @@ static int runpath(const char *opener)
 	return 0;
 }
 
+/* ---- dlmopen into a new namespace ---- */
+
+/* The library loaded into a namespace of its own allocates there: that
+ * namespace's C library serves it, not the shim. */
+static int newns(const char *lib)
+{
+	void *h = dlmopen(LM_ID_NEWLM, lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "dlmopen %s: %s\n", lib, dlerror());
+		return 2;
+	}
+	char *(*alloc)(size_t) = (char *(*)(size_t))dlsym(h, "crashlib_alloc");
+	if (!alloc)
+		return 2;
+	char *p = alloc(64);
+	printf("newns_secret=%d\n", p ? is_secret(p) : -1);
+	return 0;
+}
+
 /* ---- soak ---- */
 
 static int expect_secret(const void *p, int expect)
@@ -451,6 +472,8 @@ int main(int argc, char **argv)
 		return interior(atoi(argv[2]));
 	if (argc == 3 && strcmp(argv[1], "runpath") == 0)
 		return runpath(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "newns") == 0)
+		return newns(argv[2]);
 	if (argc == 4 && strcmp(argv[1], "soak") == 0)
 		return soak(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: see the comment at the top of tests/crash_prog.c\n");
