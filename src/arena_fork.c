@@ -67,12 +67,15 @@ static int copy_chunks(void)
 			if (hi > lo) {
 				int err = sm_pages_copy_in(fd, c->copy_off + (lo - c->start), (void *)lo,
 							   hi - lo);
-				if (err)
+				if (err) {
+					sm_pages_copy_end();
 					return err;
+				}
 			}
 			a = s->start + s->npages * PAGE;
 		}
 	}
+	sm_pages_copy_end();
 	return 0;
 }
 
