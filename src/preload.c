@@ -257,6 +257,25 @@ static void probe_malloc_owner(void)
 			       : "something else (another allocator, or a tool such as valgrind)";
 }
 
+/* An allocator preloaded after the shim (LD_PRELOAD=shim:libjemalloc.so...) that
+ * defines operator new as well as malloc serves C++ allocations itself: they
+ * never reach malloc, so no rule or scope makes them secret. Known exactly: the
+ * object that defines operator new (_Znwm) is the one that serves the malloc
+ * after the shim's. Said once at start-up when the shim has rules. */
+static void check_new_owner(void)
+{
+	if (sm_opt.mode == SM_MODE_OFF || !sm_options_have_rules(&sm_opt))
+		return;
+	void *nw = dlsym(RTLD_DEFAULT, "_Znwm"), *m = dlsym(RTLD_NEXT, "malloc");
+	if (!nw || !m || sm_object_base(nw) != sm_object_base(m))
+		return;
+	Dl_info di;
+	sm_warn("operator new is served by %s, the allocator after the shim, not through "
+		"malloc: C++ allocations (new, std::string, containers) are not secret; "
+		"preload the shim alone, or the allocator without its operator new",
+		dladdr(nw, &di) && di.dli_fname && di.dli_fname[0] ? di.dli_fname : "another object");
+}
+
 /* Asked once at start-up (no loader lock may be taken later: see routing_on). */
 static void check_first(void)
 {
@@ -316,6 +335,7 @@ static void init(void)
 	sm_stats_init();
 	resolve_next();
 	probe_malloc_owner();
+	check_new_owner();
 	/* Auditing: no rule is resolved, every free() looks closer (it is recorded). */
 	bool audit = sm_opt.audit_dir && !sm_options_have_rules(&sm_opt) &&
 		     sm_audit_init(sm_opt.audit_dir);

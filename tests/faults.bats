@@ -398,6 +398,18 @@ without_unwinder() {
 	run -0 --separate-stderr ft "$SITES" blocks
 }
 
+@test "jemalloc after the shim with a rule: operator new is jemalloc's, not through malloc, and a warning says so" {
+	sm_need_jemalloc
+	run -0 --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$SHIM:$JEMALLOC" "$SITES" "$FP" blocks
+	[[ $stderr == *"${SM_PREFIX}operator new is served by $JEMALLOC, the allocator after the shim, not through malloc: C++ allocations (new, std::string, containers) are not secret"* ]] ||
+		fail "no warning: $stderr"
+	# without a rule, or with the shim alone, no such warning
+	run -0 --separate-stderr timeout -k 5 "$FT_TIMEOUT" env LD_PRELOAD="$SHIM:$JEMALLOC" "$FP" blocks
+	[[ $stderr != *"operator new"* ]] || fail "no rule: $stderr"
+	run -0 --separate-stderr ft "$SITES" blocks
+	[[ $stderr != *"operator new"* ]] || fail "shim alone: $stderr"
+}
+
 # ---- the loader's lock ----
 
 @test "dlopen of a library whose constructor waits for a thread that opens the first scope: no deadlock" {
