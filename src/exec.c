@@ -90,6 +90,46 @@ static bool preload_has_self(const char *v)
 	return false;
 }
 
+/* "LD_PRELOAD=" and v, with an entry naming the shim by a relative path made
+ * absolute (as the loader resolved it, from the directory the process started
+ * in): a program that changes directory and runs itself again would have the
+ * loader look for it from there, and run unprotected. */
+static char *preload_absolute(const char *v)
+{
+	size_t cap = strlen("LD_PRELOAD=") + strlen(v) + 1, n = 0;
+	for (const char *p = v; *p; p++)
+		cap += *p == ':' || *p == ' ' ? PATH_MAX : 0;
+	cap += PATH_MAX;
+	char *out = sm_meta_alloc(cap);
+	if (!out)
+		return NULL;
+	n = (size_t)sm_format(out, cap, "LD_PRELOAD=");
+	for (const char *p = v;;) {
+		size_t len = strcspn(p, " :");
+		char entry[PATH_MAX], abs[PATH_MAX];
+		const char *put = p;
+		size_t plen = len;
+		if (len && len < sizeof(entry) && *p != '/') {
+			memcpy(entry, p, len);
+			entry[len] = '\0';
+			if (strcmp(base_name(entry), ex.self_name) == 0 && realpath(entry, abs)) {
+				put = abs;
+				plen = strlen(abs);
+			}
+		}
+		if (n + plen + 2 > cap)
+			return NULL;
+		memcpy(out + n, put, plen);
+		n += plen;
+		if (!p[len])
+			break;
+		out[n++] = p[len]; /* the separator as it was */
+		p += len + 1;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static void exec_resolve(void);
 
 void sm_exec_init(bool rules)
@@ -102,7 +142,7 @@ void sm_exec_init(bool rules)
 	ex.self_name = sm_meta_strndup(base_name(di.dli_fname), strlen(base_name(di.dli_fname)));
 	if (!ex.self_name || !preload_has_self(pre))
 		return;
-	ex.preload = sm_meta_strndup(pre - strlen("LD_PRELOAD="), strlen(pre) + strlen("LD_PRELOAD="));
+	ex.preload = preload_absolute(pre);
 	for (char **e = environ; e && *e && ex.nsaved < MAX_SAVED; e++)
 		if (strncmp(*e, "SECRETMEM_", 10) == 0 && strchr(*e, '='))
 			ex.saved[ex.nsaved++] = sm_meta_strndup(*e, strlen(*e));

@@ -51,6 +51,17 @@ ex_run() { # VARIANT ARGS...: the probe under the shim, its own allocations secr
 	done
 }
 
+@test "started with a relative LD_PRELOAD, a program that changes directory and runs itself again with only TZ: the shim is put back by its absolute path" {
+	local v dir
+	dir=$(dirname "$SHIM")
+	for v in "${VARIANTS[@]}"; do
+		run -0 --separate-stderr bash -c 'cd "$1" && exec env LD_PRELOAD=./libsecretmem-preload.so SECRETMEM_LIBS=exec_prog "$2" chdir' _ "$dir" "$RT_BIN/$v/exec_prog"
+		assert_line "gen 0 secret 1 maps 1 preload set"
+		assert_line "gen 1 secret 1 maps 1 preload set"
+		[[ $stderr != *"cannot be preloaded"* ]] || fail "$v: $stderr"
+	done
+}
+
 @test "a program that clears its environment and runs itself again through the PATH search (haproxy's resetenv and reload): the new one is protected too" {
 	local v
 	for v in "${VARIANTS[@]}"; do

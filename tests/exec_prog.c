@@ -113,6 +113,10 @@ int main(int argc, char **argv)
 			execveat(ffd, "", next, tz, AT_EMPTY_PATH);
 		else
 			execveat(dfd, slash + 1, next, tz, 0);
+	} else if (strcmp(mode, "chdir") == 0) {
+		if (chdir("/") != 0)
+			return 6;
+		execve("/proc/self/exe", next, tz);
 	} else if (strcmp(mode, "delself") == 0) {
 		if (unlink(argv[0]) != 0)
 			return 6;
