@@ -134,3 +134,23 @@ next_run() {
 	assert_lives_secret new
 	assert_lives_ordinary plain
 }
+
+@test "tailout: a tagged library that gets malloc, realloc and free from dlsym (RTLD_DEFAULT with a tail call through the pointer, RTLD_NEXT: glibc's): its blocks are secret, and its free frees both kinds" {
+	local v c
+	for v in "${VARIANTS[@]}"; do
+		next_run
+		start_paused "$TAGS" "$RT_BIN/$v/tailout_prog" pause dsym_default dsym_next dsym_realloc dsym_free plain
+		for c in dsym_default dsym_next dsym_realloc; do
+			assert_lives_secret "$c"
+		done
+		assert_line "dsym_free done"
+		assert_lives_ordinary plain
+	done
+	# control: untagged, dlsym gives what it always gave
+	next_run
+	start_paused SECRETMEM_LIBS=libother.so "$RT_BIN/o2/tailout_prog" pause dsym_default dsym_next dsym_realloc dsym_free
+	for c in dsym_default dsym_next dsym_realloc; do
+		assert_lives_ordinary "$c"
+	done
+	assert_line "dsym_free done"
+}

@@ -4,10 +4,13 @@
  * libc function that allocates what it returns (tests/tailout.bats): at -O2 each
  * is a jump, and libc returns straight into the caller (tailout_prog); asprintf
  * with fixed arguments too.
- * to_wcsdup_nt is the same wcsdup with no tail call.
+ * to_wcsdup_nt is the same wcsdup with no tail call. to_dsym_*: the allocation
+ * API from dlsym (RTLD_DEFAULT: a tail call through the pointer; RTLD_NEXT:
+ * glibc's functions, past the shim).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,4 +38,38 @@ wchar_t *to_wcsdup_nt(const wchar_t *s)
 	if (!p)
 		abort();
 	return p;
+}
+
+static void *(*m_def)(size_t), *(*m_next)(size_t), *(*r_next)(void *, size_t);
+static void (*f_next)(void *);
+
+void *to_dsym_default(size_t n)
+{
+	if (!m_def)
+		m_def = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
+	return m_def(n);
+}
+
+void *to_dsym_next(size_t n)
+{
+	if (!m_next)
+		m_next = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+	void *p = m_next(n);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *to_dsym_realloc(void *p, size_t n)
+{
+	if (!r_next)
+		r_next = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	return r_next(p, n);
+}
+
+void to_dsym_free(void *p)
+{
+	if (!f_next)
+		f_next = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+	f_next(p);
 }

@@ -14,7 +14,9 @@
  * in its local scope only; the program itself does not link it), else it is
  * linked. Cases: new newarr newal newnt newalnt allocstd (libtailout), wcsdup
  * strdup_ strndup_ vasprintf getline cwd getcwd getdelim asprintf scandir
- * wcsdup_nt (libtailoutc), plain (the
+ * wcsdup_nt, dsym_default dsym_next dsym_realloc (the allocation API from
+ * dlsym), dsym_free (a block from to_dsym_next and one of the program's, freed
+ * through dlsym(RTLD_NEXT, "free")) (libtailoutc), plain (the
  * program's own malloc), throw (to_new of a size no allocator gives: bad_alloc
  * thrown through the shim's wrapper and caught in libtailout; then the
  * program's malloc: after_throw), nothrow (the same with to_newnt: NULL;
@@ -145,6 +147,19 @@ int main(int argc, char **argv)
 			if (n < 8)
 				return 1;
 			show(c, l);
+		} else if (!strcmp(c, "dsym_default") || !strcmp(c, "dsym_next")) {
+			char name[32];
+			snprintf(name, sizeof(name), "to_%s", c);
+			show(c, ((sized)fn(name))(96));
+		} else if (!strcmp(c, "dsym_realloc")) {
+			void *(*re)(void *, size_t) = (void *(*)(void *, size_t))fn("to_dsym_realloc");
+			show(c, re(re(NULL, 16), 200));
+		} else if (!strcmp(c, "dsym_free")) {
+			/* a block of each kind freed through dlsym(RTLD_NEXT, "free") */
+			void (*release)(void *) = (void (*)(void *))fn("to_dsym_free");
+			release(((sized)fn("to_dsym_next"))(96));
+			release(malloc(96));
+			printf("dsym_free done\n");
 		} else if (!strcmp(c, "plain")) {
 			show(c, malloc(96));
 		} else if (!strcmp(c, "throw")) {
