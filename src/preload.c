@@ -1038,6 +1038,41 @@ void *sm_dlopen_prehook(int which, uintptr_t a0, uintptr_t a1)
 	return f;
 }
 
+/* dlsym (dlopen.S): a tagged object that asks for a function of the allocation
+ * API, from any handle (RTLD_DEFAULT, RTLD_NEXT, which gives glibc's malloc, or a
+ * library's), gets the secret entry point, as its own references to it do
+ * (reloc.c); free and malloc_usable_size stay the shim's, which handle both
+ * kinds of block. Returns NULL with the answer in *result, else the real dlsym,
+ * which the stub jumps to with the caller's return address. The next allocator's
+ * own object (a tagged allocator preloaded after the shim) is left alone: the
+ * shim calls its malloc, which must not call back into the shim. */
+__attribute__((visibility("hidden"))) void *sm_dlsym_prehook(void *handle, const char *name,
+							     void *ra, void **result);
+
+void *sm_dlsym_prehook(void *handle, const char *name, void *ra, void **result)
+{
+	(void)handle;
+	void *f = sm_dlopen_prehook(2);
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE || !name || in_shim)
+		return f;
+	const struct sm_api_fn *fn = NULL;
+	for (size_t i = 0; i < sm_api_nfns && !fn; i++)
+		if (strcmp(sm_api_fns[i].name, name) == 0)
+			fn = &sm_api_fns[i];
+	if (!fn)
+		return f;
+	int saved = errno;
+	in_shim++;
+	bool tagged = sm_route_tagged_object((uintptr_t)ra) &&
+		      sm_object_base(ra) != sm_object_base((const void *)next.malloc);
+	in_shim--;
+	errno = saved;
+	if (!tagged)
+		return f;
+	*result = fn->secret;
+	return NULL;
+}
+
 SM_EXPORT int dlclose(void *handle)
 {
 	int (*f)(void *) = __atomic_load_n(&next_dlclose, __ATOMIC_ACQUIRE);

@@ -10,6 +10,10 @@
  * came first), an address inside the object itself (a lazy PLT slot not yet bound),
  * or anything else (another definition, kept).
  *
+ * A tagged object's references to the allocating functions the shim looks
+ * through (operator new, wcsdup, getline...: tailout.h) go to wrappers that run
+ * them in the thread's secret scope, so that its tail calls into them are secret.
+ *
  * Runs with the routing table's lock held (called when an object is registered),
  * inside dl_iterate_phdr, so it never calls malloc, and uses no lookup that the
  * loader may not have set up yet at start-up (_dl_find_object is set up after the
@@ -19,6 +23,7 @@
 #include "reloc.h"
 #include "log.h"
 #include "pages.h"
+#include "tailout.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -121,6 +126,24 @@ static const struct sm_api_fn *api_fn(const char *name, size_t max)
 			k++;
 		if (k < max && n[k] == name[k])
 			return &sm_api_fns[i];
+	}
+	return NULL;
+}
+
+/* The same for the functions a tagged object's tail calls reach (tailout.h). */
+static const struct sm_tail_fn *tail_fn(const char *name, size_t max)
+{
+	if (max < 2 || !name[0])
+		return NULL;
+	for (size_t i = 0; i < sm_tail_nfns; i++) {
+		const char *n = sm_tail_fns[i].name;
+		if (n[0] != name[0] || n[1] != name[1])
+			continue;
+		size_t k = 2;
+		while (k < max && n[k] && n[k] == name[k])
+			k++;
+		if (k < max && n[k] == name[k])
+			return &sm_tail_fns[i];
 	}
 	return NULL;
 }
@@ -238,6 +261,26 @@ static void store(struct patcher *p, void **slot, void *value)
 	p->npending++;
 }
 
+/* A tagged object's slot for a function its tail calls would leave through:
+ * pointed at the wrapper that runs it in a scope, which calls what the slot is
+ * bound to, or for a lazy slot what the loader would bind (found at its first
+ * call). */
+static void patch_tail(struct patcher *p, const ElfW(Rela) *r, const struct sm_tail_fn *fn,
+		       void **slot, uintptr_t v)
+{
+	if ((void *)v == fn->wrapper)
+		return;
+	if (ELF64_R_TYPE(r->r_info) == R_SLOT && within(&p->obj, v)) {
+		sm_tail_lazy(fn, p->obj.lo);
+	} else if (!v || within(&self_span, v) || !sm_tail_bind(fn, (void *)v)) {
+		sm_debug("object %s: its reference to %s is bound to %p, not the definition "
+			 "the shim calls: kept", p->name, fn->name, (void *)v);
+		return;
+	}
+	store(p, slot, fn->wrapper);
+	p->r.secret++;
+}
+
 static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *r, bool secret)
 {
 	unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
@@ -260,7 +303,10 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	bool own = sym->st_shndx != SHN_UNDEF;
 	const char *sname = d->strtab + sym->st_name;
 	const struct sm_api_fn *fn = api_fn(sname, d->strsz - sym->st_name);
-	if (!fn)
+	/* A tagged object's reference to an allocating function the shim looks
+	 * through; one it defines itself allocates through its own references. */
+	const struct sm_tail_fn *tail = NULL;
+	if (!fn && (!secret || own || !(tail = tail_fn(sname, d->strsz - sym->st_name))))
 		return;
 
 	uintptr_t where = p->info->dlpi_addr + r->r_offset;
@@ -275,6 +321,10 @@ static void patch_one(struct patcher *p, const struct dyn *d, const ElfW(Rela) *
 	}
 	void **slot = (void **)where;
 	uintptr_t v = (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (tail) {
+		patch_tail(p, r, tail, slot, v);
+		return;
+	}
 	void *want = secret ? fn->secret : fn->routed;
 	if ((void *)v == want)
 		return;

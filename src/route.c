@@ -834,6 +834,17 @@ static enum sm_class classify(uintptr_t pc)
 	return cls;
 }
 
+bool sm_route_tagged_object(uintptr_t pc)
+{
+	if (!__atomic_load_n(&objects, __ATOMIC_ACQUIRE))
+		return false;
+	pthread_mutex_lock(&table_lock);
+	struct object *o = object_at(pc - 1);
+	bool tagged = o && o->cls == SM_SECRET;
+	pthread_mutex_unlock(&table_lock);
+	return tagged;
+}
+
 int sm_route_look_through(uintptr_t fn)
 {
 	uintptr_t lo, hi;

@@ -109,6 +109,11 @@ void sm_route_loading(void);
  * program context. */
 void sm_route_settle(void);
 
+/* Whether the code address pc (a return address) lies in a tagged object (a
+ * SECRETMEM_LIBS match, or annotated): registers the object if the table does not
+ * know it yet. Called from program context, under the re-entry guard. */
+bool sm_route_tagged_object(uintptr_t pc);
+
 /* dlclose: begin before the real call, !begin after it. In between, nothing is
  * cached; the cache is flushed at both ends. */
 void sm_route_closing(bool begin);
