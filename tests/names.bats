@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# An object matches a SECRETMEM_LIBS pattern (and the LIBGLOB of SECRETMEM_SITES)
-# by any name it is known by: the name the loader was given (a relative path, a
-# path with "..", a symbolic link), the canonical path of the file mapped (what
-# /proc/PID/maps shows, and secretmem-audit proposes), their file names, and its
-# DT_SONAME; the main program also by the name it was started by. Each case checks
+# An object matches a SECRETMEM_LIBS pattern (and the LIBGLOB of SECRETMEM_SITES
+# and SECRETMEM_WRAPPERS) by any name it is known by: the name the loader was
+# given (a relative path, a path with "..", a symbolic link), the canonical path
+# of the file mapped (what /proc/PID/maps shows, and secretmem-audit proposes),
+# their file names, and its DT_SONAME; the main program also by the name it was
+# started by. Each case checks
 # the block's mapping from outside (/secretmem, unreadable through /proc/PID/mem),
 # with a control pattern that names none of them and leaves it ordinary. The
 # probes (tests/names_host.c, tests/names_key.c) are built as distributions
@@ -128,6 +129,23 @@ nm_ordinary() {
 		assert_lives_secret key
 		stop_paused
 		start_paused SECRETMEM_SITES=keyplug-1.3.so:nk_load "$d/bin/names_host" pause dlopen "$d/lib/keyplug.so"
+		assert_lives_ordinary key
+		stop_paused
+	done
+}
+
+@test "names: the LIBGLOB of SECRETMEM_WRAPPERS matches by the same names: a wrapper in a symlinked plugin is looked through to the tagged program" {
+	local v d
+	for v in "${VARIANTS[@]}"; do
+		d=$RT_BIN/$v
+		start_paused SECRETMEM_LIBS=names_host SECRETMEM_WRAPPERS=keyplug-1.2.so:nk_alloc \
+			"$d/bin/names_host" pause wrap "$d/lib/keyplug.so"
+		assert_lives_secret key
+		stop_paused
+		# control: the wrapper named in another library is not looked through, and
+		# its caller, the plugin, is not tagged
+		start_paused SECRETMEM_LIBS=names_host SECRETMEM_WRAPPERS=keyplug-1.3.so:nk_alloc \
+			"$d/bin/names_host" pause wrap "$d/lib/keyplug.so"
 		assert_lives_ordinary key
 		stop_paused
 	done

@@ -5,19 +5,22 @@
  *   self        the program itself (its own names: as started, its file);
  *   dlopen NAME nk_load() of the plugin dlopen(3) finds by NAME (a relative path,
  *               a symbolic link, a name the RUNPATH $ORIGIN/../lib leads to);
+ *   wrap NAME   the program itself, through nk_alloc() of the plugin dlopen(3)
+ *               finds by NAME (an allocation wrapper: SECRETMEM_WRAPPERS);
  *   linked      nk_load() of libnameskey.so.1, the library names_linked (this
  *               source with -DNAMES_LINKED) is linked with, found through its
  *               RUNPATH $ORIGIN/../lib at start-up.
  * The block holds the 32 bytes of KEYFILE if one is given (for secretmem-audit),
  * else "blk:key".
  *
- *   names_host [pause] self|dlopen NAME|linked [KEYFILE]
+ *   names_host [pause] self|dlopen NAME|wrap NAME|linked [KEYFILE]
  *
  * Prints "key secret=0|1 addr=0x..."; with pause "PID n" first and "READY" last,
  * then waits in pause().
  */
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,22 +54,26 @@ int main(int argc, char **argv)
 		i++;
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: names_host [pause] self|dlopen NAME|linked [KEYFILE]\n");
+		fprintf(stderr, "usage: names_host [pause] self|dlopen NAME|wrap NAME|linked [KEYFILE]\n");
 		return 2;
 	}
 	const char *mode = argv[i++];
 	char *p;
 	if (!strcmp(mode, "self")) {
 		p = own_load(i < argc ? argv[i] : NULL);
-	} else if (!strcmp(mode, "dlopen") && i < argc) {
+	} else if ((!strcmp(mode, "dlopen") || !strcmp(mode, "wrap")) && i < argc) {
 		const char *name = argv[i++];
+		bool wrap = !strcmp(mode, "wrap");
 		void *h = dlopen(name, RTLD_NOW);
-		char *(*load)(const char *) = h ? (char *(*)(const char *))dlsym(h, "nk_load") : NULL;
-		if (!load) {
+		void *f = h ? dlsym(h, wrap ? "nk_alloc" : "nk_load") : NULL;
+		if (!f) {
 			fprintf(stderr, "names_host: %s: %s\n", name, dlerror());
 			return 2;
 		}
-		p = load(i < argc ? argv[i] : NULL);
+		if (wrap)
+			p = ((char *(*)(void))f)();
+		else
+			p = ((char *(*)(const char *))f)(i < argc ? argv[i] : NULL);
 #ifdef NAMES_LINKED
 	} else if (!strcmp(mode, "linked")) {
 		p = nk_load(i < argc ? argv[i] : NULL);
