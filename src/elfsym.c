@@ -218,17 +218,49 @@ static size_t gnu_hash_count(const struct sm_elf_object *o, uintptr_t h)
 	return 0;
 }
 
-bool sm_elf_read_memory(const struct sm_elf_object *o, sm_elf_func_fn fn, void *ctx)
+/* The object's dynamic section and its number of entries, if it lies readable in
+ * the object; else NULL. */
+static const ElfW(Dyn) *dynamic(const struct sm_elf_object *o, size_t *ndyn)
 {
 	const ElfW(Dyn) *dyn = NULL;
-	size_t ndyn = 0;
+	*ndyn = 0;
 	for (unsigned i = 0; i < o->phnum; i++) {
 		if (o->phdr[i].p_type == PT_DYNAMIC) {
 			dyn = (const ElfW(Dyn) *)(o->bias + o->phdr[i].p_vaddr);
-			ndyn = o->phdr[i].p_memsz / sizeof(*dyn);
+			*ndyn = o->phdr[i].p_memsz / sizeof(*dyn);
 		}
 	}
-	if (!dyn || !readable(o, (uintptr_t)dyn, ndyn * sizeof(*dyn), sizeof(ElfW(Addr))))
+	if (!dyn || !readable(o, (uintptr_t)dyn, *ndyn * sizeof(*dyn), sizeof(ElfW(Addr))))
+		return NULL;
+	return dyn;
+}
+
+const char *sm_elf_soname(const struct sm_elf_object *o)
+{
+	size_t ndyn;
+	const ElfW(Dyn) *dyn = dynamic(o, &ndyn);
+	if (!dyn)
+		return NULL;
+	uintptr_t strtab = 0;
+	size_t strsz = 0, soname = SIZE_MAX;
+	for (size_t i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
+		switch (dyn[i].d_tag) {
+		case DT_STRTAB: strtab = dyn_addr(o, dyn[i].d_un.d_ptr); break;
+		case DT_STRSZ: strsz = dyn[i].d_un.d_val; break;
+		case DT_SONAME: soname = dyn[i].d_un.d_val; break;
+		}
+	}
+	if (!strtab || soname >= strsz || !sm_elf_mapped(o, strtab, strsz, PF_R))
+		return NULL;
+	const char *s = (const char *)strtab + soname;
+	return s[0] && memchr(s, '\0', strsz - soname) ? s : NULL;
+}
+
+bool sm_elf_read_memory(const struct sm_elf_object *o, sm_elf_func_fn fn, void *ctx)
+{
+	size_t ndyn;
+	const ElfW(Dyn) *dyn = dynamic(o, &ndyn);
+	if (!dyn)
 		return false;
 	uintptr_t symtab = 0, strtab = 0, hash = 0, gnu_hash = 0;
 	size_t strsz = 0, syment = sizeof(ElfW(Sym));
@@ -357,13 +389,6 @@ static bool file_has_build_id(int fd, const unsigned char *id, size_t idlen)
 
 /* ---- which file ---- */
 
-struct mapping {
-	uintptr_t lo, hi;
-	unsigned major, minor;
-	unsigned long inode;
-	char path[4096];
-};
-
 static bool hex(const char **s, unsigned long *v)
 {
 	const char *p = *s;
@@ -378,7 +403,7 @@ static bool hex(const char **s, unsigned long *v)
 }
 
 /* Parses one /proc/self/maps line: "lo-hi perms offset maj:min inode   path". */
-static bool parse_maps_line(const char *l, struct mapping *m)
+static bool parse_maps_line(const char *l, struct sm_elf_mapping *m)
 {
 	unsigned long lo, hi, off, maj, min, ino = 0;
 	if (!hex(&l, &lo) || *l++ != '-' || !hex(&l, &hi) || *l++ != ' ')
@@ -402,7 +427,7 @@ static bool parse_maps_line(const char *l, struct mapping *m)
 }
 
 /* The /proc/self/maps line of the mapping holding addr. */
-static bool find_mapping(uintptr_t addr, struct mapping *m)
+static bool find_mapping(uintptr_t addr, struct sm_elf_mapping *m)
 {
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -431,7 +456,7 @@ static bool find_mapping(uintptr_t addr, struct mapping *m)
 	return found;
 }
 
-static bool same_file(int fd, const struct mapping *m)
+static bool same_file(int fd, const struct sm_elf_mapping *m)
 {
 	struct stat st;
 	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == m->inode &&
@@ -452,7 +477,7 @@ static int open_file(const char *path)
 
 /* Whether the file on fd is the image o was loaded from: the kernel's dev and inode
  * for the mapping, else (a copy, an overlay file system) the same build-id. */
-static bool is_loaded_file(int fd, const struct sm_elf_object *o, const struct mapping *m)
+static bool is_loaded_file(int fd, const struct sm_elf_object *o, const struct sm_elf_mapping *m)
 {
 	if (m && same_file(fd, m))
 		return true;
@@ -472,32 +497,44 @@ static uintptr_t first_segment(const struct sm_elf_object *o)
 
 bool sm_elf_path(const struct sm_elf_object *o, char *path, size_t size)
 {
-	struct mapping m;
+	struct sm_elf_mapping m;
 	if (!size || !find_mapping(first_segment(o), &m) || m.inode == 0 || m.path[0] != '/')
 		return false;
 	sm_format(path, size, "%s", m.path);
 	return true;
 }
 
+bool sm_elf_mapping(const struct sm_elf_object *o, struct sm_elf_mapping *m)
+{
+	return find_mapping(first_segment(o), m);
+}
+
 enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_func_fn fn,
 					void *ctx, char *path, size_t pathsize)
 {
-	struct mapping m;
+	struct sm_elf_mapping m;
 	bool have_map = find_mapping(first_segment(o), &m);
+	return sm_elf_for_each_func_in(o, have_map ? &m : NULL, fn, ctx, path, pathsize);
+}
+
+enum sm_elf_source sm_elf_for_each_func_in(const struct sm_elf_object *o, const struct sm_elf_mapping *map,
+					   sm_elf_func_fn fn, void *ctx, char *path, size_t pathsize)
+{
+	bool have_map = map != NULL;
 	if (path && pathsize)
 		path[0] = '\0';
-	if (have_map && m.inode == 0)
+	if (have_map && map->inode == 0)
 		/* not a file ([vdso]): the image is all there is */
 		return sm_elf_read_memory(o, fn, ctx) ? SM_ELF_MEMORY : SM_ELF_NONE;
 
 	/* The kernel's name of the mapping; without /proc, the loader's. */
-	const char *name = have_map ? m.path : o->name;
+	const char *name = have_map ? map->path : o->name;
 	if (path && pathsize && name[0] == '/')
 		sm_format(path, pathsize, "%s", name);
 	if (name[0]) {
 		int fd = open_file(name);
 		if (fd >= 0) {
-			bool ok = is_loaded_file(fd, o, have_map ? &m : NULL) &&
+			bool ok = is_loaded_file(fd, o, map) &&
 				  sm_elf_read_fd(fd, o->bias, fn, ctx);
 			close(fd);
 			if (ok)
@@ -506,8 +543,8 @@ enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_fu
 	}
 	if (have_map) {
 		char mf[64];
-		sm_format(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)m.lo,
-			  (unsigned long)m.hi);
+		sm_format(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)map->lo,
+			  (unsigned long)map->hi);
 		int fd = open_file(mf);
 		if (fd >= 0) {
 			bool ok = sm_elf_read_fd(fd, o->bias, fn, ctx);

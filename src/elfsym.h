@@ -48,6 +48,19 @@ enum sm_elf_source {
 	SM_ELF_MEMORY,      /* the loaded image's .dynsym only (no .symtab) */
 };
 
+/* A line of /proc/self/maps: a mapping, and the file it maps as the kernel names
+ * it (absolute, symbolic links resolved; inode 0 when it maps no file). */
+struct sm_elf_mapping {
+	uintptr_t lo, hi;
+	unsigned major, minor;
+	unsigned long inode;
+	char path[4096];
+};
+
+/* The mapping of o's first segment (one read of /proc/self/maps); false when
+ * unknown (no /proc). */
+bool sm_elf_mapping(const struct sm_elf_object *o, struct sm_elf_mapping *m);
+
 /* Reports the function symbols of the loaded object o. The file is found through
  * /proc/self/maps (the kernel's name of the mapping itself, absolute even when the
  * object was opened by a relative path) and used only if it is the file mapped
@@ -57,6 +70,15 @@ enum sm_elf_source {
  * the /proc/self/map_files one), "" when symbols came from memory. */
 enum sm_elf_source sm_elf_for_each_func(const struct sm_elf_object *o, sm_elf_func_fn fn,
 					void *ctx, char *path, size_t pathsize);
+
+/* The same, with the mapping sm_elf_mapping found (NULL: not found): read once for
+ * both. */
+enum sm_elf_source sm_elf_for_each_func_in(const struct sm_elf_object *o, const struct sm_elf_mapping *map,
+					   sm_elf_func_fn fn, void *ctx, char *path, size_t pathsize);
+
+/* The loaded object's DT_SONAME, in its image (valid while it is loaded); NULL when
+ * it has none or its dynamic section does not lead to one inside its segments. */
+const char *sm_elf_soname(const struct sm_elf_object *o);
 
 /* The absolute path of the file mapped at o's first segment, as the kernel names
  * it (with " (deleted)" when it was unlinked); false when unknown. */

@@ -54,10 +54,15 @@ struct range {
 	const struct sm_site *rule;
 };
 
+/* The main program's name as started, that name made absolute, the file mapped,
+ * DT_SONAME. */
+#define OBJECT_ALIASES 4
+
 struct object {
 	uintptr_t lo, hi;       /* lowest and highest address of its PT_LOAD segments */
 	uintptr_t bias;         /* dlpi_addr */
-	const char *path;
+	const char *path;       /* the name the loader was given (l_name); the main program's file */
+	const char *alias[OBJECT_ALIASES]; /* its other names (object_aliases), NULL-ended */
 	const ElfW(Phdr) *phdr; /* its program headers (dlpi_phdr), for reading it */
 	unsigned phnum;
 	enum sm_class cls;      /* of every address outside its ranges */
@@ -88,6 +93,7 @@ static bool *lib_seen, *site_seen;
 /* The main program's file (/proc/self/exe), and the name it was started by
  * (AT_EXECFN: what was passed to execve, before symbolic links are followed). */
 static char exe_path[4096], exec_name[4096];
+static char exec_abs[4096]; /* exec_name made absolute at start-up (absolute_name) */
 
 static const char *base_name(const char *path)
 {
@@ -100,13 +106,17 @@ static bool name_matches(const char *glob, const char *path)
 	return fnmatch(glob, path, 0) == 0 || fnmatch(glob, base_name(path), 0) == 0;
 }
 
-/* A pattern against an object's path or file name; the main program's also against
- * the name it was started by, which may be a symbolic link to another file name
- * (/usr/bin/stunnel to stunnel4; /usr/bin/redis-server to redis-check-rdb). */
-static bool glob_matches(const char *glob, const char *path)
+/* A pattern (SECRETMEM_LIBS, the LIBGLOB of SECRETMEM_SITES and SECRETMEM_WRAPPERS)
+ * against every name the object is known by, whole or its file name: the name the
+ * loader was given and the others object_aliases found when it was registered. */
+static bool object_matches(const char *glob, const struct object *o)
 {
-	return name_matches(glob, path) ||
-	       (exec_name[0] && strcmp(path, exe_path) == 0 && name_matches(glob, exec_name));
+	if (name_matches(glob, o->path))
+		return true;
+	for (size_t i = 0; i < OBJECT_ALIASES && o->alias[i]; i++)
+		if (name_matches(glob, o->alias[i]))
+			return true;
+	return false;
 }
 
 /* ---- symbols ---- */
@@ -167,7 +177,7 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	ss.state = 0;
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
 		const struct sm_site *s = &sm_opt.sites[i];
-		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || object_matches(s->lib, o))) {
 			add_range(b, lo, hi, SM_SECRET, s);
 			if (site_seen && !site_seen[i]) {
 				site_seen[i] = true;
@@ -181,7 +191,7 @@ static void match_rules(struct object *o, const char *sym, uintptr_t lo, uintptr
 	}
 	for (size_t i = 0; i < sm_opt.nwrappers; i++) {
 		const struct sm_site *s = &sm_opt.wrappers[i];
-		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path))) {
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || object_matches(s->lib, o))) {
 			add_range(b, lo, hi, SM_MACHINERY, s);
 			sm_debug("SECRETMEM_WRAPPERS %s: %s at %p in %s, looked through",
 				 s->func, sym, (void *)lo, o->path);
@@ -205,7 +215,7 @@ static void collect(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
 static void report_late_libs(const struct object *o)
 {
 	for (size_t i = 0; lib_seen && i < sm_opt.nlibs; i++) {
-		if (!lib_seen[i] && glob_matches(sm_opt.libs[i], o->path)) {
+		if (!lib_seen[i] && object_matches(sm_opt.libs[i], o)) {
 			lib_seen[i] = true;
 			sm_info("SECRETMEM_LIBS pattern %s now matches %s, loaded after start-up",
 				sm_opt.libs[i], o->path);
@@ -231,7 +241,7 @@ static bool site_wanted(void *ctx, const char *name)
 	ss.state = 0;
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
 		const struct sm_site *s = &sm_opt.sites[i];
-		if (sm_symbol_matches(s->func, &ss) && (!s->lib || glob_matches(s->lib, o->path)))
+		if (sm_symbol_matches(s->func, &ss) && (!s->lib || object_matches(s->lib, o)))
 			return true;
 	}
 	return false;
@@ -267,13 +277,14 @@ static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, 
 			c->o->path);
 }
 
-static void read_symbols_now(struct object *o);
+static void read_symbols_now(struct object *o, const struct sm_elf_mapping *map);
 
 /* Records the ranges of the functions named by SECRETMEM_SITES and
  * SECRETMEM_WRAPPERS in the object (and their inlined copies, from its debug
  * information), and of C++ standard library code compiled into it, read from the
- * file actually mapped (elfsym.c says how it is found). */
-static void read_symbols(struct object *o)
+ * file actually mapped (elfsym.c says how it is found; map: the mapping
+ * sm_elf_mapping found for it, NULL if none). */
+static void read_symbols(struct object *o, const struct sm_elf_mapping *map)
 {
 	/* What the readers allocate (libdw and libelf can take megabytes for a large
 	 * program's debug information; the demangler its strings) is ordinary: secret
@@ -282,16 +293,16 @@ static void read_symbols(struct object *o)
 	 * this flag (a signal handler interrupting this thread here is ordinary too). */
 	reader = pthread_self();
 	__atomic_store_n(&reading, true, __ATOMIC_RELEASE);
-	read_symbols_now(o);
+	read_symbols_now(o, map);
 	__atomic_store_n(&reading, false, __ATOMIC_RELEASE);
 }
 
-static void read_symbols_now(struct object *o)
+static void read_symbols_now(struct object *o, const struct sm_elf_mapping *map)
 {
 	struct symbols_ctx c = { o, { 0 } };
 	struct sm_elf_object eo = elf_object(o);
 	char file[4096];
-	enum sm_elf_source src = sm_elf_for_each_func(&eo, collect, &c, file, sizeof(file));
+	enum sm_elf_source src = sm_elf_for_each_func_in(&eo, map, collect, &c, file, sizeof(file));
 	if (sm_opt.nsites && o->phnum && strncmp(o->path, "linux-vdso", 10) != 0)
 		read_inlined(&c, &eo, src == SM_ELF_FILE || src == SM_ELF_MAP_FILES ? file : NULL);
 	o->ranges = c.b.r;
@@ -356,6 +367,87 @@ static const char *object_name(const char *name)
 	return name && *name ? name : exe_path; /* the main program has no name */
 }
 
+/* name without "." components or repeated slashes, made absolute with the working
+ * directory (getcwd: symbolic links resolved) if it is relative: what a pattern
+ * written as a full path names. ".." stays: past a symbolic link it is not the
+ * parent the text suggests (the canonical path of the file covers that). False
+ * when it does not fit in size bytes or there is no working directory. */
+static bool absolute_name(const char *name, char *out, size_t size)
+{
+	size_t n = 0;
+	if (name[0] != '/') {
+		if (!getcwd(out, size) || out[0] != '/')
+			return false;
+		n = strlen(out);
+		if (n == 1)
+			n = 0; /* "/" */
+	}
+	for (const char *p = name; *p;) {
+		while (*p == '/')
+			p++;
+		size_t len = strcspn(p, "/");
+		if (len && !(len == 1 && p[0] == '.')) {
+			if (n + 1 + len >= size)
+				return false;
+			out[n++] = '/';
+			memcpy(out + n, p, len);
+			n += len;
+		}
+		p += len;
+	}
+	if (n == 0 && size > 1)
+		out[n++] = '/';
+	if (n >= size)
+		return false;
+	out[n] = '\0';
+	return true;
+}
+
+static void add_alias(struct object *o, const char *name, size_t len)
+{
+	if (!name || !len || (strlen(o->path) == len && memcmp(o->path, name, len) == 0))
+		return;
+	size_t i = 0;
+	for (; i < OBJECT_ALIASES && o->alias[i]; i++)
+		if (strlen(o->alias[i]) == len && memcmp(o->alias[i], name, len) == 0)
+			return;
+	if (i < OBJECT_ALIASES)
+		o->alias[i] = sm_meta_strndup(name, len);
+}
+
+/* The names an object is known by besides the one the loader was given, found once
+ * when it is registered (patterns are matched then, never per allocation): for the
+ * main program the name it was started by (AT_EXECFN, perhaps a symbolic link to
+ * another file name: Debian's /usr/bin/stunnel is stunnel4); a relative name (a
+ * dlopen of "./plugin.so", the program started as ./bin/app) made absolute;
+ * the file actually mapped as the kernel names it (map: the /proc/self/maps line of
+ * its first segment): its canonical path, through any symbolic link, "..", or
+ * RUNPATH $ORIGIN/../lib, the name /proc/PID/maps shows and secretmem-audit
+ * proposes; and its DT_SONAME. Never allocates (sm_meta_strndup). Not inlined: its
+ * buffer is off the stack before the symbols are read (a cache miss may register
+ * an object on a thread with a small stack). */
+__attribute__((noinline)) static void object_aliases(struct object *o, const struct sm_elf_mapping *map)
+{
+	char buf[4096];
+	if (strcmp(o->path, exe_path) == 0 && exec_name[0]) {
+		add_alias(o, exec_name, strlen(exec_name));
+		add_alias(o, exec_abs, strlen(exec_abs));
+	}
+	if (absolute_name(o->path, buf, sizeof(buf)))
+		add_alias(o, buf, strlen(buf));
+	if (map && map->inode && map->path[0] == '/') {
+		static const char deleted[] = " (deleted)"; /* unlinked since: the name it had */
+		size_t len = strlen(map->path), d = sizeof(deleted) - 1;
+		if (len > d && strcmp(map->path + len - d, deleted) == 0)
+			len -= d;
+		add_alias(o, map->path, len);
+	}
+	struct sm_elf_object eo = elf_object(o);
+	const char *soname = sm_elf_soname(&eo);
+	if (soname)
+		add_alias(o, soname, strlen(soname));
+}
+
 /* The one place a new object is registered: found by a rescan (dl_iterate_phdr) or
  * by a cache miss (_dl_find_object). info->dlpi_name is its path (the program's
  * for the main program), [lo, hi) its mapping, note whether it is annotated.
@@ -388,17 +480,24 @@ static struct object *add_object(const struct dl_phdr_info *info, uintptr_t lo, 
 		o.cls = SM_MACHINERY;
 		note = false;
 	} else {
+		/* one read of /proc/self/maps, for the object's names and its symbols */
+		struct sm_elf_mapping map;
+		struct sm_elf_object eo = elf_object(&o);
+		bool have_map = sm_elf_mapping(&eo, &map);
+		object_aliases(&o, have_map ? &map : NULL);
 		bool lib = false;
 		for (size_t i = 0; i < sm_opt.nlibs && !lib; i++)
-			lib = glob_matches(sm_opt.libs[i], name);
+			lib = object_matches(sm_opt.libs[i], &o);
 		o.cls = note || lib ? SM_SECRET : SM_ORDINARY;
-		read_symbols(&o);
+		read_symbols(&o, have_map ? &map : NULL);
 	}
 	have_rules |= o.cls == SM_SECRET;
 	for (size_t i = 0; i < o.nranges; i++)
 		have_sites |= o.ranges[i].cls == SM_SECRET;
 	have_rules |= have_sites;
 	describe(&o, note);
+	for (size_t i = 0; sm_log_level >= SM_LOG_DEBUG && i < OBJECT_ALIASES && o.alias[i]; i++)
+		sm_debug("object %s: also known as %s", o.path, o.alias[i]);
 	/* Its own references to the allocation API: secret entry points for a tagged
 	 * object, and the shim for any object the loader bound past it. */
 	if (o.cls != SM_MACHINERY)
@@ -1083,7 +1182,7 @@ static void report_unmatched(void)
 	for (size_t i = 0; i < sm_opt.nlibs; i++) {
 		bool hit = strcmp(sm_opt.libs[i], "*") == 0;
 		for (size_t k = 0; k < nobjects && !hit; k++)
-			hit = objects[k].cls != SM_MACHINERY && glob_matches(sm_opt.libs[i], objects[k].path);
+			hit = objects[k].cls != SM_MACHINERY && object_matches(sm_opt.libs[i], &objects[k]);
 		if (lib_seen)
 			lib_seen[i] = hit;
 		if (!hit)
@@ -1146,6 +1245,8 @@ bool sm_route_init(void)
 		dl_iterate_phdr(main_path, NULL);
 	else if (fn && strlen(fn) < sizeof(exec_name))
 		strcpy(exec_name, fn);
+	if (exec_name[0] && !absolute_name(exec_name, exec_abs, sizeof(exec_abs)))
+		exec_abs[0] = '\0';
 
 	libc_bias = sm_object_base((const void *)gnu_get_libc_version); /* never interposed */
 	ldso_bias = ldso_base();
