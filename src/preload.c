@@ -1052,7 +1052,7 @@ __attribute__((visibility("hidden"))) void *sm_dlsym_prehook(void *handle, const
 void *sm_dlsym_prehook(void *handle, const char *name, void *ra, void **result)
 {
 	(void)handle;
-	void *f = sm_dlopen_prehook(2);
+	void *f = sm_dlopen_prehook(2, 0, 0);
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_ROUTE || !name || in_shim)
 		return f;
 	const struct sm_api_fn *fn = NULL;

@@ -46,7 +46,7 @@
 #endif
 
 /* The real dlsym (preload.c): the shim's own dlsym settles the routing tables. */
-void *sm_dlopen_prehook(int which);
+void *sm_dlopen_prehook(int which, uintptr_t a0, uintptr_t a1);
 
 /* Every function a tagged object may tail-call that allocates memory its caller
  * owns and that the shim looks through (libc, the C++ runtime): name, return
@@ -113,7 +113,7 @@ static __attribute__((noinline)) void *tail_resolve(int k)
 			void *h = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
 			if (h) {
 				void *(*real_dlsym)(void *, const char *) =
-					(void *(*)(void *, const char *))sm_dlopen_prehook(3);
+					(void *(*)(void *, const char *))sm_dlopen_prehook(3, 0, 0);
 				f = real_dlsym(h, name);
 				dlclose(h);
 			}
