@@ -56,6 +56,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* atfork.c, in the preload library only (weak: the unit tests link the arena alone). */
+extern void sm_atfork_init(void) __attribute__((weak, visibility("hidden")));
+
 uintptr_t sm_arena_base;
 uintptr_t sm_arena_span;
 uintptr_t sm_arena_reserved;
@@ -555,7 +558,10 @@ static void init(void)
 	sm_info("secret arena: %s, limit %zu bytes (%s)", backend_name, limit,
 		limit_src ? limit_src : "unlimited");
 
-	if (pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
+	/* The shim registers the fork handlers itself, before any other (atfork.c);
+	 * a program linking the arena directly (the unit tests) gets them here. */
+	if (!sm_atfork_init &&
+	    pthread_atfork(sm_arena_fork_prepare, sm_arena_fork_parent, sm_arena_fork_child) != 0)
 		sm_die("pthread_atfork failed: cannot protect secret memory across fork()");
 	sm_ro_seal_range(&arena_ro, sizeof(arena_ro), "the arena's keys and class tables are");
 	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);

@@ -102,6 +102,8 @@ unsigned sm_arena_check(char *msg, size_t len);
 void sm_arena_fork_prepare(void);
 void sm_arena_fork_parent(void);
 void sm_arena_fork_child(void);
+bool sm_arena_fork_tryprepare(void);
+void sm_arena_fork_child_drop(void);
 
 struct sm_arena_stats {
 	const char *backend;        /* "memfd_secret", "memfd_secret (uncached)", "mlock" */

@@ -91,6 +91,8 @@ static void close_copies(void)
 	copy_file = NULL;
 }
 
+static void prepare_copy(void);
+
 void sm_arena_fork_prepare(void)
 {
 	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
@@ -99,6 +101,42 @@ void sm_arena_fork_prepare(void)
 	for (unsigned c = 0; c < NCLASS; c++)
 		lock(&central[c].lock);
 	lock(&page_lock);
+	prepare_copy();
+}
+
+/* _Fork (atfork.c), perhaps in a signal handler that interrupted a holder: takes
+ * every lock the prepare handler takes, or none and says so. */
+bool sm_arena_fork_tryprepare(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return true;
+	if (pthread_mutex_trylock(&reg_lock) != 0)
+		return false;
+	unsigned c = 0;
+	while (c < NCLASS && pthread_mutex_trylock(&central[c].lock) == 0)
+		c++;
+	if (c == NCLASS && pthread_mutex_trylock(&page_lock) == 0) {
+		prepare_copy();
+		return true;
+	}
+	while (c-- > 0)
+		unlock(&central[c].lock);
+	unlock(&reg_lock);
+	return false;
+}
+
+/* The child of a _Fork whose locks were busy: its arena starts empty, as with
+ * SECRETMEM_FORK=drop, and the parent's pages are never the child's to write. */
+void sm_arena_fork_child_drop(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return;
+	fork_copy_err = -EBUSY; /* drop_all closes a copy another fork left open */
+	sm_arena_fork_child();
+}
+
+static void prepare_copy(void)
+{
 	fork_copy_err = 0;
 	if (sm_opt.fork == SM_FORK_COPY && backend != SM_BACKEND_MLOCK) {
 		int saved = errno;

@@ -111,7 +111,7 @@ static bool open_log(const char *parent, uint64_t parent_count)
 }
 
 /* The child of a fork: its heap is the parent's as it was, then its own. */
-static void fork_child(void)
+void sm_audit_fork_child(void)
 {
 	if (!hdr)
 		return;
@@ -135,8 +135,6 @@ bool sm_audit_init(const char *dir)
 	if (!open_log(NULL, 0))
 		return false;
 	read_patterns();
-	if (pthread_atfork(NULL, NULL, fork_child) != 0)
-		sm_warn("SECRETMEM_AUDIT: pthread_atfork failed: forked children are not audited");
 	return true;
 }
 

@@ -59,6 +59,9 @@ bool sm_audit_init(const char *dir);
  * always, and only the exit handshake is kept. */
 void sm_audit_exit_only(const char *dir);
 
+/* The fork child handler (atfork.c): the child writes a log of its own. */
+void sm_audit_fork_child(void);
+
 /* Records a block the next allocator returned for a call whose caller returns to
  * ra; returns p. */
 void *sm_audit_alloc(void *p, size_t size, void *ra);

@@ -30,6 +30,7 @@ static void release(void)
 void sm_meta_fork_prepare(void) { take(); }
 void sm_meta_fork_parent(void) { release(); }
 void sm_meta_fork_child(void) { release(); }
+bool sm_meta_fork_tryprepare(void) { return !__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE); }
 
 static void *map(size_t size)
 {

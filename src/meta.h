@@ -7,6 +7,7 @@
 #ifndef SM_META_H
 #define SM_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Everything declared here is internal to the library (direct, not GOT, access). */
@@ -21,6 +22,7 @@ char *sm_meta_strndup(const char *s, size_t n);
 void sm_meta_fork_prepare(void);
 void sm_meta_fork_parent(void);
 void sm_meta_fork_child(void);
+bool sm_meta_fork_tryprepare(void); /* takes it only if free */
 
 #pragma GCC visibility pop
 

@@ -36,6 +36,7 @@
 #include "compiler.h"
 #include "elfsym.h"
 #include "exec.h"
+#include "atfork.h"
 #include "sandbox.h"
 #include "guard.h"
 #include "log.h"
@@ -334,6 +335,7 @@ static void init(void)
 	sm_exec_init(sm_opt.mode != SM_MODE_OFF && sm_options_have_rules(&sm_opt));
 	sm_stats_init();
 	resolve_next();
+	sm_atfork_init(); /* before any handler a library constructor registers */
 	probe_malloc_owner();
 	check_new_owner();
 	/* Auditing: no rule is resolved, every free() looks closer (it is recorded). */
@@ -342,9 +344,8 @@ static void init(void)
 	if (sm_opt.audit_dir && !audit)
 		sm_audit_exit_only(sm_opt.audit_dir);
 	bool route = !audit && sm_opt.mode != SM_MODE_OFF && sm_route_init();
-	if (sm_opt.mode != SM_MODE_OFF &&
-	    pthread_atfork(sm_route_fork_prepare, sm_route_fork_parent, sm_route_fork_child))
-		sm_die("pthread_atfork failed: cannot keep the routing tables safe across fork()");
+	if (sm_opt.mode != SM_MODE_OFF)
+		__atomic_store_n(&sm_atfork_route, true, __ATOMIC_RELEASE);
 	in_shim = 0;
 	sm_ro_seal();
 	if (audit) {

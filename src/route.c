@@ -997,6 +997,17 @@ void sm_route_fork_prepare(void)
 	sm_meta_fork_prepare();
 }
 
+/* _Fork (atfork.c), perhaps in a signal handler: never waits. */
+bool sm_route_fork_tryprepare(void)
+{
+	if (pthread_mutex_trylock(&table_lock) != 0)
+		return false;
+	if (sm_meta_fork_tryprepare())
+		return true;
+	pthread_mutex_unlock(&table_lock);
+	return false;
+}
+
 void sm_route_fork_parent(void)
 {
 	sm_meta_fork_parent();

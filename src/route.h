@@ -123,6 +123,7 @@ void sm_route_closing(bool begin);
  * had pending (another thread may have held the loader's lock). */
 void sm_route_fork_prepare(void);
 void sm_route_fork_parent(void);
+bool sm_route_fork_tryprepare(void);
 void sm_route_fork_child(void);
 
 #pragma GCC visibility pop
