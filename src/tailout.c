@@ -157,8 +157,14 @@ __attribute__((used, visibility("hidden"))) void *const sm_tail_personality_ref 
 	(void *)tail_personality;
 #define TAIL_PERSONALITY() __asm__ volatile(".cfi_personality 0x9b, sm_tail_personality_ref")
 
+/* noclone: GCC's only (clang does not clone functions that way). */
+#ifdef __clang__
+#define TAIL_NOCLONE
+#else
+#define TAIL_NOCLONE __attribute__((noclone))
+#endif
 #define TAIL_WRAPPER(name, ret, params, args)                                 \
-	static __attribute__((noinline, noclone, used)) ret tail_##name params \
+	static __attribute__((noinline, used)) TAIL_NOCLONE ret tail_##name params \
 	{                                                                      \
 		ret (*fn_) params = (ret (*) params)tail_real(K_##name);       \
 		TAIL_PERSONALITY();                                            \
