@@ -139,6 +139,9 @@ struct tcache {
 	 * in __libc_thread_freeres, after every destructor; this cache is then
 	 * bypassed and never registered again (its memory dies with the thread). */
 	bool dead;
+	/* chunk.c: idle moments still to pass without reading the clock (its
+	 * unread gap); here so that slot_push counts one down without a call. */
+	uint32_t unread;
 	struct tcache *next, *prev;
 };
 
@@ -172,6 +175,7 @@ struct arena_consts {
 	uint32_t class_magic[NCLASS];  /* ceil(2^32 / size): exact division for slab offsets */
 	uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
 	uint8_t class_of[SMALL_MAX / 16 + 1];
+	uint8_t wipe_at[NCLASS][8];    /* wipe.c: where slot_free_avx2's 8 stores go */
 };
 union arena_ro {
 	struct arena_consts v;
@@ -187,6 +191,7 @@ extern union arena_ro arena_ro;        /* arena.c */
 #define class_slots arena_ro.v.class_slots
 #define class_cap arena_ro.v.class_cap
 #define class_of arena_ro.v.class_of
+#define wipe_at arena_ro.v.wipe_at
 extern struct central central[NCLASS];
 /* Thread caches. */
 extern pthread_mutex_t reg_lock;
@@ -351,6 +356,7 @@ void release_fork_child(void);
 
 /* wipe.c */
 void wipe_init(void);
+void wipe_classes_init(void); /* after classes_init */
 bool wipe_resident(void *p, size_t len);
 bool wipe_block(void *p, size_t len, bool all_touched);
 #ifdef WIPE_AVX2
@@ -394,8 +400,14 @@ static inline __attribute__((always_inline)) void slot_push(struct blk *x, unsig
 	STORE(tc.delta, tc.delta - sz);
 	if (unlikely(++b->count > class_cap[c]))
 		cache_overflow(c);
-	else if (unlikely(nfree >= tc.nalloc))
-		release_idle();
+	else if (unlikely(nfree >= tc.nalloc)) {
+		/* Nothing live: release_idle, unless a moment passes unread (a
+		 * thread that frees each block at once is here at every free). */
+		if (likely(tc.unread))
+			tc.unread--;
+		else
+			release_idle();
+	}
 }
 
 /* The standard streams' secret buffers (streams.c, through the hooks of arena.h):

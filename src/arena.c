@@ -343,7 +343,8 @@ void sm_arena_free(void *p)
 		if (likely(rel == (uintptr_t)q * sz && (uintptr_t)p < LOAD(s->bump_end) &&
 			   x->key != blk_key && tc.registered)) {
 #ifdef WIPE_AVX2
-			if (likely(sz <= 256 && have_avx2)) {
+			/* 32 to 256 bytes: one compare */
+			if (likely(sz - 32 <= 256 - 32 && have_avx2)) {
 				slot_free_avx2(x, c, sz);
 				return;
 			}
@@ -500,6 +501,7 @@ static void init(void)
 	sm_arena_reserved = RESERVE_MAX;
 	budget_init(); /* the budget sizes the reservation */
 	classes_init(); /* the slab sizes depend on the page size, the caches on the budget */
+	wipe_classes_init();
 	size_t span = reserve_want();
 	void *base = sm_pages_reserve(&span, RESERVE_MIN);
 	if (!base)

@@ -1048,22 +1048,22 @@ static void hold_on_regrow(void)
  * (bench/case_bench small-pair). */
 #define QUIET_UNREAD 15
 static __thread struct {
-	uint32_t left; /* idle moments still to pass unread */
+	/* the moments still to pass unread are tc.unread (slot_push reads it) */
 	uint32_t gap;  /* the last gap set */
 	uint64_t at;   /* the clock at the last read */
 } unread TLS_IE;
 
 __attribute__((noinline)) void release_idle(void)
 {
-	if (likely(unread.left)) {
-		unread.left--;
+	if (likely(tc.unread)) {
+		tc.unread--;
 		return;
 	}
 	uint64_t now = now_ns();
 	if (likely(now < quiet_until)) {
 		uint32_t g = unread.gap;
 		g = now != unread.at ? g / 2 : g < QUIET_UNREAD / 2 ? 2 * g + 1 : QUIET_UNREAD;
-		unread.gap = unread.left = g;
+		unread.gap = tc.unread = g;
 		unread.at = now;
 		return;
 	}
@@ -1078,7 +1078,7 @@ __attribute__((noinline)) void release_idle(void)
 void release_fork_child(void)
 {
 	skip.left = 0;
-	unread.left = 0;
+	tc.unread = 0;
 	unread.gap = 0;
 	quiet_until = 0;
 }
