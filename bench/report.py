@@ -517,7 +517,7 @@ def write_md(r, out):
           "sizes are random, so anything that branches on the size mispredicts: glibc's memset "
           "did on most frees, and that cost more than the stores themselves (a small secret pair "
           "was 1.30-1.38x glibc with `explicit_bzero`); blocks of 32-256 B are now wiped with "
-          "eight AVX2 stores at offsets from a table of the class, the same whatever the size "
+          "eight AVX2 stores, each clamped to the slot's last 32 bytes, the same whatever the size "
           "(cachegrind's branch simulation: 0.34 mispredicted branches a malloc-then-free pair "
           "with one store pattern up to 64 B and another above, 0.08 now). Medium and mixed: the "
           "wipe on free, a contract - `explicit_bzero` of the whole block, on average 32 KiB "

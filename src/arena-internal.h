@@ -175,7 +175,6 @@ struct arena_consts {
 	uint32_t class_magic[NCLASS];  /* ceil(2^32 / size): exact division for slab offsets */
 	uint16_t class_pages[NCLASS], class_slots[NCLASS], class_cap[NCLASS];
 	uint8_t class_of[SMALL_MAX / 16 + 1];
-	uint8_t wipe_at[NCLASS][8];    /* wipe.c: where slot_free_avx2's 8 stores go */
 };
 union arena_ro {
 	struct arena_consts v;
@@ -191,7 +190,6 @@ extern union arena_ro arena_ro;        /* arena.c */
 #define class_slots arena_ro.v.class_slots
 #define class_cap arena_ro.v.class_cap
 #define class_of arena_ro.v.class_of
-#define wipe_at arena_ro.v.wipe_at
 extern struct central central[NCLASS];
 /* Thread caches. */
 extern pthread_mutex_t reg_lock;
@@ -356,7 +354,6 @@ void release_fork_child(void);
 
 /* wipe.c */
 void wipe_init(void);
-void wipe_classes_init(void); /* after classes_init */
 bool wipe_resident(void *p, size_t len);
 bool wipe_block(void *p, size_t len, bool all_touched);
 #ifdef WIPE_AVX2

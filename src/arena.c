@@ -501,7 +501,6 @@ static void init(void)
 	sm_arena_reserved = RESERVE_MAX;
 	budget_init(); /* the budget sizes the reservation */
 	classes_init(); /* the slab sizes depend on the page size, the caches on the budget */
-	wipe_classes_init();
 	size_t span = reserve_want();
 	void *base = sm_pages_reserve(&span, RESERVE_MIN);
 	if (!base)
