@@ -6,8 +6,10 @@
 # still shared the parent's secret pages and arena: its write reached the parent's
 # block, its allocation corrupted the parent's free lists. The shim's handlers now
 # come first whoever registers when. _Fork, which runs no handlers, does what
-# fork() does when the locks are free. The probe (tests/atfork_prog.c with
-# tests/libatfork.c) is built -O2 -g, -O3 -flto, and with clang where installed.
+# fork() does when the locks are free, and when one is busy (a signal handler
+# interrupted its holder) gives the child an empty arena rather than wait. The
+# probe (tests/atfork_prog.c with tests/libatfork.c) is built -O2 -g, -O3 -flto,
+# and with clang where installed.
 
 load helpers
 load routing-helpers
@@ -76,4 +78,18 @@ setup() {
 @test "control: _Fork without the shim: nothing is secret, the child shares nothing" {
 	run -0 "$RT_BIN/o2/atfork_prog" _Fork
 	assert_output "secret 0 maps 0 child ok 0 parent changed 0 new bad 30"
+}
+
+@test "_Fork from a signal handler that interrupted main inside the arena: no deadlock; a child has its own copy when the locks were free, an empty arena when one was busy; the parent's block and arena are intact" {
+	local v
+	for v in "${VARIANTS[@]}"; do
+		run -0 --separate-stderr timeout 60 env LD_PRELOAD="$SHIM" SECRETMEM_SITES=mk_key,mk_big \
+			"$RT_BIN/$v/atfork_prog" _Fork-signal
+		assert_output "copy 1 drop 1 bad 0 parent changed 0 new bad 0"
+	done
+}
+
+@test "control: _Fork from a signal handler without the shim: nothing is secret" {
+	run -0 --separate-stderr timeout 60 "$RT_BIN/o2/atfork_prog" _Fork-signal
+	assert_output "copy 0 drop 1 bad 0 parent changed 0 new bad 30"
 }

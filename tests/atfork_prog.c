@@ -9,13 +9,26 @@
  *   _Fork: a secret block of mk_key ('P'), then _Fork() (no fork handlers): the
  *          child reads the block (a copy), writes 'C' into it and makes 20 more;
  *          the parent's block stays 'P' and its next blocks are sound.
+ *   _Fork-signal: a secret block of mk_key ('P'); a SIGALRM handler calls _Fork()
+ *          while main allocates and frees large secret blocks (mk_big), so that
+ *          some calls come while main holds the arena's locks. The child, in the
+ *          handler, makes only async-signal-safe calls: it finds the parent's
+ *          block in /proc/self/maps or not (a copy, or an empty arena: the locks
+ *          were busy), reads it where mapped, writes 'C' into it and exits. Prints
+ *          how many children had a copy, how many none, how many went wrong, and
+ *          whether the parent's block and arena are intact.
  * Prints what the child saw and what the parent's block holds afterwards.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "secretmem.h"
@@ -68,6 +81,113 @@ __attribute__((noinline)) static char *mk_scoped(size_t n)
 	return p;
 }
 
+/* Whether p lies in a /secretmem mapping, with async-signal-safe calls only (a
+ * child of _Fork in a signal handler). */
+static int maps_secret_raw(const void *p)
+{
+	static char buf[1 << 16];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	buf[len] = 0;
+	for (char *line = buf; *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = 0;
+		char *dash;
+		unsigned long lo = strtoul(line, &dash, 16), hi = strtoul(dash + 1, NULL, 16);
+		if ((unsigned long)p >= lo && (unsigned long)p < hi)
+			return strstr(line, " /secretmem") != NULL;
+		if (!end)
+			break;
+		line = end + 1;
+	}
+	return 0;
+}
+
+__attribute__((noinline)) void *mk_big(size_t n)
+{
+	return malloc(n);
+}
+
+static char *volatile sig_key;
+static volatile int sig_copy, sig_drop, sig_bad, sig_changed, sig_armed;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	pid_t c = _Fork();
+	if (c == 0) {
+		int mapped = maps_secret_raw(sig_key);
+		int ok = mapped >= 0;
+		if (mapped > 0) {
+			for (int i = 0; i < 64; i++)
+				ok &= sig_key[i] == 'P';
+			sig_key[0] = 'C';
+		}
+		_exit(!ok ? 1 : mapped ? 10 : 20);
+	}
+	if (c > 0) {
+		int st;
+		while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+			;
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		if (code == 10)
+			sig_copy++;
+		else if (code == 20)
+			sig_drop++;
+		else
+			sig_bad++;
+		for (int i = 0; i < 64; i++)
+			sig_changed += sig_key[i] != 'P';
+	}
+	sig_armed = 0;
+	errno = saved;
+}
+
+static int fork_signal(void)
+{
+	sig_key = mk_key(64);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	/* Until both paths were taken a few times, for at most 20 s; one signal at a
+	 * time, 20 to 270 us after the last (the handler's fork takes longer than
+	 * that: a repeating timer would leave main no time between handlers). */
+	time_t until = time(NULL) + 20;
+	for (unsigned n = 0; (sig_copy < 5 || sig_drop < 5) && time(NULL) < until && !sig_bad; n++) {
+		if (!sig_armed) {
+			sig_armed = 1;
+			struct itimerval it = { { 0, 0 }, { 0, 20 + (long)(n * 37 % 251) } };
+			setitimer(ITIMER_REAL, &it, NULL);
+		}
+		void *b[4];
+		for (int i = 0; i < 4; i++)
+			b[i] = mk_big((size_t)(96 + 32 * i) << 10);
+		for (int i = 0; i < 4; i++)
+			free(b[i]);
+	}
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	int bad = 0;
+	for (int i = 0; i < 30; i++) {
+		char *q = mk_key(64);
+		bad += !q || !secretmem_is_secret(q) || !maps_secret_raw(q);
+	}
+	printf("copy %d drop %d bad %d parent changed %d new bad %d\n", sig_copy >= 5,
+	       sig_drop >= 5, sig_bad, sig_changed, bad);
+	fprintf(stderr, "children: %d with a copy, %d with none\n", sig_copy, sig_drop);
+	return 0;
+}
+
 static int count_not(const char *p, size_t n, char c)
 {
 	int bad = 0;
@@ -104,6 +224,8 @@ int main(int argc, char **argv)
 		       WIFEXITED(st) && WEXITSTATUS(st) == 0, bad, n ? n[0] : '-');
 		return 0;
 	}
+	if (!strcmp(mode, "_Fork-signal"))
+		return fork_signal();
 	if (!strcmp(mode, "_Fork")) {
 		char *k = mk_key(64);
 		pid_t c = _Fork();
