@@ -1188,6 +1188,10 @@ bool sm_route_decide(void *ra)
  * nothing without a word. */
 static void report_unmatched(void)
 {
+	/* The program is named: LD_PRELOAD reaches a wrapper too (timeout, env, a
+	 * shell), which warns for itself before it starts the program the rule is
+	 * for. */
+	const char *prog = strrchr(exe_path, '/') ? strrchr(exe_path, '/') + 1 : exe_path;
 	lib_seen = sm_meta_alloc((sm_opt.nlibs + 1) * sizeof(bool));
 	site_seen = sm_meta_alloc((sm_opt.nsites + 1) * sizeof(bool));
 	for (size_t i = 0; i < sm_opt.nlibs; i++) {
@@ -1198,8 +1202,9 @@ static void report_unmatched(void)
 			lib_seen[i] = hit;
 		if (!hit)
 			sm_warn("SECRETMEM_LIBS pattern %s matches no object loaded now; "
-				"it protects nothing unless an object loaded later matches it",
-				sm_opt.libs[i]);
+				"it protects nothing unless an object loaded later matches it "
+				"(program: %s)",
+				sm_opt.libs[i], prog);
 	}
 	for (size_t i = 0; i < sm_opt.nsites; i++) {
 		bool hit = false;
@@ -1210,9 +1215,10 @@ static void report_unmatched(void)
 			site_seen[i] = hit;
 		if (!hit)
 			sm_warn("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now; "
-				"it protects nothing unless an object loaded later defines it",
+				"it protects nothing unless an object loaded later defines it "
+				"(program: %s)",
 				sm_opt.sites[i].lib ? sm_opt.sites[i].lib : "",
-				sm_opt.sites[i].lib ? ":" : "", sm_opt.sites[i].func);
+				sm_opt.sites[i].lib ? ":" : "", sm_opt.sites[i].func, prog);
 	}
 }
 

@@ -342,7 +342,7 @@ as_nobody() {
 	[[ $stderr == *"${SM_PREFIX}SECRETMEM_LIBS pattern libnothing-here*.so matches no object loaded now"* ]] ||
 		fail "no info line: $stderr"
 	run -0 --separate-stderr ft SECRETMEM_LIBS='libnothing-here*.so' blocks
-	assert_equal "$stderr" "${SM_PREFIX}SECRETMEM_LIBS pattern libnothing-here*.so matches no object loaded now; it protects nothing unless an object loaded later matches it"
+	assert_equal "$stderr" "${SM_PREFIX}SECRETMEM_LIBS pattern libnothing-here*.so matches no object loaded now; it protects nothing unless an object loaded later matches it (program: ${FP##*/})"
 	run -0 --separate-stderr ft SECRETMEM_LIBS='libnothing-here*.so' SECRETMEM_LOG=error blocks
 	assert_equal "$stderr" ""
 }

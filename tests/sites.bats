@@ -131,9 +131,9 @@ tail_calls() {
 	assert_block tail_key 0
 	output=$stderr
 	mapfile -t lines <<<"$stderr"
-	assert_line "${SM_PREFIX}SECRETMEM_SITES entry no_such_function matches no function in the objects loaded now; it protects nothing unless an object loaded later defines it"
+	assert_line "${SM_PREFIX}SECRETMEM_SITES entry no_such_function matches no function in the objects loaded now; it protects nothing unless an object loaded later defines it (program: sites_prog)"
 	assert_line --regexp "^${SM_PREFIX}SECRETMEM_SITES entry libnomatch\\*:tail_key matches no function .* loaded later"
-	assert_line "${SM_PREFIX}SECRETMEM_LIBS pattern libnothing*.so matches no object loaded now; it protects nothing unless an object loaded later matches it"
+	assert_line "${SM_PREFIX}SECRETMEM_LIBS pattern libnothing*.so matches no object loaded now; it protects nothing unless an object loaded later matches it (program: sites_prog)"
 	assert_equal "${#lines[@]}" 3
 	# a rule that matches says nothing
 	run -0 --separate-stderr with_shim SECRETMEM_SITES=tail_key SECRETMEM_LIBS=libsites.so "$B/o2/sites_prog" tail_key
@@ -142,6 +142,19 @@ tail_calls() {
 	# SECRETMEM_LOG=error silences it
 	run -0 --separate-stderr with_shim SECRETMEM_LOG=error SECRETMEM_SITES=no_such_function "$B/o2/sites_prog" tail_key
 	assert_equal "$stderr" ""
+}
+
+@test "a wrapper the preload reaches first (a shell, timeout) names itself in its warning; the program it starts matches and says nothing" {
+	local shell
+	shell=$(basename "$(readlink -f /bin/sh)")
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=tail_key \
+		sh -c 'exec timeout 30 "$0" tail_key' "$B/o2/sites_prog"
+	assert_block tail_key 1
+	output=$stderr
+	mapfile -t lines <<<"$stderr"
+	assert_line "${SM_PREFIX}SECRETMEM_SITES entry tail_key matches no function in the objects loaded now; it protects nothing unless an object loaded later defines it (program: $shell)"
+	assert_line "${SM_PREFIX}SECRETMEM_SITES entry tail_key matches no function in the objects loaded now; it protects nothing unless an object loaded later defines it (program: timeout)"
+	assert_equal "${#lines[@]}" 2
 }
 
 @test "a rule first matched by an object loaded later: an info line names it" {
