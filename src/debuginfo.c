@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef HAVE_ELFUTILS_LIBDW_H
@@ -36,6 +37,8 @@ static struct {
 	__typeof__(dwarf_tag) *tag;
 	__typeof__(dwarf_attr) *attr_own;
 	__typeof__(dwarf_formref_die) *formref_die;
+	__typeof__(dwarf_formudata) *formudata;
+	__typeof__(dwarf_dieoffset) *dieoffset;
 } dw;
 static bool loaded;
 
@@ -53,7 +56,8 @@ bool sm_debuginfo_load(void)
 		  SYM(attr, "dwarf_attr_integrate") && SYM(formstring, "dwarf_formstring") &&
 		  SYM(diename, "dwarf_diename") && SYM(ranges, "dwarf_ranges") &&
 		  SYM(child, "dwarf_child") && SYM(sibling, "dwarf_siblingof") && SYM(tag, "dwarf_tag") &&
-		  SYM(attr_own, "dwarf_attr") && SYM(formref_die, "dwarf_formref_die");
+		  SYM(attr_own, "dwarf_attr") && SYM(formref_die, "dwarf_formref_die") &&
+		  SYM(formudata, "dwarf_formudata") && SYM(dieoffset, "dwarf_dieoffset");
 #undef SYM
 	if (!ok)
 		return false;
@@ -62,23 +66,74 @@ bool sm_debuginfo_load(void)
 	return true;
 }
 
+/* The abstract instance of a wanted function the compiler inlined (its DIE says
+ * DW_INL_inlined or DW_INL_declared_inlined), known by its DIE's offset, which
+ * every copy names as its DW_AT_abstract_origin; whether a copy with code, inlined
+ * or out of line, was found. name points into libdw's data. */
+struct seen {
+	Dwarf_Off die;
+	const char *name;
+	bool inlined, copied;
+};
+
 struct walk {
 	const struct sm_elf_object *o;
 	bool (*wanted)(void *, const char *);
 	sm_inline_fn fn;
+	sm_lost_fn lost;
 	void *ctx;
 	const char *name;
+	struct seen *seen; /* mmap'd (what libdw allocates is ordinary; this too) */
+	size_t nseen, cap;
 };
 
-static int instance(Dwarf_Die *die, void *arg)
+/* Records what the walk learnt of the function whose abstract DIE is at die. When
+ * the table would pass 2^20 entries, or without memory, none is judged lost. */
+static void note(struct walk *w, Dwarf_Off die, const char *name, bool inlined, bool copied)
 {
-	struct walk *w = arg;
+	size_t i = 0;
+	while (i < w->nseen && w->seen[i].die != die)
+		i++;
+	if (i == w->nseen) {
+		if (!w->lost)
+			return;
+		if (w->nseen == w->cap) {
+			size_t cap = w->cap ? 2 * w->cap : 4096 / sizeof(struct seen);
+			size_t old = w->cap * sizeof(struct seen), size = cap * sizeof(struct seen);
+			void *p = MAP_FAILED;
+			if (cap <= (1u << 20))
+				p = w->seen ? mremap(w->seen, old, size, MREMAP_MAYMOVE)
+					    : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED) {
+				w->lost = NULL;
+				return;
+			}
+			w->seen = p;
+			w->cap = cap;
+		}
+		w->seen[w->nseen++] = (struct seen){ die, name, false, false };
+	}
+	w->seen[i].inlined |= inlined;
+	w->seen[i].copied |= copied;
+}
+
+/* Whether a DIE has code: a range [lo, hi) inside an executable segment of the
+ * object (a copy in a section the linker discarded, --gc-sections, keeps address
+ * 0 or a small addend: no code). With fn, reports each range (an inlined copy's)
+ * to it. */
+static bool has_code(Dwarf_Die *die, struct walk *w, sm_inline_fn fn)
+{
 	Dwarf_Addr base, lo, hi;
 	ptrdiff_t off = 0;
+	bool code = false;
 	while ((off = dw.ranges(die, off, &base, &lo, &hi)) > 0)
-		if (lo < hi && lo <= UINTPTR_MAX - w->o->bias && hi - lo <= UINTPTR_MAX - (w->o->bias + lo))
-			w->fn(w->ctx, w->name, w->o->bias + (uintptr_t)lo, w->o->bias + (uintptr_t)hi);
-	return DWARF_CB_OK;
+		if (lo < hi && lo <= UINTPTR_MAX - w->o->bias && hi - lo <= UINTPTR_MAX - (w->o->bias + lo) &&
+		    sm_elf_mapped(w->o, w->o->bias + (uintptr_t)lo, (size_t)(hi - lo), PF_X)) {
+			if (fn)
+				fn(w->ctx, w->name, w->o->bias + (uintptr_t)lo, w->o->bias + (uintptr_t)hi);
+			code = true;
+		}
+	return code;
 }
 
 /* The name a DIE's function goes by: its linkage name, else its name, through
@@ -93,7 +148,8 @@ static const char *func_name(Dwarf_Die *die)
 }
 
 /* Every inlined copy in the tree under die whose abstract origin is a wanted
- * function, whichever unit the origin is in: with -flto the abstract function
+ * function (noted with the wanted abstract instances and out-of-line copies, for
+ * the functions lost), whichever unit the origin is in: with -flto the abstract function
  * lives in the unit of its own source file and the copies in the unit the link
  * made, referenced with DW_FORM_ref_addr (dwarf_func_inline_instances looks in
  * the origin's own unit only). depth bounds the recursion against bad input. */
@@ -103,15 +159,25 @@ static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
 	if (depth > 64 || dw.child(die, &c) != 0)
 		return;
 	do {
-		if (dw.tag(&c) == DW_TAG_inlined_subroutine) {
-			Dwarf_Attribute a;
-			Dwarf_Die origin;
-			const char *name;
-			if (dw.attr_own(&c, DW_AT_abstract_origin, &a) && dw.formref_die(&a, &origin) &&
-			    (name = func_name(&origin)) && w->wanted(w->ctx, name)) {
-				w->name = name;
-				instance(&c, w);
-			}
+		int tag = dw.tag(&c);
+		Dwarf_Attribute a;
+		Dwarf_Die origin;
+		const char *name;
+		if (tag == DW_TAG_subprogram && dw.attr_own(&c, DW_AT_inline, &a)) {
+			/* the abstract instance: GCC and clang say "inlined" once the
+			 * inliner made a copy (DWARF 5, 3.3.8.1) */
+			Dwarf_Word how;
+			if (dw.formudata(&a, &how) == 0 && (how == DW_INL_inlined || how == DW_INL_declared_inlined) &&
+			    (name = func_name(&c)) && w->wanted(w->ctx, name))
+				note(w, dw.dieoffset(&c), name, true, false);
+		} else if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) &&
+			   dw.attr_own(&c, DW_AT_abstract_origin, &a) && dw.formref_die(&a, &origin) &&
+			   (name = func_name(&origin)) && w->wanted(w->ctx, name)) {
+			/* a copy: inlined (its ranges are the site's), or out of line (the
+			 * function itself, or a clone, which its symbol covers) */
+			w->name = name;
+			bool code = has_code(&c, w, tag == DW_TAG_inlined_subroutine ? w->fn : NULL);
+			note(w, dw.dieoffset(&origin), name, false, code);
 		}
 		inlined_under(&c, w, depth + 1);
 	} while (dw.sibling(&c, &c) == 0);
@@ -136,6 +202,13 @@ static bool read_fd(int fd, struct walk *w)
 			inlined_under(&cu, w, 0);
 		off = next;
 	}
+	for (size_t i = 0; w->lost && i < w->nseen; i++)
+		if (w->seen[i].inlined && !w->seen[i].copied)
+			w->lost(w->ctx, w->seen[i].name);
+	if (w->seen)
+		munmap(w->seen, w->cap * sizeof(struct seen));
+	w->seen = NULL;
+	w->nseen = w->cap = 0;
 	dw.dend(d);
 	dw.end(elf);
 	return true;
@@ -143,11 +216,11 @@ static bool read_fd(int fd, struct walk *w)
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
 				       bool (*wanted)(void *ctx, const char *name),
-				       sm_inline_fn fn, void *ctx)
+				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	if (!loaded)
 		return SM_DEBUGINFO_NO_LIBDW;
-	struct walk w = { o, wanted, fn, ctx, NULL };
+	struct walk w = { o, wanted, fn, lost, ctx, NULL, NULL, 0, 0 };
 	bool read = false;
 	if (path && path[0] == '/') {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -182,12 +255,13 @@ bool sm_debuginfo_load(void)
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
 				       bool (*wanted)(void *ctx, const char *name),
-				       sm_inline_fn fn, void *ctx)
+				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	(void)o;
 	(void)path;
 	(void)wanted;
 	(void)fn;
+	(void)lost;
 	(void)ctx;
 	return SM_DEBUGINFO_NO_LIBDW;
 }

@@ -33,11 +33,20 @@ enum sm_debuginfo {
  * linkage name when it has one) is name. */
 typedef void (*sm_inline_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_t hi);
 
+/* Called, after every instance, for each function the compiler inlined (its
+ * abstract instance says so) of which no copy with code is left, inlined or out
+ * of line: its code was merged into identical code the debug information
+ * attributes to another function, or removed, and nothing says where it went.
+ * (A function with an out-of-line copy is never reported: GCC's identical code
+ * folding makes an equal function a wrapper of it and inlines it there,
+ * recording no copy, and that code is the other function's.) */
+typedef void (*sm_lost_fn)(void *ctx, const char *name);
+
 /* Reports the inlined instances in object o, whose file is path, of the
- * functions wanted(ctx, name) says yes to. */
+ * functions wanted(ctx, name) says yes to, then those of them lost. */
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
 				       bool (*wanted)(void *ctx, const char *name),
-				       sm_inline_fn fn, void *ctx);
+				       sm_inline_fn fn, sm_lost_fn lost, void *ctx);
 
 #pragma GCC visibility pop
 

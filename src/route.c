@@ -87,6 +87,8 @@ static bool reading;
 /* Which rules have matched something (NULL until the start-up report): a rule
  * that first matches in an object loaded later is worth an info line. */
 static bool *lib_seen, *site_seen;
+/* per rule: the read_gen of the last object a lost_inlined warning named (0: none) */
+static unsigned *site_lost, read_gen;
 
 /* ---- rules ---- */
 
@@ -258,6 +260,43 @@ static void add_inlined(void *ctx, const char *name, uintptr_t lo, uintptr_t hi)
 				 (void *)lo, (size_t)(hi - lo), c->o->path);
 }
 
+/* A site the compiler inlined whose copies the debug information lost: they are
+ * merged into identical code it attributes to another function (at -O2 two
+ * calls, say malloc(n) and realloc(NULL, n), that became the same instructions
+ * share one copy), or gone. When the rule matched no code of the object at all,
+ * that is a warning (once per rule and object), in place of the one that the
+ * rule matches nothing: nothing the object allocates through the site is secret.
+ * (A rule that matched other code of the object, in one unit while a copy in
+ * another was removed as dead, say, says nothing.) */
+static void lost_inlined(void *ctx, const char *name)
+{
+	const struct symbols_ctx *c = ctx;
+	const struct object *o = c->o;
+	const char *prog = strrchr(exe_path, '/') ? strrchr(exe_path, '/') + 1 : exe_path;
+	struct sm_symbol ss;
+	ss.sym = name;
+	ss.state = 0;
+	for (size_t i = 0; i < sm_opt.nsites; i++) {
+		const struct sm_site *s = &sm_opt.sites[i];
+		if (!sm_symbol_matches(s->func, &ss) || (s->lib && !object_matches(s->lib, o)))
+			continue;
+		bool matched = false;
+		for (size_t r = 0; r < c->b.n && !matched; r++)
+			matched = c->b.r[r].rule == s;
+		if (!site_lost)
+			site_lost = sm_meta_alloc((sm_opt.nsites + 1) * sizeof(*site_lost));
+		if (matched || (site_lost && site_lost[i] == read_gen))
+			continue;
+		if (site_lost)
+			site_lost[i] = read_gen;
+		sm_warn("SECRETMEM_SITES entry %s%s%s: the compiler inlined %s in %s, and its debug "
+			"information records no copy of it (merged into identical code, or removed): "
+			"what such a copy allocates is not secret; name the function it was inlined "
+			"into, or use a scope (secretmem.h) (program: %s)",
+			s->lib ? s->lib : "", s->lib ? ":" : "", s->func, name, o->path, prog);
+	}
+}
+
 /* The object's inlined copies of sites, from its debug information; a warning
  * when it has a site but no debug information says where copies went. */
 static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, const char *file)
@@ -265,7 +304,7 @@ static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, 
 	bool has_site = false;
 	for (size_t i = 0; i < c->b.n && !has_site; i++)
 		has_site = c->b.r[i].cls == SM_SECRET;
-	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, site_wanted, add_inlined, c);
+	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, site_wanted, add_inlined, lost_inlined, c);
 	if (!has_site || d == SM_DEBUGINFO_READ || !file)
 		return; /* (without the file, the warning about it says more) */
 	if (d == SM_DEBUGINFO_NO_LIBDW)
@@ -301,6 +340,8 @@ static void read_symbols_now(struct object *o, const struct sm_elf_mapping *map)
 {
 	struct symbols_ctx c = { o, { 0 } };
 	struct sm_elf_object eo = elf_object(o);
+	if (++read_gen == 0)
+		read_gen = 1;
 	char file[4096];
 	enum sm_elf_source src = sm_elf_for_each_func_in(&eo, map, collect, &c, file, sizeof(file));
 	if (sm_opt.nsites && o->phnum && strncmp(o->path, "linux-vdso", 10) != 0)
@@ -1213,7 +1254,7 @@ static void report_unmatched(void)
 				hit = objects[k].ranges[r].rule == &sm_opt.sites[i];
 		if (site_seen)
 			site_seen[i] = hit;
-		if (!hit)
+		if (!hit && !(site_lost && site_lost[i])) /* (lost_inlined said more) */
 			sm_warn("SECRETMEM_SITES entry %s%s%s matches no function in the objects loaded now; "
 				"it protects nothing unless an object loaded later defines it "
 				"(program: %s)",

@@ -28,7 +28,7 @@ setup_file() {
 	# program without it; the C++, inlined (gcc -O2 -g, clang -O2 -g), -O3 -flto -g
 	# (and without -g) and non-PIE programs; the upgrade's replacement library
 	local files=(libdyn.so sites_dl sites_cxx inline_gcc libsitesplugin.so cxx_host sites_nopie
-		lto_gcc lto_nodebug_gcc libkeys.so.new)
+		lto_gcc lto_nodebug_gcc libkeys.so.new merged_gcc merged_noplt)
 	[[ -z ${CLANG:-} ]] || files+=(inline_clang lto_clang lto_nodebug_clang)
 	[[ -z ${CLANGXX:-} ]] || files+=(sites_cxx_clang)
 	for f in "${files[@]}"; do
@@ -402,6 +402,43 @@ cxx_case() {
 	assert_lives_ordinary glob_key
 	run cat "$RT_ERR"
 	assert_output "${SM_PREFIX}$B/inline_nodebug has a SECRETMEM_SITES function but no debug information: copies of it the compiler inlined are not found (install its debug symbols, e.g. its -dbgsym package, or build with -g)"
+}
+
+@test "two sites inlined as identical code and merged (gcc -O2 -g, -fno-plt): the one the debug information names is secret, the one it lost warns" {
+	local p msg
+	for p in merged_gcc merged_noplt; do
+		# the control: the merged copy counts as alloc_key's and copy_key's, and
+		# the block it allocates is secret
+		start_paused SECRETMEM_SITES=alloc_key,copy_key "$B/$p" pause
+		assert_lives_secret alloc_key
+		assert_lives_secret copy_key
+		assert_lives_ordinary unit_key
+		[[ ! -s $RT_ERR ]] || fail "$p: unexpected messages: $(cat "$RT_ERR")"
+		stop_paused
+		# grow_key and dup_name have no copy left of their own: what main
+		# allocates through the merged code is ordinary, and each says so once
+		# (the warning that it matches nothing is not repeated)
+		start_paused SECRETMEM_SITES=grow_key,dup_name "$B/$p" pause
+		assert_lives_ordinary alloc_key
+		assert_lives_ordinary copy_key
+		msg="and its debug information records no copy of it (merged into identical code, or removed): what such a copy allocates is not secret; name the function it was inlined into, or use a scope (secretmem.h) (program: $p)"
+		run cat "$RT_ERR"
+		assert_equal "${#lines[@]}" 2
+		assert_line "${SM_PREFIX}SECRETMEM_SITES entry grow_key: the compiler inlined grow_key in $B/$p, $msg"
+		assert_line "${SM_PREFIX}SECRETMEM_SITES entry dup_name: the compiler inlined dup_name in $B/$p, $msg"
+		stop_paused
+		# unit_key, a static inline site of a header: inlined into main, and in
+		# sites_merged_unit.c inlined and removed as dead code (that unit's
+		# abstract instance says "inlined", with no copy); the rule matches main's
+		# copy, and says nothing
+		run -0 objdump --dwarf=info "$B/$p"
+		(($(grep -c 'DW_AT_name.*: unit_key$' <<<"$output") >= 2)) || fail "$p: unit_key is not in two units"
+		start_paused SECRETMEM_SITES=unit_key "$B/$p" pause
+		assert_lives_secret unit_key
+		assert_lives_ordinary alloc_key
+		[[ ! -s $RT_ERR ]] || fail "$p: unexpected messages: $(cat "$RT_ERR")"
+		stop_paused
+	done
 }
 
 @test "a site in another file inlined by -O3 -flto -g (gcc, clang): found through the link's debug information" {
