@@ -120,6 +120,19 @@ PY
 	assert_equal "${lines[-1]}" "rule: secretmem-run --"
 }
 
+@test "audit: both runs start the command bound at start-up, as secretmem-run does (LD_BIND_NOW=1); an inherited LD_BIND_NOW is kept" {
+	# the command records what it was given (the shell ends before a scan, so the
+	# verify run reports that nothing could be scanned: exit status 1)
+	local cmd='echo "bind=${LD_BIND_NOW-unset}" >>"$0"' log=$BATS_TEST_TMPDIR/bind
+	run --separate-stderr -1 "$AUDIT" --quiet --hex "$KEYHEX" --verify -- sh -c "$cmd" "$log"
+	run cat "$log"
+	assert_output $'bind=1\nbind=1'
+	rm -f "$log"
+	run --separate-stderr -1 env LD_BIND_NOW=0 "$AUDIT" --quiet --hex "$KEYHEX" --verify -- sh -c "$cmd" "$log"
+	run cat "$log"
+	assert_output $'bind=0\nbind=0'
+}
+
 @test "audit: a statically linked command gets a warning that nothing of it can be recorded or protected; a dynamic one none" {
 	printf 'int main(void){return 0;}\n' >"$BATS_TEST_TMPDIR/p.c"
 	gcc -O2 -static -o "$BATS_TEST_TMPDIR/st" "$BATS_TEST_TMPDIR/p.c" ||
