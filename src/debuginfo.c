@@ -19,6 +19,7 @@
 #ifdef HAVE_ELFUTILS_LIBDW_H
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <gelf.h>
 
 static struct {
 	__typeof__(elf_version) *version;
@@ -39,6 +40,12 @@ static struct {
 	__typeof__(dwarf_formref_die) *formref_die;
 	__typeof__(dwarf_formudata) *formudata;
 	__typeof__(dwarf_dieoffset) *dieoffset;
+	__typeof__(elf_nextscn) *nextscn;
+	__typeof__(elf_getshdrstrndx) *shstrndx;
+	__typeof__(elf_strptr) *strptr;
+	__typeof__(elf_getdata) *getdata;
+	__typeof__(elf_compress) *compress;
+	__typeof__(gelf_getshdr) *getshdr;
 } dw;
 static bool loaded;
 
@@ -57,7 +64,9 @@ bool sm_debuginfo_load(void)
 		  SYM(diename, "dwarf_diename") && SYM(ranges, "dwarf_ranges") &&
 		  SYM(child, "dwarf_child") && SYM(sibling, "dwarf_siblingof") && SYM(tag, "dwarf_tag") &&
 		  SYM(attr_own, "dwarf_attr") && SYM(formref_die, "dwarf_formref_die") &&
-		  SYM(formudata, "dwarf_formudata") && SYM(dieoffset, "dwarf_dieoffset");
+		  SYM(formudata, "dwarf_formudata") && SYM(dieoffset, "dwarf_dieoffset") &&
+		  SYM(nextscn, "elf_nextscn") && SYM(shstrndx, "elf_getshdrstrndx") && SYM(strptr, "elf_strptr") &&
+		  SYM(getdata, "elf_getdata") && SYM(compress, "elf_compress") && SYM(getshdr, "gelf_getshdr");
 #undef SYM
 	if (!ok)
 		return false;
@@ -78,6 +87,8 @@ struct seen {
 
 struct walk {
 	const struct sm_elf_object *o;
+	const char *const *keys; /* NULL: no filter */
+	size_t nkeys;
 	bool (*wanted)(void *, const char *);
 	sm_inline_fn fn;
 	sm_lost_fn lost;
@@ -183,12 +194,57 @@ static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
 	} while (dw.sibling(&c, &c) == 0);
 }
 
-/* Whether the file open on fd has DWARF; if so, reports the instances. */
-static bool read_fd(int fd, struct walk *w)
+/* Whether the sections that hold every name a DIE can have (.debug_str,
+ * .debug_line_str, and .debug_info for names stored inline) contain none of the
+ * keys: then no DIE names a wanted function, and walking the units (most of the
+ * cost: a -dbg package's debug file of a system library is megabytes once
+ * decompressed) would find nothing. False, to be safe, for a file whose names may
+ * live elsewhere (a dwz alternate file, .zdebug sections) or one it cannot read. */
+static bool names_none(Elf *elf, const struct walk *w)
+{
+	size_t strndx;
+	if (!w->keys || dw.shstrndx(elf, &strndx) != 0)
+		return false;
+	bool info = false;
+	for (Elf_Scn *scn = dw.nextscn(elf, NULL); scn; scn = dw.nextscn(elf, scn)) {
+		GElf_Shdr sh;
+		const char *name;
+		if (!dw.getshdr(scn, &sh) || !(name = dw.strptr(elf, strndx, sh.sh_name)))
+			return false;
+		if (strcmp(name, ".gnu_debugaltlink") == 0 || strncmp(name, ".zdebug", 7) == 0 ||
+		    strcmp(name, ".debug_str.dwo") == 0 || strcmp(name, ".debug_info.dwo") == 0)
+			return false;
+		bool is_info = strcmp(name, ".debug_info") == 0;
+		if (!is_info && strcmp(name, ".debug_str") != 0 && strcmp(name, ".debug_line_str") != 0)
+			continue;
+		if (sh.sh_type == SHT_NOBITS)
+			continue;
+		/* decompressed in place, as libdw would (it then finds it done) */
+		if ((sh.sh_flags & SHF_COMPRESSED) && dw.compress(scn, 0, 0) < 0)
+			return false;
+		Elf_Data *data = dw.getdata(scn, NULL);
+		if (!data)
+			return false;
+		for (size_t k = 0; k < w->nkeys; k++)
+			if (data->d_buf && memmem(data->d_buf, data->d_size, w->keys[k], strlen(w->keys[k])))
+				return false;
+		info |= is_info;
+	}
+	return info;
+}
+
+/* Whether the file open on fd, named file, has DWARF; if so, reports the
+ * instances. */
+static bool read_fd(int fd, const char *file, struct walk *w)
 {
 	Elf *elf = dw.begin(fd, ELF_C_READ, NULL);
 	if (!elf)
 		return false;
+	if (names_none(elf, w)) {
+		sm_debug("the debug information of %s names no SECRETMEM_SITES function: not walked", file);
+		dw.end(elf);
+		return true;
+	}
 	Dwarf *d = dw.dbegin(elf, DWARF_C_READ, NULL);
 	if (!d) {
 		dw.end(elf);
@@ -215,17 +271,18 @@ static bool read_fd(int fd, struct walk *w)
 }
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
+				       const char *const *keys, size_t nkeys,
 				       bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	if (!loaded)
 		return SM_DEBUGINFO_NO_LIBDW;
-	struct walk w = { o, wanted, fn, lost, ctx, NULL, NULL, 0, 0 };
+	struct walk w = { o, keys, nkeys, wanted, fn, lost, ctx, NULL, NULL, 0, 0 };
 	bool read = false;
 	if (path && path[0] == '/') {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (fd >= 0) {
-			read = read_fd(fd, &w);
+			read = read_fd(fd, path, &w);
 			close(fd);
 		}
 	}
@@ -239,7 +296,7 @@ enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char
 		sm_format(dbg + k, sizeof(dbg) - k, ".debug");
 		int fd = open(dbg, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (fd >= 0) {
-			read = read_fd(fd, &w);
+			read = read_fd(fd, dbg, &w);
 			close(fd);
 		}
 	}
@@ -254,11 +311,14 @@ bool sm_debuginfo_load(void)
 }
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
+				       const char *const *keys, size_t nkeys,
 				       bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	(void)o;
 	(void)path;
+	(void)keys;
+	(void)nkeys;
 	(void)wanted;
 	(void)fn;
 	(void)lost;

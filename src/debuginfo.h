@@ -43,8 +43,11 @@ typedef void (*sm_inline_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_
 typedef void (*sm_lost_fn)(void *ctx, const char *name);
 
 /* Reports the inlined instances in object o, whose file is path, of the
- * functions wanted(ctx, name) says yes to, then those of them lost. */
+ * functions wanted(ctx, name) says yes to, then those of them lost. keys, when
+ * not NULL: nkeys strings every such name contains (sm_rule_key); a file whose
+ * DWARF strings hold none of them is not walked. */
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
+				       const char *const *keys, size_t nkeys,
 				       bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx);
 

@@ -304,7 +304,30 @@ static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, 
 	bool has_site = false;
 	for (size_t i = 0; i < c->b.n && !has_site; i++)
 		has_site = c->b.r[i].cls == SM_SECRET;
-	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, site_wanted, add_inlined, lost_inlined, c);
+	/* what every name of a rule that applies here contains, to skip files that
+	 * name none (a system library's -dbg file); none when a rule has no key */
+	static const char **site_keys; /* per rule, computed once; "" for none */
+	if (!site_keys && (site_keys = sm_meta_alloc(sm_opt.nsites * sizeof(*site_keys) + 1)))
+		for (size_t i = 0; i < sm_opt.nsites; i++) {
+			char key[256];
+			site_keys[i] = sm_rule_key(sm_opt.sites[i].func, key, sizeof(key))
+					       ? sm_meta_strndup(key, strlen(key)) : NULL;
+			if (!site_keys[i])
+				site_keys[i] = "";
+		}
+	const char *keys[32];
+	size_t nkeys = 0;
+	bool filter = site_keys != NULL;
+	for (size_t i = 0; filter && i < sm_opt.nsites; i++) {
+		const struct sm_site *s = &sm_opt.sites[i];
+		if (s->lib && !object_matches(s->lib, c->o))
+			continue;
+		filter = site_keys[i][0] != '\0' && nkeys < sizeof(keys) / sizeof(keys[0]);
+		if (filter)
+			keys[nkeys++] = site_keys[i];
+	}
+	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, filter ? keys : NULL, nkeys, site_wanted,
+						   add_inlined, lost_inlined, c);
 	if (!has_site || d == SM_DEBUGINFO_READ || !file)
 		return; /* (without the file, the warning about it says more) */
 	if (d == SM_DEBUGINFO_NO_LIBDW)

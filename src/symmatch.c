@@ -312,6 +312,47 @@ static bool may_name(const char *sym, const char *rule)
 	return strstr(sym, key) != NULL;
 }
 
+bool sm_rule_key(const char *rule, char *key, size_t size)
+{
+	if (!sm_rule_is_cxx(rule)) {
+		/* a C or mangled name: every name it matches begins with it */
+		size_t n = strlen(rule);
+		if (n == 0 || n >= size)
+			return false;
+		memcpy(key, rule, n + 1);
+		return true;
+	}
+	char r[512];
+	if (!squeeze(rule, strlen(rule), r, sizeof(r)))
+		return false;
+	sm_cxx_normalize(r);
+	/* its last identifier, before the template arguments it may end with */
+	size_t e = name_end(r);
+	if (e > 0 && r[e - 1] == '>') {
+		int depth = 0;
+		while (e > 0) {
+			char ch = r[--e];
+			depth += ch == '>' ? 1 : ch == '<' ? -1 : 0;
+			if (depth == 0)
+				break;
+		}
+		if (depth != 0)
+			return false;
+	}
+	size_t b = e;
+	while (b > 0 && r[b - 1] != ':' && r[b - 1] != '>')
+		b--;
+	if (b < e && r[b] == '~')
+		b++; /* a destructor: its class's name, which its mangled name holds too */
+	if (b == e || strncmp(r + b, "operator", 8) == 0)
+		return false;
+	if (e - b >= size)
+		return false;
+	memcpy(key, r + b, e - b);
+	key[e - b] = '\0';
+	return e > b;
+}
+
 bool sm_symbol_matches(const char *rule, struct sm_symbol *s)
 {
 	if (plain_match(rule, s->sym))

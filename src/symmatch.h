@@ -18,6 +18,7 @@
 #define SM_SYMMATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -31,6 +32,12 @@ struct sm_symbol {
 /* Whether sym (held in s, whose other fields this fills on demand) is the function
  * rule names. */
 bool sm_symbol_matches(const char *rule, struct sm_symbol *s);
+
+/* A string that every name rule matches contains, as a symbol or as a DWARF
+ * name (its linkage name, or its own name): the rule for a C or mangled name,
+ * else the last identifier of its C++ name ("load" for KeyStore::load(int)).
+ * False when there is none to give (an operator, a shape not known). */
+bool sm_rule_key(const char *rule, char *key, size_t size);
 
 /* Removes ABI tags ([abi:cxx11]) and anonymous namespaces ("(anonymousnamespace)::")
  * from s, a C++ name with its spaces removed; in place. */

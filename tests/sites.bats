@@ -388,6 +388,17 @@ cxx_case() {
 	assert_lives_ordinary plain
 	[[ ! -s $RT_ERR ]] || fail "unexpected messages: $(cat "$RT_ERR")"
 	stop_paused
+	# a rule whose name the file's DWARF strings do not hold: the file is not
+	# walked (what a system library's -dbg file costs every process start); the
+	# rule that names inl_key walks it
+	local skip="the debug information of $DBG_FILE names no SECRETMEM_SITES function: not walked"
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LOG=debug SECRETMEM_SITES=no_such_site \
+		"$BATS_TEST_TMPDIR/dbg_prog"
+	[[ $stderr == *"$skip"* ]] || fail "not skipped: $stderr"
+	run -0 --separate-stderr env LD_PRELOAD="$SHIM" SECRETMEM_LOG=debug SECRETMEM_SITES=no_such_site,inl_key \
+		"$BATS_TEST_TMPDIR/dbg_prog"
+	[[ $stderr != *"$skip"* ]] || fail "skipped: $stderr"
+	assert_line --regexp "^inl_key secret=1 "
 	# control: without the file, the inlined copy is not found, and a warning says so
 	rm -f "$DBG_FILE"
 	start_paused SECRETMEM_SITES=inl_key,glob_key "$BATS_TEST_TMPDIR/dbg_prog" pause

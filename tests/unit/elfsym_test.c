@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "elfsym.h"
+#include "symmatch.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -184,6 +185,36 @@ static void damaged(void)
 	ok(faults == 0 && full == 1, "truncated at every length: symbols only from a whole file (%d whole)", full);
 }
 
+/* sm_rule_key: the string every name a rule matches contains (the debug reader
+ * skips a file whose DWARF strings hold none), and the names it matches hold it. */
+static void rule_keys(void)
+{
+	static const struct {
+		const char *rule, *key, *name; /* name: a mangled name the rule matches */
+	} c[] = {
+		{ "load_key", "load_key", "load_key.constprop.0" },
+		{ "_ZN8KeyStore4loadEi", "_ZN8KeyStore4loadEi", "_ZN8KeyStore4loadEi" },
+		{ "KeyStore::load", "load", "_ZN6crypto8KeyStore4loadEi" },
+		{ "crypto :: KeyStore :: load(int)", "load", "_ZN6crypto8KeyStore4loadEi" },
+		{ "Box::fill", "fill", "_ZN3BoxIiE4fillEv" },
+		{ "make_key<int>", "make_key", "_Z8make_keyIiEPcv" },
+		{ "ns::Box<std::pair<int, long>>::fill(int)", "fill", "_ZN2ns3BoxISt4pairIilEE4fillEi" },
+		{ "ns::make<Box<int>>", "make", "_ZN2ns4makeI3BoxIiEEEvv" },
+		{ "KeyStore::KeyStore", "KeyStore", "_ZN8KeyStoreC2Ev" },
+		{ "KeyStore::~KeyStore", "KeyStore", "_ZN8KeyStoreD2Ev" },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char key[64];
+		bool got = sm_rule_key(c[i].rule, key, sizeof(key));
+		ok(got && strcmp(key, c[i].key) == 0 && strstr(c[i].name, key),
+		   "sm_rule_key(%s) is %s, which %s holds", c[i].rule, got ? key : "(none)", c[i].name);
+	}
+	char key[64];
+	ok(!sm_rule_key("KeyStore::operator()", key, sizeof(key)) && !sm_rule_key("", key, sizeof(key)) &&
+		   !sm_rule_key("load_key", key, 4),
+	   "sm_rule_key: none for an operator, an empty rule, or a key that does not fit");
+}
+
 int main(void)
 {
 	printf("# ELF reader unit test\n");
@@ -216,5 +247,6 @@ int main(void)
 	ok(only_in_symtab(1) == 4, "(keeps the static function)");
 
 	damaged();
+	rule_keys();
 	return tap_done();
 }
