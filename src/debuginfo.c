@@ -199,7 +199,8 @@ static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
  * keys: then no DIE names a wanted function, and walking the units (most of the
  * cost: a -dbg package's debug file of a system library is megabytes once
  * decompressed) would find nothing. False, to be safe, for a file whose names may
- * live elsewhere (a dwz alternate file, .zdebug sections) or one it cannot read. */
+ * live elsewhere (a dwz alternate or DWARF 5 supplementary file, .zdebug
+ * sections, split DWARF) or one it cannot read. */
 static bool names_none(Elf *elf, const struct walk *w)
 {
 	size_t strndx;
@@ -211,7 +212,8 @@ static bool names_none(Elf *elf, const struct walk *w)
 		const char *name;
 		if (!dw.getshdr(scn, &sh) || !(name = dw.strptr(elf, strndx, sh.sh_name)))
 			return false;
-		if (strcmp(name, ".gnu_debugaltlink") == 0 || strncmp(name, ".zdebug", 7) == 0 ||
+		if (strcmp(name, ".gnu_debugaltlink") == 0 || strcmp(name, ".debug_sup") == 0 ||
+		    strncmp(name, ".zdebug", 7) == 0 ||
 		    strcmp(name, ".debug_str.dwo") == 0 || strcmp(name, ".debug_info.dwo") == 0)
 			return false;
 		bool is_info = strcmp(name, ".debug_info") == 0;

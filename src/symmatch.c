@@ -314,18 +314,21 @@ static bool may_name(const char *sym, const char *rule)
 
 bool sm_rule_key(const char *rule, char *key, size_t size)
 {
-	if (!sm_rule_is_cxx(rule)) {
-		/* a C or mangled name: every name it matches begins with it */
-		size_t n = strlen(rule);
-		if (n == 0 || n >= size)
-			return false;
-		memcpy(key, rule, n + 1);
-		return true;
-	}
+	/* as sm_symbol_matches reads it: spaces, ABI tags and anonymous namespaces
+	 * are not part of any name it is compared with (load[abi:cxx11] matches
+	 * _Z4loadB5cxx11i, whose DWARF name is load) */
 	char r[512];
 	if (!squeeze(rule, strlen(rule), r, sizeof(r)))
 		return false;
 	sm_cxx_normalize(r);
+	if (!sm_rule_is_cxx(r)) {
+		/* a C or mangled name: every name it matches begins with it */
+		size_t n = strlen(r);
+		if (n == 0 || n >= size)
+			return false;
+		memcpy(key, r, n + 1);
+		return true;
+	}
 	/* its last identifier, before the template arguments it may end with */
 	size_t e = name_end(r);
 	if (e > 0 && r[e - 1] == '>') {

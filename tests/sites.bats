@@ -315,6 +315,11 @@ cxx_case() {
 	cxx_case crypto::hidden_key hidden_key -- load_int
 	# inlined, it is known by its debug information's short name
 	cxx_case inlined_hidden inlined_hidden -- hidden_key
+	# inlined with an ABI tag, found through the debug information under the
+	# rule with its tag or without (the tag is no part of the DWARF name)
+	cxx_case 'inline_text[abi:cxx11]' inline_text -- load_text
+	cxx_case 'inline_text[abi:cxx11](int)' inline_text -- load_text
+	cxx_case inline_text inline_text -- load_text
 	cxx_case 'crypto::KeyStore::operator()' call_op -- load_int load_text
 	cxx_case 'KeyStore::operator()(int)' call_op -- load_int
 	cxx_case 'crypto::Box<int>::fill' box_fill -- hidden_key

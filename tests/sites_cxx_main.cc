@@ -37,6 +37,10 @@ int main(int argc, char **argv)
 			static std::string t; // past the small-string buffer: on the heap
 			t = ks.load_text(64);
 			report(c, t.data());
+		} else if (!std::strcmp(c, "inline_text")) {
+			static std::string t;
+			t = inline_text(64);
+			report(c, t.data());
 		} else if (!std::strcmp(c, "call_op"))
 			report(c, ks(64));
 		else if (!std::strcmp(c, "box_fill"))

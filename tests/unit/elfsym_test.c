@@ -202,6 +202,9 @@ static void rule_keys(void)
 		{ "ns::make<Box<int>>", "make", "_ZN2ns4makeI3BoxIiEEEvv" },
 		{ "KeyStore::KeyStore", "KeyStore", "_ZN8KeyStoreC2Ev" },
 		{ "KeyStore::~KeyStore", "KeyStore", "_ZN8KeyStoreD2Ev" },
+		{ "load_text[abi:cxx11]", "load_text", "_Z9load_textB5cxx11i" },
+		{ "text [abi:cxx11]", "text", "_ZN6crypto8KeyStore4textB5cxx11Ev" },
+		{ "KeyStore::text[abi:cxx11]", "text", "_ZN6crypto8KeyStore4textB5cxx11Ev" },
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		char key[64];
