@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ static struct {
 	__typeof__(elf_getdata) *getdata;
 	__typeof__(elf_compress) *compress;
 	__typeof__(gelf_getshdr) *getshdr;
+	__typeof__(dwarf_getscopes_die) *getscopes_die;
 } dw;
 static bool loaded;
 
@@ -66,7 +68,8 @@ bool sm_debuginfo_load(void)
 		  SYM(attr_own, "dwarf_attr") && SYM(formref_die, "dwarf_formref_die") &&
 		  SYM(formudata, "dwarf_formudata") && SYM(dieoffset, "dwarf_dieoffset") &&
 		  SYM(nextscn, "elf_nextscn") && SYM(shstrndx, "elf_getshdrstrndx") && SYM(strptr, "elf_strptr") &&
-		  SYM(getdata, "elf_getdata") && SYM(compress, "elf_compress") && SYM(getshdr, "gelf_getshdr");
+		  SYM(getdata, "elf_getdata") && SYM(compress, "elf_compress") && SYM(getshdr, "gelf_getshdr") &&
+		  SYM(getscopes_die, "dwarf_getscopes_die");
 #undef SYM
 	if (!ok)
 		return false;
@@ -85,10 +88,19 @@ struct seen {
 	bool inlined, copied;
 };
 
+/* Qualified names made from the scopes of a DIE that has no linkage name, in
+ * blocks that never move (a seen entry points into them). */
+struct names {
+	struct names *next;
+	size_t used;
+	char text[65536 - 2 * sizeof(void *)];
+};
+
 struct walk {
 	const struct sm_elf_object *o;
-	const char *const *keys; /* NULL: no filter */
+	const char *const *keys;
 	size_t nkeys;
+	bool filter, unkeyed;
 	bool (*wanted)(void *, const char *);
 	sm_inline_fn fn;
 	sm_lost_fn lost;
@@ -96,6 +108,14 @@ struct walk {
 	const char *name;
 	struct seen *seen; /* mmap'd (what libdw allocates is ordinary; this too) */
 	size_t nseen, cap;
+	struct names *names; /* mmap'd */
+	/* the last qualified names made, by the address of their DIE's data (unique
+	 * across a file and its dwz alternate, where offsets are not): an inlined
+	 * function has many copies, and each dwarf_getscopes_die walks its unit */
+	struct {
+		const void *addr;
+		const char *q;
+	} made[64];
 };
 
 /* Records what the walk learnt of the function whose abstract DIE is at die. When
@@ -147,15 +167,101 @@ static bool has_code(Dwarf_Die *die, struct walk *w, sm_inline_fn fn)
 	return code;
 }
 
-/* The name a DIE's function goes by: its linkage name, else its name, through
- * DW_AT_abstract_origin and DW_AT_specification (dwarf_attr_integrate). */
-static const char *func_name(Dwarf_Die *die)
+/* Whether name is one of the walk's keys (the last identifier of a C++ rule). */
+static bool is_key(const struct walk *w, const char *name)
+{
+	for (size_t k = 0; k < w->nkeys; k++)
+		if (strcmp(w->keys[k], name) == 0)
+			return true;
+	return false;
+}
+
+/* Appends s (n bytes) to out (size size) at *k; false if it does not fit. */
+static bool put(char *out, size_t size, size_t *k, const char *s, size_t n)
+{
+	if (n >= size - *k)
+		return false;
+	memcpy(out + *k, s, n);
+	*k += n;
+	out[*k] = '\0';
+	return true;
+}
+
+/* The name c++filt would print, without the parameters, of a C++ function whose
+ * DIE has a name but no linkage name (GCC gives none to a function of an
+ * anonymous namespace): its namespaces' and classes' names, from the scopes of
+ * its declaration, then its own: "crypto::(anonymous namespace)::hidden_key".
+ * NULL for a function at file scope or in a function's scope (a local class),
+ * or without memory; the result lives until the walk ends. */
+static const char *qualified_name(Dwarf_Die *die, const char *name, struct walk *w)
+{
+	Dwarf_Die d = *die, *scopes = NULL;
+	Dwarf_Attribute a;
+	/* the declaration: the definition of a member or of a namespace's function
+	 * written outside its braces is at file scope and names it */
+	for (int i = 0; i < 8; i++) {
+		if (!dw.attr_own(&d, DW_AT_specification, &a) && !dw.attr_own(&d, DW_AT_abstract_origin, &a))
+			break;
+		if (!dw.formref_die(&a, &d))
+			return NULL;
+	}
+	int n = dw.getscopes_die(&d, &scopes);
+	char q[1024];
+	size_t k = 0;
+	bool ok = n > 2; /* the function, a scope, the unit */
+	q[0] = '\0';
+	for (int i = n - 2; ok && i >= 1; i--) {
+		int tag = dw.tag(&scopes[i]);
+		const char *s = dw.diename(&scopes[i]);
+		if (tag == DW_TAG_namespace && !s)
+			s = "(anonymous namespace)";
+		ok = s && (tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
+			   tag == DW_TAG_structure_type || tag == DW_TAG_union_type) &&
+		     put(q, sizeof(q), &k, s, strlen(s)) && put(q, sizeof(q), &k, "::", 2);
+	}
+	free(scopes);
+	if (!ok || !put(q, sizeof(q), &k, name, strlen(name)))
+		return NULL;
+	struct names *b = w->names;
+	if (!b || sizeof(b->text) - b->used <= k) {
+		b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (b == MAP_FAILED)
+			return NULL;
+		b->next = w->names;
+		b->used = 0;
+		w->names = b;
+	}
+	char *out = b->text + b->used;
+	memcpy(out, q, k + 1);
+	b->used += k + 1;
+	return out;
+}
+
+/* The name of the function of DIE die if the walk wants it, else NULL: its
+ * linkage name, else its name, through DW_AT_abstract_origin and
+ * DW_AT_specification (dwarf_attr_integrate); or, for a function known by its
+ * name alone that is the last identifier of a rule (crypto::hidden_key), its
+ * qualified name. */
+static const char *wanted_name(Dwarf_Die *die, struct walk *w)
 {
 	Dwarf_Attribute a;
 	const char *name = NULL;
-	if (dw.attr(die, DW_AT_linkage_name, &a))
-		name = dw.formstring(&a);
-	return name ? name : dw.diename(die);
+	bool linkage = dw.attr(die, DW_AT_linkage_name, &a) && (name = dw.formstring(&a));
+	if (!linkage && !(name = dw.diename(die)))
+		return NULL;
+	if (w->wanted(w->ctx, name))
+		return name;
+	if (linkage || !(is_key(w, name) || (w->unkeyed && strncmp(name, "operator", 8) == 0)))
+		return NULL;
+	size_t h = ((uintptr_t)die->addr >> 3) % (sizeof(w->made) / sizeof(w->made[0]));
+	if (w->made[h].addr == die->addr)
+		return w->made[h].q;
+	const char *q = qualified_name(die, name, w);
+	if (q && !w->wanted(w->ctx, q))
+		q = NULL;
+	w->made[h].addr = die->addr;
+	w->made[h].q = q;
+	return q;
 }
 
 /* Every inlined copy in the tree under die whose abstract origin is a wanted
@@ -179,11 +285,11 @@ static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
 			 * inliner made a copy (DWARF 5, 3.3.8.1) */
 			Dwarf_Word how;
 			if (dw.formudata(&a, &how) == 0 && (how == DW_INL_inlined || how == DW_INL_declared_inlined) &&
-			    (name = func_name(&c)) && w->wanted(w->ctx, name))
+			    (name = wanted_name(&c, w)))
 				note(w, dw.dieoffset(&c), name, true, false);
 		} else if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) &&
 			   dw.attr_own(&c, DW_AT_abstract_origin, &a) && dw.formref_die(&a, &origin) &&
-			   (name = func_name(&origin)) && w->wanted(w->ctx, name)) {
+			   (name = wanted_name(&origin, w))) {
 			/* a copy: inlined (its ranges are the site's), or out of line (the
 			 * function itself, or a clone, which its symbol covers) */
 			w->name = name;
@@ -204,7 +310,7 @@ static void inlined_under(Dwarf_Die *die, struct walk *w, int depth)
 static bool names_none(Elf *elf, const struct walk *w)
 {
 	size_t strndx;
-	if (!w->keys || dw.shstrndx(elf, &strndx) != 0)
+	if (!w->filter || dw.shstrndx(elf, &strndx) != 0)
 		return false;
 	bool info = false;
 	for (Elf_Scn *scn = dw.nextscn(elf, NULL); scn; scn = dw.nextscn(elf, scn)) {
@@ -266,6 +372,12 @@ static bool read_fd(int fd, const char *file, struct walk *w)
 	if (w->seen)
 		munmap(w->seen, w->cap * sizeof(struct seen));
 	w->seen = NULL;
+	while (w->names) {
+		struct names *b = w->names;
+		w->names = b->next;
+		munmap(b, sizeof(*b));
+	}
+	memset(w->made, 0, sizeof(w->made));
 	w->nseen = w->cap = 0;
 	dw.dend(d);
 	dw.end(elf);
@@ -273,13 +385,14 @@ static bool read_fd(int fd, const char *file, struct walk *w)
 }
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
-				       const char *const *keys, size_t nkeys,
-				       bool (*wanted)(void *ctx, const char *name),
+				       const char *const *keys, size_t nkeys, bool filter,
+				       bool unkeyed, bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	if (!loaded)
 		return SM_DEBUGINFO_NO_LIBDW;
-	struct walk w = { o, keys, nkeys, wanted, fn, lost, ctx, NULL, NULL, 0, 0 };
+	struct walk w = { .o = o, .keys = keys, .nkeys = nkeys, .filter = filter, .unkeyed = unkeyed,
+			  .wanted = wanted, .fn = fn, .lost = lost, .ctx = ctx };
 	bool read = false;
 	if (path && path[0] == '/') {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -313,11 +426,13 @@ bool sm_debuginfo_load(void)
 }
 
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
-				       const char *const *keys, size_t nkeys,
-				       bool (*wanted)(void *ctx, const char *name),
+				       const char *const *keys, size_t nkeys, bool filter,
+				       bool unkeyed, bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx)
 {
 	(void)o;
+	(void)filter;
+	(void)unkeyed;
 	(void)path;
 	(void)keys;
 	(void)nkeys;

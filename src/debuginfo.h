@@ -43,12 +43,15 @@ typedef void (*sm_inline_fn)(void *ctx, const char *name, uintptr_t lo, uintptr_
 typedef void (*sm_lost_fn)(void *ctx, const char *name);
 
 /* Reports the inlined instances in object o, whose file is path, of the
- * functions wanted(ctx, name) says yes to, then those of them lost. keys, when
- * not NULL: nkeys strings every such name contains (sm_rule_key); a file whose
- * DWARF strings hold none of them is not walked. */
+ * functions wanted(ctx, name) says yes to, then those of them lost. keys: nkeys
+ * strings, the keys of the rules that have one (sm_rule_key); a C++ function
+ * that has no linkage name and whose name is one of them, or an operator when
+ * unkeyed (some rule has no key), is also offered by its qualified name. With
+ * filter (every rule has a key), a file whose DWARF strings hold none of the keys
+ * is not walked. */
 enum sm_debuginfo sm_debuginfo_inlined(const struct sm_elf_object *o, const char *path,
-				       const char *const *keys, size_t nkeys,
-				       bool (*wanted)(void *ctx, const char *name),
+				       const char *const *keys, size_t nkeys, bool filter,
+				       bool unkeyed, bool (*wanted)(void *ctx, const char *name),
 				       sm_inline_fn fn, sm_lost_fn lost, void *ctx);
 
 #pragma GCC visibility pop

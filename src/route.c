@@ -315,19 +315,22 @@ static void read_inlined(struct symbols_ctx *c, const struct sm_elf_object *eo, 
 			if (!site_keys[i])
 				site_keys[i] = "";
 		}
-	const char *keys[32];
+	static const char **keys; /* of the rules that apply here */
+	if (!keys)
+		keys = sm_meta_alloc(sm_opt.nsites * sizeof(*keys) + 1);
 	size_t nkeys = 0;
-	bool filter = site_keys != NULL;
-	for (size_t i = 0; filter && i < sm_opt.nsites; i++) {
+	bool unkeyed = !site_keys || !keys;
+	for (size_t i = 0; site_keys && keys && i < sm_opt.nsites; i++) {
 		const struct sm_site *s = &sm_opt.sites[i];
 		if (s->lib && !object_matches(s->lib, c->o))
 			continue;
-		filter = site_keys[i][0] != '\0' && nkeys < sizeof(keys) / sizeof(keys[0]);
-		if (filter)
+		if (site_keys[i][0] != '\0')
 			keys[nkeys++] = site_keys[i];
+		else
+			unkeyed = true;
 	}
-	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, filter ? keys : NULL, nkeys, site_wanted,
-						   add_inlined, lost_inlined, c);
+	enum sm_debuginfo d = sm_debuginfo_inlined(eo, file, keys, nkeys, !unkeyed, unkeyed,
+						   site_wanted, add_inlined, lost_inlined, c);
 	if (!has_site || d == SM_DEBUGINFO_READ || !file)
 		return; /* (without the file, the warning about it says more) */
 	if (d == SM_DEBUGINFO_NO_LIBDW)

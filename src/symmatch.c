@@ -155,6 +155,14 @@ void sm_cxx_normalize(char *s)
 	s[k] = '\0';
 }
 
+/* Whether sym is a qualified C++ name (debuginfo.c makes them, for functions the
+ * debug information knows by their name alone), not a symbol: no symbol has a
+ * ':'. */
+static bool qualified(const char *sym)
+{
+	return strstr(sym, "::") != NULL;
+}
+
 /* The demangled name of s->sym in s->name: the return type (of a template
  * function) and " [clone .cold]" suffixes cut, spaces removed, normalized. */
 static bool demangled(struct sm_symbol *s)
@@ -162,6 +170,14 @@ static bool demangled(struct sm_symbol *s)
 	if (s->state)
 		return s->state > 0;
 	s->state = -1;
+	if (qualified(s->sym)) {
+		/* a name as the debug information gives it, qualified already */
+		if (!squeeze(s->sym, strlen(s->sym), s->name, sizeof(s->name)))
+			return false;
+		sm_cxx_normalize(s->name);
+		s->state = 1;
+		return true;
+	}
 	if (s->sym[0] != '_' || s->sym[1] != 'Z')
 		return false;
 	if (!demangle)
@@ -360,13 +376,14 @@ bool sm_symbol_matches(const char *rule, struct sm_symbol *s)
 {
 	if (plain_match(rule, s->sym))
 		return true;
-	if (s->sym[0] != '_' || s->sym[1] != 'Z' || (rule[0] == '_' && rule[1] == 'Z'))
+	bool named = qualified(s->sym);
+	if ((!named && (s->sym[0] != '_' || s->sym[1] != 'Z')) || (rule[0] == '_' && rule[1] == 'Z'))
 		return false;
 	char r[512];
 	if (!squeeze(rule, strlen(rule), r, sizeof(r)))
 		return false;
 	sm_cxx_normalize(r);
-	if (!may_name(s->sym, r) || !demangled(s))
+	if ((!named && !may_name(s->sym, r)) || !demangled(s))
 		return false;
 	if (r[name_end(r)] == '(')
 		/* a signature: that overload only */

@@ -313,8 +313,12 @@ cxx_case() {
 	cxx_case crypto::KeyStore::load_text load_text -- load_int
 	cxx_case 'crypto::(anonymous namespace)::hidden_key' hidden_key -- box_fill
 	cxx_case crypto::hidden_key hidden_key -- load_int
-	# inlined, it is known by its debug information's short name
+	# inlined, it is known by its short name and by its qualified name, which
+	# GCC's debug information does not record (no linkage name): the shim makes it
+	# from the scopes
 	cxx_case inlined_hidden inlined_hidden -- hidden_key
+	cxx_case crypto::inlined_hidden inlined_hidden -- hidden_key
+	cxx_case 'crypto::(anonymous namespace)::inlined_hidden' inlined_hidden -- hidden_key
 	# inlined with an ABI tag, found through the debug information under the
 	# rule with its tag or without (the tag is no part of the DWARF name)
 	cxx_case 'inline_text[abi:cxx11]' inline_text -- load_text
@@ -327,6 +331,24 @@ cxx_case() {
 	# "operator" only as a word of its own: binary_operator() is a function
 	cxx_case crypto::binary_operator binary_operator -- call_op
 	cxx_case 'binary_operator()' binary_operator -- call_op
+}
+
+@test "C++: inlined functions the debug information knows by their names alone match by their qualified names" {
+	# a static function of a namespace, a method of a class of an anonymous
+	# namespace defined outside the class, a function of a nested namespace's
+	# anonymous namespace: each inlined, with no copy of its own
+	cxx_case crypto::static_key static_key -- vault_key deep_key hidden_key
+	cxx_case crypto::Vault::open_key vault_key -- static_key deep_key
+	cxx_case 'crypto::(anonymous namespace)::Vault::open_key' vault_key -- static_key
+	cxx_case Vault::open_key vault_key -- static_key deep_key
+	cxx_case crypto::inner::deep_key deep_key -- static_key vault_key
+	cxx_case inner::deep_key deep_key -- static_key
+	cxx_case deep_key deep_key -- static_key
+	# the scopes must match: another namespace's name is not the function
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=other::static_key "$B/sites_cxx" static_key
+	assert_output --partial "static_key secret=0"
+	[[ $stderr == *"SECRETMEM_SITES entry other::static_key matches no function"* ]] ||
+		fail "no warning for a rule whose scope is wrong: $stderr"
 }
 
 @test "C++: a full signature picks one overload" {

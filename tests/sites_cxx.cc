@@ -40,6 +40,24 @@ char *(*key_makers[])(int) = { hidden_key };
 char *call_hidden(int n) { return key_makers[0](n); }
 char *call_inlined_hidden(int n) { return inlined_hidden(n); }
 char *binary_operator() { return block("binary_operator"); }
+// Called once each, so inlined, and known to GCC's debug information by their
+// names alone (no linkage name): a static function, a method of a class of an
+// anonymous namespace defined outside it, a function of a nested namespace.
+static char *static_key(int) { return block("static_key"); }
+char *call_static_key(int n) { return static_key(n); }
+namespace {
+struct Vault {
+	char *open_key(int);
+};
+char *Vault::open_key(int) { return block("vault_key"); }
+} // namespace
+char *call_vault_key(int n) { return Vault().open_key(n); }
+namespace inner {
+namespace {
+char *deep_key(int) { return block("deep_key"); }
+} // namespace
+} // namespace inner
+char *call_deep_key(int n) { return inner::deep_key(n); }
 } // namespace crypto
 
 namespace other {

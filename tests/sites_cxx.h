@@ -16,6 +16,9 @@ template <class T> struct Box {
 char *call_hidden(int n);	  // calls a function of an anonymous namespace
 char *call_inlined_hidden(int n); // and one the compiler inlines
 char *binary_operator(); // a name that ends in "operator", no parameters
+char *call_static_key(int n); // calls crypto::static_key, inlined
+char *call_vault_key(int n);  // crypto::(anonymous namespace)::Vault::open_key, inlined
+char *call_deep_key(int n);   // crypto::inner::(anonymous namespace)::deep_key, inlined
 } // namespace crypto
 
 namespace other {

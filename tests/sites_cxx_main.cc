@@ -51,6 +51,12 @@ int main(int argc, char **argv)
 			report(c, crypto::call_inlined_hidden(64));
 		else if (!std::strcmp(c, "binary_operator"))
 			report(c, crypto::binary_operator());
+		else if (!std::strcmp(c, "static_key"))
+			report(c, crypto::call_static_key(64));
+		else if (!std::strcmp(c, "vault_key"))
+			report(c, crypto::call_vault_key(64));
+		else if (!std::strcmp(c, "deep_key"))
+			report(c, crypto::call_deep_key(64));
 		else {
 			std::fprintf(stderr, "sites_cxx: unknown case %s\n", c);
 			return 2;

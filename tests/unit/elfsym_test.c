@@ -218,6 +218,31 @@ static void rule_keys(void)
 	   "sm_rule_key: none for an operator, an empty rule, or a key that does not fit");
 }
 
+/* sm_symbol_matches on a qualified name as the debug reader makes it for a
+ * function its debug information knows by its name alone. */
+static void qualified_names(void)
+{
+	static const struct {
+		const char *rule, *name;
+		bool match;
+	} c[] = {
+		{ "crypto::hidden_key", "crypto::(anonymous namespace)::hidden_key", true },
+		{ "crypto::(anonymous namespace)::hidden_key", "crypto::(anonymous namespace)::hidden_key", true },
+		{ "hidden_key", "crypto::(anonymous namespace)::hidden_key", true },
+		{ "Vault::open", "crypto::(anonymous namespace)::Vault::open", true },
+		{ "Box::fill", "crypto::Box<int>::fill", true },
+		{ "other::hidden_key", "crypto::(anonymous namespace)::hidden_key", false },
+		{ "key", "crypto::hidden_key", false },
+		{ "crypto::hidden", "crypto::hidden_key", false },
+		{ "_ZN6crypto10hidden_keyEv", "crypto::hidden_key", false },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct sm_symbol ss = { .sym = c[i].name };
+		ok(sm_symbol_matches(c[i].rule, &ss) == c[i].match, "rule %s %s %s", c[i].rule,
+		   c[i].match ? "matches" : "does not match", c[i].name);
+	}
+}
+
 int main(void)
 {
 	printf("# ELF reader unit test\n");
@@ -251,5 +276,6 @@ int main(void)
 
 	damaged();
 	rule_keys();
+	qualified_names();
 	return tap_done();
 }
