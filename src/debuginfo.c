@@ -12,7 +12,6 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -47,7 +46,7 @@ static struct {
 	__typeof__(elf_getdata) *getdata;
 	__typeof__(elf_compress) *compress;
 	__typeof__(gelf_getshdr) *getshdr;
-	__typeof__(dwarf_getscopes_die) *getscopes_die;
+	__typeof__(dwarf_diecu) *diecu;
 } dw;
 static bool loaded;
 
@@ -69,7 +68,7 @@ bool sm_debuginfo_load(void)
 		  SYM(formudata, "dwarf_formudata") && SYM(dieoffset, "dwarf_dieoffset") &&
 		  SYM(nextscn, "elf_nextscn") && SYM(shstrndx, "elf_getshdrstrndx") && SYM(strptr, "elf_strptr") &&
 		  SYM(getdata, "elf_getdata") && SYM(compress, "elf_compress") && SYM(getshdr, "gelf_getshdr") &&
-		  SYM(getscopes_die, "dwarf_getscopes_die");
+		  SYM(diecu, "dwarf_diecu");
 #undef SYM
 	if (!ok)
 		return false;
@@ -81,19 +80,29 @@ bool sm_debuginfo_load(void)
 /* The abstract instance of a wanted function the compiler inlined (its DIE says
  * DW_INL_inlined or DW_INL_declared_inlined), known by its DIE's offset, which
  * every copy names as its DW_AT_abstract_origin; whether a copy with code, inlined
- * or out of line, was found. name points into libdw's data. */
+ * or out of line, was found. name points into libdw's data, or a names block. */
 struct seen {
 	Dwarf_Off die;
 	const char *name;
 	bool inlined, copied;
 };
 
-/* Qualified names made from the scopes of a DIE that has no linkage name, in
+/* Qualified names made from the scopes of DIEs that have no linkage name, in
  * blocks that never move (a seen entry points into them). */
 struct names {
 	struct names *next;
 	size_t used;
 	char text[65536 - 2 * sizeof(void *)];
+};
+
+/* The qualified name of each declaration a rule's key names, by the address of
+ * its DIE's data (unique across a file and its dwz alternate, where offsets are
+ * not); a unit whose declarations are in is there too, with an empty name.
+ * Open addressing, mmap'd. */
+struct qname {
+	const void *addr;
+	const char *q;
+	int wanted; /* whether the walk wants q: 0 not asked yet, 1 yes, -1 no */
 };
 
 struct walk {
@@ -109,13 +118,8 @@ struct walk {
 	struct seen *seen; /* mmap'd (what libdw allocates is ordinary; this too) */
 	size_t nseen, cap;
 	struct names *names; /* mmap'd */
-	/* the last qualified names made, by the address of their DIE's data (unique
-	 * across a file and its dwz alternate, where offsets are not): an inlined
-	 * function has many copies, and each dwarf_getscopes_die walks its unit */
-	struct {
-		const void *addr;
-		const char *q;
-	} made[64];
+	struct qname *quals; /* mmap'd */
+	size_t nquals, qcap;
 };
 
 /* Records what the walk learnt of the function whose abstract DIE is at die. When
@@ -167,13 +171,25 @@ static bool has_code(Dwarf_Die *die, struct walk *w, sm_inline_fn fn)
 	return code;
 }
 
-/* Whether name is one of the walk's keys (the last identifier of a C++ rule). */
+/* Whether name, a DIE's name, is one of the walk's keys (the last identifier of
+ * a C++ rule): "tkey<int>" and a destructor's "~Guard" are "tkey" and "Guard". */
 static bool is_key(const struct walk *w, const char *name)
 {
+	if (name[0] == '~')
+		name++;
+	size_t n = strcspn(name, "<");
 	for (size_t k = 0; k < w->nkeys; k++)
-		if (strcmp(w->keys[k], name) == 0)
+		if (strlen(w->keys[k]) == n && strncmp(w->keys[k], name, n) == 0)
 			return true;
 	return false;
+}
+
+/* Whether the walk may want die's function by a qualified name it has no
+ * linkage name for: its name is a key (or an operator, when some rule has no
+ * key). */
+static bool may_qualify(const struct walk *w, const char *name)
+{
+	return is_key(w, name) || (w->unkeyed && strncmp(name, "operator", 8) == 0);
 }
 
 /* Appends s (n bytes) to out (size size) at *k; false if it does not fit. */
@@ -187,42 +203,12 @@ static bool put(char *out, size_t size, size_t *k, const char *s, size_t n)
 	return true;
 }
 
-/* The name c++filt would print, without the parameters, of a C++ function whose
- * DIE has a name but no linkage name (GCC gives none to a function of an
- * anonymous namespace): its namespaces' and classes' names, from the scopes of
- * its declaration, then its own: "crypto::(anonymous namespace)::hidden_key".
- * NULL for a function at file scope or in a function's scope (a local class),
- * or without memory; the result lives until the walk ends. */
-static const char *qualified_name(Dwarf_Die *die, const char *name, struct walk *w)
+/* A copy of q (k bytes) that lives until the walk ends; NULL without memory. */
+static const char *keep(struct walk *w, const char *q, size_t k)
 {
-	Dwarf_Die d = *die, *scopes = NULL;
-	Dwarf_Attribute a;
-	/* the declaration: the definition of a member or of a namespace's function
-	 * written outside its braces is at file scope and names it */
-	for (int i = 0; i < 8; i++) {
-		if (!dw.attr_own(&d, DW_AT_specification, &a) && !dw.attr_own(&d, DW_AT_abstract_origin, &a))
-			break;
-		if (!dw.formref_die(&a, &d))
-			return NULL;
-	}
-	int n = dw.getscopes_die(&d, &scopes);
-	char q[1024];
-	size_t k = 0;
-	bool ok = n > 2; /* the function, a scope, the unit */
-	q[0] = '\0';
-	for (int i = n - 2; ok && i >= 1; i--) {
-		int tag = dw.tag(&scopes[i]);
-		const char *s = dw.diename(&scopes[i]);
-		if (tag == DW_TAG_namespace && !s)
-			s = "(anonymous namespace)";
-		ok = s && (tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
-			   tag == DW_TAG_structure_type || tag == DW_TAG_union_type) &&
-		     put(q, sizeof(q), &k, s, strlen(s)) && put(q, sizeof(q), &k, "::", 2);
-	}
-	free(scopes);
-	if (!ok || !put(q, sizeof(q), &k, name, strlen(name)))
-		return NULL;
 	struct names *b = w->names;
+	if (k >= sizeof(b->text))
+		return NULL;
 	if (!b || sizeof(b->text) - b->used <= k) {
 		b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (b == MAP_FAILED)
@@ -235,6 +221,117 @@ static const char *qualified_name(Dwarf_Die *die, const char *name, struct walk 
 	memcpy(out, q, k + 1);
 	b->used += k + 1;
 	return out;
+}
+
+static struct qname *qslot(struct qname *t, size_t cap, const void *addr)
+{
+	size_t i = ((uintptr_t)addr >> 3) & (cap - 1);
+	while (t[i].addr && t[i].addr != addr)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+/* Records q as the qualified name of the DIE at addr; false without memory. */
+static bool qput(struct walk *w, const void *addr, const char *q)
+{
+	if (2 * (w->nquals + 1) > w->qcap) {
+		size_t cap = w->qcap ? 2 * w->qcap : 256; /* a power of two */
+		struct qname *t = mmap(NULL, cap * sizeof(*t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (t == MAP_FAILED)
+			return false;
+		for (size_t i = 0; i < w->qcap; i++)
+			if (w->quals[i].addr)
+				*qslot(t, cap, w->quals[i].addr) = w->quals[i];
+		if (w->quals)
+			munmap(w->quals, w->qcap * sizeof(*w->quals));
+		w->quals = t;
+		w->qcap = cap;
+	}
+	struct qname *e = qslot(w->quals, w->qcap, addr);
+	if (!e->addr)
+		w->nquals++;
+	*e = (struct qname){ addr, q, 0 };
+	return true;
+}
+
+static struct qname *qget(const struct walk *w, const void *addr)
+{
+	if (!w->qcap)
+		return NULL;
+	struct qname *e = qslot(w->quals, w->qcap, addr);
+	return e->addr ? e : NULL;
+}
+
+/* Records the qualified names of the functions declared under die, whose scope's
+ * name is prefix (plen bytes, "crypto::(anonymous namespace)::"), that the walk
+ * may want by one: in namespaces and classes, not in functions (a local class
+ * has no name a rule can write). A function at namespace scope that is
+ * DW_AT_external with no linkage name is extern "C": its name is its own. */
+static void scan_scopes(Dwarf_Die *die, struct walk *w, char *prefix, size_t size, size_t plen,
+			bool in_class, int depth)
+{
+	Dwarf_Die c;
+	if (depth > 64 || dw.child(die, &c) != 0)
+		return;
+	do {
+		int tag = dw.tag(&c);
+		Dwarf_Attribute a;
+		const char *s = dw.diename(&c);
+		size_t k = plen;
+		if (tag == DW_TAG_namespace || tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+		    tag == DW_TAG_union_type) {
+			if (!s && tag == DW_TAG_namespace)
+				s = "(anonymous namespace)";
+			/* not the C++ library's namespaces, most of a unit's
+			 * declarations: a rule names the program's functions, and
+			 * the library's it could name have linkage names */
+			bool lib = plen == 0 && s && (strcmp(s, "std") == 0 || strcmp(s, "__gnu_cxx") == 0);
+			if (s && !lib && put(prefix, size, &k, s, strlen(s)) && put(prefix, size, &k, "::", 2))
+				scan_scopes(&c, w, prefix, size, k, tag != DW_TAG_namespace, depth + 1);
+		} else if (tag == DW_TAG_subprogram && s && plen && !dw.attr_own(&c, DW_AT_linkage_name, &a) &&
+			   (in_class || !dw.attr_own(&c, DW_AT_external, &a)) && may_qualify(w, s) &&
+			   put(prefix, size, &k, s, strlen(s))) {
+			const char *q = keep(w, prefix, k);
+			if (q)
+				qput(w, c.addr, q);
+		}
+		prefix[plen] = '\0';
+	} while (dw.sibling(&c, &c) == 0);
+}
+
+/* The name c++filt would print, without the parameters, of a C++ function whose
+ * DIE has a name but no linkage name (GCC gives none to a static function or one
+ * of an anonymous namespace): its namespaces' and classes' names, then its own,
+ * "crypto::(anonymous namespace)::hidden_key", from its declaration's place in
+ * its unit. Each unit is scanned once, the first time one of its functions is
+ * asked for. NULL for a function at file scope or in a function, or extern "C",
+ * and for one the walk does not want. */
+static const char *qualified_name(Dwarf_Die *die, struct walk *w)
+{
+	Dwarf_Die d = *die, cu;
+	Dwarf_Attribute a;
+	/* the declaration: the definition of a member or of a namespace's function
+	 * written outside its braces is at file scope and names it */
+	for (int i = 0; i < 8; i++) {
+		if (!dw.attr_own(&d, DW_AT_specification, &a) && !dw.attr_own(&d, DW_AT_abstract_origin, &a))
+			break;
+		if (!dw.formref_die(&a, &d))
+			return NULL;
+	}
+	struct qname *e = qget(w, d.addr);
+	if (!e) {
+		if (!dw.diecu(&d, &cu, NULL, NULL) || qget(w, cu.addr) || !qput(w, cu.addr, ""))
+			return NULL;
+		char prefix[1024];
+		prefix[0] = '\0';
+		scan_scopes(&cu, w, prefix, sizeof(prefix), 0, false, 0);
+		if (!(e = qget(w, d.addr)))
+			return NULL;
+	}
+	/* asked once for each function, not for each of its copies */
+	if (!e->wanted)
+		e->wanted = w->wanted(w->ctx, e->q) ? 1 : -1;
+	return e->wanted > 0 ? e->q : NULL;
 }
 
 /* The name of the function of DIE die if the walk wants it, else NULL: its
@@ -251,17 +348,9 @@ static const char *wanted_name(Dwarf_Die *die, struct walk *w)
 		return NULL;
 	if (w->wanted(w->ctx, name))
 		return name;
-	if (linkage || !(is_key(w, name) || (w->unkeyed && strncmp(name, "operator", 8) == 0)))
+	if (linkage || !may_qualify(w, name))
 		return NULL;
-	size_t h = ((uintptr_t)die->addr >> 3) % (sizeof(w->made) / sizeof(w->made[0]));
-	if (w->made[h].addr == die->addr)
-		return w->made[h].q;
-	const char *q = qualified_name(die, name, w);
-	if (q && !w->wanted(w->ctx, q))
-		q = NULL;
-	w->made[h].addr = die->addr;
-	w->made[h].q = q;
-	return q;
+	return qualified_name(die, w);
 }
 
 /* Every inlined copy in the tree under die whose abstract origin is a wanted
@@ -377,7 +466,10 @@ static bool read_fd(int fd, const char *file, struct walk *w)
 		w->names = b->next;
 		munmap(b, sizeof(*b));
 	}
-	memset(w->made, 0, sizeof(w->made));
+	if (w->quals)
+		munmap(w->quals, w->qcap * sizeof(*w->quals));
+	w->quals = NULL;
+	w->nquals = w->qcap = 0;
 	w->nseen = w->cap = 0;
 	dw.dend(d);
 	dw.end(elf);

@@ -155,12 +155,13 @@ void sm_cxx_normalize(char *s)
 	s[k] = '\0';
 }
 
-/* Whether sym is a qualified C++ name (debuginfo.c makes them, for functions the
- * debug information knows by their name alone), not a symbol: no symbol has a
- * ':'. */
+/* Whether sym is a C++ name as source code writes it, not a symbol (no C or
+ * mangled symbol has a ':' or a '<'): a name the debug information gives
+ * ("tkey<int>"), or one debuginfo.c qualified ("crypto::(anonymous
+ * namespace)::hidden_key"). */
 static bool qualified(const char *sym)
 {
-	return strstr(sym, "::") != NULL;
+	return strchr(sym, ':') || strchr(sym, '<');
 }
 
 /* The demangled name of s->sym in s->name: the return type (of a template
@@ -311,6 +312,8 @@ static bool may_name(const char *sym, const char *rule)
 		b--;
 	/* a template's name: the identifier before its arguments */
 	size_t e = end;
+	if (b < end && rule[b] == '~')
+		b++; /* a destructor: its class's name, which its mangled name holds */
 	if (b == end || rule[b] == '<' || strncmp(rule + b, "operator", 8) == 0)
 		return true; /* an operator or a shape this filter does not know: no filter */
 	for (size_t i = b; i < end; i++)

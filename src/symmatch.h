@@ -30,8 +30,9 @@ struct sm_symbol {
 };
 
 /* Whether sym (held in s, whose other fields this fills on demand) is the function
- * rule names. sym is a symbol (C or mangled), or a qualified C++ name without
- * parameters as debuginfo.c makes them ("crypto::(anonymous namespace)::f"). */
+ * rule names. sym is a symbol (C or mangled), or a C++ name without parameters
+ * as the debug information gives it ("f<int>") or debuginfo.c qualifies it
+ * ("crypto::(anonymous namespace)::f"). */
 bool sm_symbol_matches(const char *rule, struct sm_symbol *s);
 
 /* A string that every name rule matches contains, as a symbol or as a DWARF

@@ -344,6 +344,18 @@ cxx_case() {
 	cxx_case crypto::inner::deep_key deep_key -- static_key vault_key
 	cxx_case inner::deep_key deep_key -- static_key
 	cxx_case deep_key deep_key -- static_key
+	# a function template (GCC's name: tkey<int>) and a destructor (~Guard)
+	cxx_case crypto::tkey tmpl_key -- static_key dtor_key
+	cxx_case 'crypto::tkey<int>' tmpl_key -- dtor_key
+	cxx_case tkey tmpl_key -- dtor_key
+	cxx_case 'crypto::Guard::~Guard' dtor_key -- tmpl_key
+	cxx_case 'Guard::~Guard' dtor_key -- tmpl_key
+	# extern "C" in a namespace: its name is its own, as c++filt prints it
+	cxx_case c_key c_key -- dtor_key
+	run -0 --separate-stderr with_shim SECRETMEM_SITES=crypto::c_key "$B/sites_cxx" c_key
+	assert_output --partial "c_key secret=0"
+	[[ $stderr == *"SECRETMEM_SITES entry crypto::c_key matches no function"* ]] ||
+		fail "no warning for a C function named with a namespace: $stderr"
 	# the scopes must match: another namespace's name is not the function
 	run -0 --separate-stderr with_shim SECRETMEM_SITES=other::static_key "$B/sites_cxx" static_key
 	assert_output --partial "static_key secret=0"

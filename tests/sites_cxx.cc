@@ -58,6 +58,20 @@ char *deep_key(int) { return block("deep_key"); }
 } // namespace
 } // namespace inner
 char *call_deep_key(int n) { return inner::deep_key(n); }
+// GCC names these tkey<int> and ~Guard, with no linkage name
+namespace {
+template <class T> char *tkey(T) { return block("tmpl_key"); }
+char *guarded;
+struct Guard {
+	~Guard() { guarded = block("dtor_key"); }
+};
+} // namespace
+char *call_tmpl_key(int n) { return tkey<int>(n); }
+char *call_dtor_key(int) { { Guard g; } return guarded; }
+// C linkage: its name is c_key, wherever it is declared (and GCC gives it no
+// linkage name either); inlined here, and kept for callers elsewhere
+extern "C" char *c_key(int) { return block("c_key"); }
+char *call_c_key(int n) { return c_key(n); }
 } // namespace crypto
 
 namespace other {

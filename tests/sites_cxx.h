@@ -19,6 +19,9 @@ char *binary_operator(); // a name that ends in "operator", no parameters
 char *call_static_key(int n); // calls crypto::static_key, inlined
 char *call_vault_key(int n);  // crypto::(anonymous namespace)::Vault::open_key, inlined
 char *call_deep_key(int n);   // crypto::inner::(anonymous namespace)::deep_key, inlined
+char *call_tmpl_key(int n);   // crypto::(anonymous namespace)::tkey<int>, inlined
+char *call_dtor_key(int n);   // crypto::(anonymous namespace)::Guard::~Guard, inlined
+char *call_c_key(int n);      // extern "C" c_key, inlined
 } // namespace crypto
 
 namespace other {

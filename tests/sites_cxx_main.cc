@@ -57,6 +57,12 @@ int main(int argc, char **argv)
 			report(c, crypto::call_vault_key(64));
 		else if (!std::strcmp(c, "deep_key"))
 			report(c, crypto::call_deep_key(64));
+		else if (!std::strcmp(c, "tmpl_key"))
+			report(c, crypto::call_tmpl_key(64));
+		else if (!std::strcmp(c, "dtor_key"))
+			report(c, crypto::call_dtor_key(64));
+		else if (!std::strcmp(c, "c_key"))
+			report(c, crypto::call_c_key(64));
 		else {
 			std::fprintf(stderr, "sites_cxx: unknown case %s\n", c);
 			return 2;

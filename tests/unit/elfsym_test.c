@@ -235,6 +235,16 @@ static void qualified_names(void)
 		{ "key", "crypto::hidden_key", false },
 		{ "crypto::hidden", "crypto::hidden_key", false },
 		{ "_ZN6crypto10hidden_keyEv", "crypto::hidden_key", false },
+		/* a name the debug information gives: template arguments, with or
+		 * without a namespace in them, are no part of a rule that has none */
+		{ "tkey", "tkey<int>", true },
+		{ "tkey", "tkey<other::Key>", true },
+		{ "crypto::tkey", "crypto::(anonymous namespace)::tkey<int>", true },
+		{ "tkey<int>", "tkey<long int>", false },
+		/* destructors, by symbol too */
+		{ "KeyStore::~KeyStore", "_ZN8KeyStoreD2Ev", true },
+		{ "~KeyStore", "_ZN6crypto8KeyStoreD1Ev", true },
+		{ "Other::~Other", "_ZN8KeyStoreD2Ev", false },
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		struct sm_symbol ss = { .sym = c[i].name };
