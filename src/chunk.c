@@ -91,11 +91,18 @@ void budget_init(void)
 	bool enforced = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 			!sm_pages_cap_ipc_lock();
 	size_t kern = SIZE_MAX, room = 0;
+	/* The fork copy's window: the largest when nothing limits memlock (a 16 MiB
+	 * copy through 64 KiB windows was 256 mmap and munmap pairs, bench/fork_bench);
+	 * under a limit 64 KiB, or a sixteenth of a small one: the window is charged
+	 * to the limit, and the budget left for secrets matters more than a fork's
+	 * mmap calls. */
+	size_t window = sm_pages_copy_window(!enforced ? SM_PAGES_COPY_WINDOW_MAX
+					     : rl.rlim_cur / 16 < 64 * 1024 ? (size_t)(rl.rlim_cur / 16)
+					     : 64 * 1024);
 	if (enforced) {
 		/* And a page for compact's second mapping of a piece (copy's room
 		 * does for both: they run under the same lock). */
-		room = backend == SM_BACKEND_MLOCK ? 0 :
-		       sm_opt.fork == SM_FORK_COPY ? SM_PAGES_COPY_WINDOW : PAGE;
+		room = backend == SM_BACKEND_MLOCK ? 0 : sm_opt.fork == SM_FORK_COPY && window > PAGE ? window : PAGE;
 		kern = rl.rlim_cur > room ? (size_t)rl.rlim_cur - room : 0;
 	}
 	size_t lim = sm_arena_reserved;

@@ -161,12 +161,23 @@ static struct {
 	char *w;
 } win_now = { -1, 0, NULL };
 
+static size_t win_size = 64 * 1024;
+
+size_t sm_pages_copy_window(size_t want)
+{
+	size_t ps = sm_pages_size(), w = ps;
+	while (w < SM_PAGES_COPY_WINDOW_MAX && w * 2 <= want)
+		w *= 2;
+	win_size = w;
+	return w;
+}
+
 static int window_at(int fd, size_t off)
 {
 	if (win_now.w && win_now.fd == fd && win_now.off == off)
 		return 0;
 	sm_pages_copy_end();
-	char *w = mmap(NULL, SM_PAGES_COPY_WINDOW, RW, MAP_SHARED, fd, (off_t)off);
+	char *w = mmap(NULL, win_size, RW, MAP_SHARED, fd, (off_t)off);
 	if (w == MAP_FAILED)
 		return -errno;
 	win_now.fd = fd;
@@ -178,7 +189,7 @@ static int window_at(int fd, size_t off)
 void sm_pages_copy_end(void)
 {
 	if (win_now.w)
-		munmap(win_now.w, SM_PAGES_COPY_WINDOW);
+		munmap(win_now.w, win_size);
 	win_now.w = NULL;
 	win_now.fd = -1;
 }
@@ -187,11 +198,11 @@ void sm_pages_copy_end(void)
 static int copy_run(int fd, size_t off, const char *src, size_t len)
 {
 	while (len) {
-		size_t wo = off & ~(size_t)(SM_PAGES_COPY_WINDOW - 1);
+		size_t wo = off & ~(win_size - 1);
 		int err = window_at(fd, wo);
 		if (err)
 			return err;
-		size_t n = wo + SM_PAGES_COPY_WINDOW - off;
+		size_t n = wo + win_size - off;
 		if (n > len)
 			n = len;
 		snapshot(win_now.w + (off - wo), src, n);
@@ -204,8 +215,8 @@ static int copy_run(int fd, size_t off, const char *src, size_t len)
 
 int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len)
 {
-	const size_t ps = sm_pages_size(), win = SM_PAGES_COPY_WINDOW;
-	unsigned char vec[SM_PAGES_COPY_WINDOW / 4096];
+	const size_t ps = sm_pages_size(), win = win_size;
+	unsigned char vec[SM_PAGES_COPY_WINDOW_MAX / 4096];
 	const char *s = src;
 
 	for (size_t done = 0; done < len; done += win) {

@@ -59,16 +59,21 @@ int sm_pages_map_chunk(enum sm_backend b, void *addr, size_t len, bool dontfork)
  * sm_pages_copy_in, then mapped over the old chunks with sm_pages_map_fd. */
 int sm_pages_new_file(enum sm_backend b, size_t len);
 /* Copies the pages of [src, src+len) that are resident (faulted in) into the file
- * at offset off, through a temporary mapping of the SM_PAGES_COPY_WINDOW-aligned
- * window they fall in, kept for the next call (charged to RLIMIT_MEMLOCK while it
- * exists: SM_PAGES_COPY_WINDOW bytes) until sm_pages_copy_end. src, off and len
- * are page-aligned. Untouched pages are neither read (that would fault them in)
- * nor written (the file reads as zero there anyway). 0 or -errno. */
+ * at offset off, through a temporary mapping of the window (sm_pages_copy_window
+ * bytes, aligned to its size) they fall in, kept for the next call (charged to
+ * RLIMIT_MEMLOCK while it exists) until sm_pages_copy_end. src, off and len are
+ * page-aligned. Untouched pages are neither read (that would fault them in) nor
+ * written (the file reads as zero there anyway). 0 or -errno. */
 int sm_pages_copy_in(int fd, size_t off, const void *src, size_t len);
 /* Unmaps the window sm_pages_copy_in kept (call before the file's fd is closed
  * or another file is copied into). */
 void sm_pages_copy_end(void);
-#define SM_PAGES_COPY_WINDOW (64u * 1024)
+/* The window's size: a power of two from the system's page size to
+ * SM_PAGES_COPY_WINDOW_MAX (larger windows, fewer mmap and munmap calls: a 16 MiB
+ * copy took 256 pairs with 64 KiB); set between copies (chunk.c sizes it to the
+ * memlock budget). Returns the size in force. */
+size_t sm_pages_copy_window(size_t want);
+#define SM_PAGES_COPY_WINDOW_MAX ((size_t)1 << 20)
 /* mmap(addr, len, MAP_SHARED|MAP_FIXED, fd, off). 0 or -errno. */
 int sm_pages_map_fd(void *addr, size_t len, int fd, size_t off);
 

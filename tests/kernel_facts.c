@@ -67,6 +67,18 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+/* How many of the n pages at p are resident (mincore). */
+static int resident(const unsigned char *p, size_t n, size_t page)
+{
+	unsigned char vec[64];
+	int k = 0;
+	if (n > sizeof(vec) || mincore((void *)(uintptr_t)p, n * page, vec) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		k += vec[i] & 1;
+	return k;
+}
+
 /* ns per page to fault in n pages of a fresh mapping by writing one byte each. */
 static double first_touch(unsigned char *p, size_t n, size_t page)
 {
@@ -101,6 +113,22 @@ static void costs(size_t page)
 	munmap(s, PAGES * page);
 	close(fd);
 	printf("# munmap+close of %d touched secret pages: %.0f us\n", PAGES, (now_ns() - t) / 1e3);
+	/* the same pages faulted in by one read(2) from /dev/zero: the kernel's cost
+	 * is the page's, not the user fault's */
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	if ((fd = secret_fd()) >= 0 && zero >= 0 && ftruncate(fd, PAGES * page) == 0 &&
+	    (s = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+		t = now_ns();
+		bool all = read(zero, s, PAGES * page) == (ssize_t)(PAGES * page);
+		if (all)
+			printf("# fault-in by read(2), secret page: %6.0f ns\n", (now_ns() - t) / PAGES);
+		munmap(s, PAGES * page);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (zero >= 0)
+		close(zero);
+	t = now_ns();
 
 	enum { N = 100000 };
 	int (*find)(void *, void *) = (int (*)(void *, void *))dlsym(RTLD_DEFAULT, "_dl_find_object");
@@ -173,6 +201,31 @@ int main(int argc, char **argv)
 	check(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, page) != 0,
 	      "fallocate(PUNCH_HOLE) fails");
 	check(madvise(p, page, MADV_WIPEONFORK) != 0, "MADV_WIPEONFORK is refused (shared mapping)");
+
+	/* No call faults a range in at once (the arena would populate chunks so):
+	 * page pinning refuses secret memory; read(2) into the pages faults them in,
+	 * one at a time, in the kernel (costs() times it). */
+	int fd2 = secret_fd();
+	unsigned char *pq = fd2 >= 0 && ftruncate(fd2, 4 * page) == 0
+				   ? mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd2, 0)
+				   : MAP_FAILED;
+	if (pq == MAP_FAILED)
+		return 1;
+	check(resident(pq, 4, page) == 0, "MAP_POPULATE faults no page in");
+	e = madvise(pq, 4 * page, MADV_POPULATE_WRITE) ? errno : 0;
+	check(e == EINVAL, "MADV_POPULATE_WRITE is EINVAL");
+	e = madvise(pq, 4 * page, MADV_POPULATE_READ) ? errno : 0;
+	check(e == EINVAL, "MADV_POPULATE_READ is EINVAL");
+	check(madvise(pq, 4 * page, MADV_WILLNEED) != 0 || resident(pq, 4, page) == 0,
+	      "MADV_WILLNEED faults no page in");
+	check(fallocate(fd2, 0, 0, 4 * page) != 0, "fallocate (allocate) fails");
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	check(zero >= 0 && read(zero, pq, 4 * page) == (ssize_t)(4 * page) && resident(pq, 4, page) == 4,
+	      "read(2) into the pages faults them in");
+	if (zero >= 0)
+		close(zero);
+	munmap(pq, 4 * page);
+	close(fd2);
 
 	/* VmFlags of the mapping: locked (lo) and not dumped (dd). */
 	FILE *f = fopen("/proc/self/smaps", "r");

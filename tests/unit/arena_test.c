@@ -38,6 +38,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "pages.h"
 #include "sandbox.h"
 #include "options.h"
 
@@ -561,6 +562,53 @@ static void child_fork_chunks(void *arg)
 		for (size_t i = 0; i < n; i++)
 			if (b[i][0] != b[i][len[i] - 1])
 				_exit(3);
+		_exit(arena_ok() ? 0 : 4);
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+		_exit(5);
+	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 6);
+}
+
+/* A fork copy through windows of arg bytes (the page size, the 64 KiB of a
+ * memlock limit, the largest): blocks of 16 B to 256 KiB, about 5 MiB, some freed,
+ * each filled with bytes of its own up to its last; the child finds every byte of
+ * every live block. */
+static void child_fork_window(void *arg)
+{
+	enum { MAXN = 512 };
+	static unsigned char *b[MAXN];
+	static size_t len[MAXN];
+	sm_arena_init();
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t n = 0, total = 0;
+	while (n < MAXN && total < (5u << 20)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t want = ((size_t)16 << (x % 15)) + (x >> 20) % 4096;
+		unsigned char *p = sm_arena_malloc(want);
+		if (!p)
+			_exit(1);
+		for (size_t k = 0; k < want; k++)
+			p[k] = (unsigned char)(n * 31 + k * 7 + 1);
+		b[n] = p;
+		len[n++] = want;
+		total += want;
+		if ((x >> 40) % 4 == 0) { /* a hole */
+			sm_arena_free(b[--n]);
+			total -= want;
+		}
+	}
+	size_t w = sm_pages_copy_window((size_t)(uintptr_t)arg);
+	fprintf(stderr, "%zu blocks, %zu bytes, window %zu\n", n, total, w);
+	if (w != (size_t)(uintptr_t)arg)
+		_exit(2);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < len[i]; k++)
+				if (b[i][k] != (unsigned char)(i * 31 + k * 7 + 1))
+					_exit(3);
 		_exit(arena_ok() ? 0 : 4);
 	}
 	int ws;
@@ -1112,6 +1160,17 @@ static void pre_init_tests(void)
 	   "fork copy of dozens of chunks with 24 files allowed open: the child has its copy");
 	if (!exited(st, 0) || strstr(err, "cannot give the child"))
 		printf("# status %#x: %s", st, err);
+
+	static const size_t windows[] = { 4096, 64 * 1024, SM_PAGES_COPY_WINDOW_MAX };
+	for (size_t i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+		char name[128];
+		st = run_child(child_fork_window, (void *)(uintptr_t)windows[i], err, sizeof(err));
+		snprintf(name, sizeof(name), "fork copy of 5 MiB through %zu KiB windows: the child reads every byte",
+			 windows[i] / 1024);
+		ok(exited(st, 0) && !strstr(err, "cannot give the child"), name);
+		if (!exited(st, 0) || strstr(err, "cannot give the child"))
+			printf("# status %#x: %s", st, err);
+	}
 
 	st = run_child(child_double_fork, NULL, err, sizeof(err));
 	ok(exited(st, 0) && !strstr(err, "cannot give the child"),
