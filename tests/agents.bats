@@ -166,10 +166,52 @@ ssh_protected() {
 	done
 }
 
-@test "ssh-agent: --lib ssh-agent (its own code: prekey, shielded keys) protects both keys" {
+@test "ssh-agent: --lib ssh-agent (its own code: prekey, shielded keys) protects both keys between signatures" {
 	ssh_protected --lib ssh-agent
+}
+
+@test "ssh-agent: the README's rule, --lib ssh-agent --lib 'libcrypto.so*', protects both keys" {
+	ssh_protected --lib ssh-agent --lib 'libcrypto.so*'
 }
 
 @test "ssh-agent: --lib '*' protects both keys" {
 	ssh_protected --lib '*'
+}
+
+# ssh_scan_signing: stops the agent with gdb where it signs with the RSA key
+# (RSA_sign: the key unshielded into OpenSSL's numbers), scans it, lets it go on.
+ssh_scan_signing() {
+	local ready=$SOCKDIR/gdb.ready stopped=$SOCKDIR/gdb.stopped go=$SOCKDIR/gdb.go i
+	timeout 90 gdb -p "$AGENT_PID" -batch -nx -ex 'break RSA_sign' -ex "shell touch $ready" \
+		-ex continue -ex "shell touch $stopped; while [ ! -e $go ]; do sleep 0.05; done" \
+		-ex detach >"$BATS_TEST_TMPDIR/gdb.out" 2>&1 3>&- &
+	local gdb_pid=$!
+	for ((i = 0; i < 400; i++)); do [[ -e $ready ]] && break; sleep 0.05; done
+	[[ -e $ready ]] || fail "gdb did not attach: $(cat "$BATS_TEST_TMPDIR/gdb.out")"
+	rm -f "$SOCKDIR/msg.sig"
+	timeout 60 ssh-keygen -Y sign -f "$KEYS/id_rsa.pub" -n file "$SOCKDIR/msg" >/dev/null 2>&1 3>&- &
+	local sign_pid=$!
+	for ((i = 0; i < 400; i++)); do [[ -e $stopped ]] && break; sleep 0.05; done
+	[[ -e $stopped ]] || fail "the agent never reached RSA_sign: $(cat "$BATS_TEST_TMPDIR/gdb.out")"
+	srv_scan "$AGENT_PID"
+	touch "$go"
+	wait "$gdb_pid" || true
+	wait "$sign_pid" || fail "the signature failed after the scan"
+}
+
+@test "ssh-agent: while it signs, --lib ssh-agent alone leaves the RSA key in OpenSSL's numbers, in the ordinary heap" {
+	ssh_patterns
+	start_ssh_agent "$SRV_RUN" --lib ssh-agent --
+	srv_assert_shim "$AGENT_PID"
+	ssh_scan_signing
+	[[ -n $FOUND ]] || fail "the scan inside RSA_sign found nothing: $SCAN"
+}
+
+@test "ssh-agent: while it signs, the README's rule leaves nothing readable" {
+	ssh_patterns
+	start_ssh_agent "$SRV_RUN" --lib ssh-agent --lib 'libcrypto.so*' --
+	ssh_scan_signing
+	[[ -z $FOUND ]] || fail "key material readable inside RSA_sign:
+$FOUND"
+	grep -q 'bytes in /secretmem' <<<"$SCAN" || fail "the scan met no secret memory: $SCAN"
 }
