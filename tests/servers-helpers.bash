@@ -221,6 +221,34 @@ srv_assert_found() {
 	done
 }
 
+# srv_explain: for each hit in FOUND, which part of which pattern it is (whole,
+# or the first or last 32 bytes of a whole one: key_patterns' and srv_patterns'
+# order), the mapping that holds it, and the signals its process catches and has
+# pending (a signal frame on a stack holds the vector registers).
+srv_explain() {
+	local pid n addr rest what line
+	while read -r pid _ n addr rest; do
+		pid=${pid%:}
+		if ((n < NFULL)); then
+			what="whole pattern $n"
+		else
+			what="the $( (((n - NFULL) % 2 == 0)) && echo first || echo last) 32 bytes of whole pattern $(((n - NFULL) / 2))"
+		fi
+		line=
+		local range m
+		while read -r range m; do
+			if ((16#${range%-*} <= addr && addr < 16#${range#*-})); then
+				line="$range $m"
+				break
+			fi
+		done <"/proc/$pid/maps"
+		echo "  $pid $addr: $what, in: ${line:-?}"
+	done <<<"$FOUND"
+	for pid in $(awk '{ print $1 }' <<<"$FOUND" | tr -d : | sort -u); do
+		echo "  $pid: $(grep -E '^Sig(Cgt|Pnd)|^ShdPnd' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')"
+	done
+}
+
 # srv_assert_protected PID...: each process has the shim's secret mapping (so the
 # shim was loaded and allocated), the scan met secret pages it could not read, and
 # no copy, whole or in part, is readable in any of them.
@@ -228,7 +256,8 @@ srv_assert_protected() {
 	srv_assert_shim "$@"
 	srv_scan "$@"
 	[[ -z $FOUND ]] || fail "key material readable under the shim:
-$FOUND"
+$FOUND
+$(srv_explain)"
 	local line
 	while IFS= read -r line; do
 		[[ $line =~ ([0-9]+)\ bytes\ unreadable,\ ([0-9]+)\ bytes\ in\ /secretmem ]] || continue
