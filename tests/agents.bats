@@ -182,6 +182,7 @@ ssh_protected() {
 # (RSA_sign: the key unshielded into OpenSSL's numbers), scans it, lets it go on.
 ssh_scan_signing() {
 	local ready=$SOCKDIR/gdb.ready stopped=$SOCKDIR/gdb.stopped go=$SOCKDIR/gdb.go i
+	command -v gdb >/dev/null || fail "gdb is missing (scripts/build installs it)"
 	timeout 90 gdb -p "$AGENT_PID" -batch -nx -ex 'break RSA_sign' -ex "shell touch $ready" \
 		-ex continue -ex "shell touch $stopped; while [ ! -e $go ]; do sleep 0.05; done" \
 		-ex detach >"$BATS_TEST_TMPDIR/gdb.out" 2>&1 3>&- &
