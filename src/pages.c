@@ -157,9 +157,9 @@ static void snapshot(char *dst, const char *src, size_t len)
  * through 119 mmap and munmap pairs when each run had its own). */
 static struct {
 	int fd;
-	size_t off;
+	size_t off, len;
 	char *w;
-} win_now = { -1, 0, NULL };
+} win_now = { -1, 0, 0, NULL };
 
 static size_t win_size = 64 * 1024;
 
@@ -182,6 +182,7 @@ static int window_at(int fd, size_t off)
 		return -errno;
 	win_now.fd = fd;
 	win_now.off = off;
+	win_now.len = win_size;
 	win_now.w = w;
 	return 0;
 }
@@ -189,7 +190,7 @@ static int window_at(int fd, size_t off)
 void sm_pages_copy_end(void)
 {
 	if (win_now.w)
-		munmap(win_now.w, win_size);
+		munmap(win_now.w, win_now.len);
 	win_now.w = NULL;
 	win_now.fd = -1;
 }
@@ -200,6 +201,13 @@ static int copy_run(int fd, size_t off, const char *src, size_t len)
 	while (len) {
 		size_t wo = off & ~(win_size - 1);
 		int err = window_at(fd, wo);
+		if (err == -EAGAIN && win_size > sm_pages_size()) {
+			/* memlock short of the window (the limit was read before a
+			 * privilege drop, or a namespace's capability fooled it):
+			 * half as much, down to a page */
+			win_size /= 2;
+			continue;
+		}
 		if (err)
 			return err;
 		size_t n = wo + win_size - off;
@@ -255,6 +263,38 @@ int sm_pages_relock(void *addr, size_t len)
 	return -errno;
 }
 
+/* Whether the process is in the initial user namespace, the only one whose
+ * capabilities the kernel's memlock check counts (capable(), not ns_capable()):
+ * there /proc/self/uid_map maps every uid to itself, "0 0 4294967295". Under
+ * `unshare -r` or in a rootless container a process holds CAP_IPC_LOCK in its
+ * own namespace, and RLIMIT_MEMLOCK still binds it. No /proc: assumed (the
+ * common case). Only system calls, no stdio: fork handlers call this. */
+static bool init_user_ns(void)
+{
+	char buf[128];
+	int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	static const char *const want[] = { "0", "0", "4294967295" };
+	const char *p = buf;
+	for (size_t i = 0; i < 3; i++) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t len = strspn(p, "0123456789");
+		if (len != strlen(want[i]) || strncmp(p, want[i], len) != 0)
+			return false;
+		p += len;
+	}
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	return *p == '\0'; /* one line only */
+}
+
 bool sm_pages_cap_ipc_lock(void)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -263,5 +303,5 @@ bool sm_pages_cap_ipc_lock(void)
 	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) != 0)
 		return false;
-	return data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32));
+	return (data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32))) && init_user_ns();
 }

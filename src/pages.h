@@ -86,8 +86,9 @@ int sm_pages_relock(void *addr, size_t len);
  * -ENOSYS without the call under a seccomp filter (sandbox.h). */
 int sm_pages_resident(const void *addr, size_t len, unsigned char *vec);
 
-/* Whether CAP_IPC_LOCK is in the effective set (then the kernel does not enforce
- * RLIMIT_MEMLOCK). Raw capget, no libcap. */
+/* Whether CAP_IPC_LOCK is in the effective set and the process is in the initial
+ * user namespace (then the kernel does not enforce RLIMIT_MEMLOCK). Raw capget
+ * and a read of /proc/self/uid_map, no libcap. */
 bool sm_pages_cap_ipc_lock(void);
 
 #pragma GCC visibility pop

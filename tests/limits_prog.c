@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +263,45 @@ static int cmd_sandbox(void)
 	return 0;
 }
 
+/* forkcheck KIB [drop]: KIB of secret blocks of 16 to 80 KiB, each filled with
+ * bytes of its own, then (with drop, after the blocks are made, so no chunk is
+ * mapped after it) the privilege drop to nobody under a 2 MiB memlock limit;
+ * then a fork whose child checks every byte of every block. */
+static int cmd_forkcheck(size_t kib, bool after_drop)
+{
+	enum { MAXN = 256 };
+	static unsigned char *b[MAXN];
+	static size_t len[MAXN];
+	size_t n = 0, total = 0;
+	while (n < MAXN && total < kib << 10) {
+		len[n] = ((size_t)16 << 10) + (n * 7919) % (64 << 10);
+		if (!(b[n] = malloc(len[n])))
+			break;
+		for (size_t k = 0; k < len[n]; k++)
+			b[n][k] = (unsigned char)(n * 31 + k * 7 + 1);
+		LAUNDER(b[n]);
+		total += len[n++];
+	}
+	printf("blocks %zu secret %d\n", n, n && secretmem_is_secret(b[0]) && secretmem_is_secret(b[n - 1]));
+	if (after_drop && drop())
+		return 2;
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < len[i]; k++)
+				if (b[i][k] != (unsigned char)(i * 31 + k * 7 + 1))
+					_exit(3);
+		_exit(0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 4;
+	printf("child %s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "bad");
+	for (size_t i = 0; i < n; i++)
+		free(b[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -276,6 +317,9 @@ int main(int argc, char **argv)
 		return cmd_readable();
 	if (argc == 2 && !strcmp(argv[1], "frag"))
 		return cmd_frag();
-	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | thread | readable | frag | sandbox\n");
+	if ((argc == 3 || (argc == 4 && !strcmp(argv[3], "drop"))) && !strcmp(argv[1], "forkcheck"))
+		return cmd_forkcheck(strtoul(argv[2], NULL, 10), argc == 4);
+	fprintf(stderr, "usage: limits_prog drop KIB1 KIB2 | idle | thread | readable | frag | sandbox | "
+			"forkcheck KIB [drop]\n");
 	return 64;
 }
