@@ -140,7 +140,6 @@ static void prepare_copy(void)
 	fork_copy_err = 0;
 	if (sm_opt.fork == SM_FORK_COPY && backend != SM_BACKEND_MLOCK) {
 		int saved = errno;
-		budget_init(); /* the window for the limit in force now (a privilege drop) */
 		fork_copy_err = copy_chunks();
 		if (fork_copy_err) {
 			close_copies();
