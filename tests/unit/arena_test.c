@@ -570,6 +570,31 @@ static void child_fork_chunks(void *arg)
 	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 6);
 }
 
+/* The byte at k of block i of the fork-copy tests. */
+static unsigned char fork_byte(size_t i, size_t k)
+{
+	return (unsigned char)(i * 31 + k * 7 + 1);
+}
+
+/* Forks; the child checks every byte of the n blocks b (of len[i] bytes, filled
+ * with fork_byte) and the arena. Exits 0 if all were there, else 13-16. */
+static _Noreturn void fork_reads_every_byte(unsigned char *const *b, const size_t *len, size_t n)
+{
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < len[i]; k++)
+				if (b[i][k] != fork_byte(i, k))
+					_exit(13);
+		_exit(arena_ok() ? 0 : 14);
+	}
+	int ws;
+	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
+		_exit(15);
+	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 16);
+}
+
 /* A fork copy through windows of arg bytes (the page size, the 64 KiB of a
  * memlock limit, the largest): blocks of 16 B to 256 KiB, about 5 MiB, some freed,
  * each filled with bytes of its own up to its last; the child finds every byte of
@@ -589,7 +614,7 @@ static void child_fork_window(void *arg)
 		if (!p)
 			_exit(1);
 		for (size_t k = 0; k < want; k++)
-			p[k] = (unsigned char)(n * 31 + k * 7 + 1);
+			p[k] = fork_byte(n, k);
 		b[n] = p;
 		len[n++] = want;
 		total += want;
@@ -602,19 +627,7 @@ static void child_fork_window(void *arg)
 	fprintf(stderr, "%zu blocks, %zu bytes, window %zu\n", n, total, w);
 	if (w != (size_t)(uintptr_t)arg)
 		_exit(2);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid == 0) {
-		for (size_t i = 0; i < n; i++)
-			for (size_t k = 0; k < len[i]; k++)
-				if (b[i][k] != (unsigned char)(i * 31 + k * 7 + 1))
-					_exit(3);
-		_exit(arena_ok() ? 0 : 4);
-	}
-	int ws;
-	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
-		_exit(5);
-	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 6);
+	fork_reads_every_byte(b, len, n);
 }
 
 /* The window is 1 MiB (the limit was read when nothing limited memlock), and
@@ -635,7 +648,7 @@ static void child_fork_window_short(void *arg)
 		if (!(b[n] = sm_arena_malloc(len[n])))
 			_exit(1);
 		for (size_t k = 0; k < len[n]; k++)
-			b[n][k] = (unsigned char)(n * 13 + k * 5 + 3);
+			b[n][k] = fork_byte(n, k);
 	}
 	struct sm_arena_stats st = { 0 };
 	sm_arena_get_stats(&st);
@@ -646,19 +659,7 @@ static void child_fork_window_short(void *arg)
 	sm_sandboxed = true; /* the last reading of the limit stands */
 	fprintf(stderr, "mapped %llu, limit %llu\n", (unsigned long long)st.mapped_bytes,
 		(unsigned long long)st.mapped_bytes + (256u << 10));
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid == 0) {
-		for (size_t i = 0; i < n; i++)
-			for (size_t k = 0; k < len[i]; k++)
-				if (b[i][k] != (unsigned char)(i * 13 + k * 5 + 3))
-					_exit(4);
-		_exit(arena_ok() ? 0 : 5);
-	}
-	int ws;
-	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
-		_exit(6);
-	_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 7);
+	fork_reads_every_byte(b, len, n);
 }
 
 /* A fork whose child forks again before it allocates anything (a daemon's double
