@@ -268,7 +268,8 @@ int sm_pages_relock(void *addr, size_t len)
  * there /proc/self/uid_map maps every uid to itself, "0 0 4294967295". Under
  * `unshare -r` or in a rootless container a process holds CAP_IPC_LOCK in its
  * own namespace, and RLIMIT_MEMLOCK still binds it. No /proc: assumed (the
- * common case). Only system calls, no stdio: fork handlers call this. */
+ * common case). Only system calls, no stdio: a statistics report from a
+ * signal handler may get here (budget_init). */
 static bool init_user_ns(void)
 {
 	char buf[128];
